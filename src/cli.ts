@@ -1,0 +1,145 @@
+#!/usr/bin/env node
+// `sim`: the command-line contract of DESIGN §10.
+//   exit 0 ok, 1 an oracle found a violation, 2 bad usage, 3 the simulator failed.
+
+import { randomInt } from 'node:crypto';
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import {
+  type Config,
+  DEFAULT_CONFIG,
+  HINTING_MODES,
+  RANGES,
+  UsageError,
+  WORKLOADS,
+  checkConfig,
+  choiceFlag,
+  durationFlag,
+  fmtBytes,
+  fmtDuration,
+  intFlag,
+  parsePercent,
+  powerOfTwoFlag,
+  rerunCommand,
+  sizeFlag,
+} from './config.js';
+import { PAGE_SIZE } from './layout.js';
+import { configLines, resultText, toJson } from './report.js';
+import { runSimulation } from './run.js';
+
+const r = RANGES;
+const d = DEFAULT_CONFIG;
+
+/** Flags of a run, shared by `run` and later commands. Values stay strings; parseRunFlags validates them. */
+export const RUN_OPTIONS = {
+  cpus: { type: 'string', default: String(d.cpus), describe: `guest vCPU threads (${r.cpus.min}..${r.cpus.max})` },
+  workload: { type: 'string', default: d.workload, describe: `workload each CPU runs: ${WORKLOADS.join(', ')}` },
+  memory: { type: 'string', default: fmtBytes(d.memoryBytes).replace('iB', ''), describe: `guest memory, K/M/G suffix, multiple of 4K (${fmtBytes(r.memoryBytes.min)}..${fmtBytes(r.memoryBytes.max)})` },
+  duration: { type: 'string', default: fmtDuration(d.durationMs), describe: `how long the workload runs, ms/s/m suffix (${fmtDuration(r.durationMs.min)}..24h)` },
+  seed: { type: 'string', describe: `master seed (${r.seed.min}..${r.seed.max}); default: random, printed first` },
+  hinting: { type: 'string', default: d.hinting, describe: `free page hinting mode: ${HINTING_MODES.join(', ')}` },
+  pcp: { type: 'boolean', default: d.pcp, describe: 'per-CPU order-0 page lists (batch refill/drain under the zone lock)' },
+  'pcp-batch': { type: 'string', default: String(d.pcpBatch), describe: `pages moved per pcp refill/drain (${r.pcpBatch.min}..${r.pcpBatch.max})` },
+  'pcp-high': { type: 'string', default: String(d.pcpHigh), describe: `pcp list length that triggers a drain (> --pcp-batch, up to ${r.pcpHigh.max})` },
+  region: { type: 'string', default: 'auto', describe: 'page_fault1: bytes each CPU maps per iteration (K/M/G); auto = 128M, scaled down to 80% of memory / cpus' },
+  hog: { type: 'string', default: `${d.hogShare * 100}%`, describe: 'memhog: share of guest memory all CPUs allocate together (1%..95%)' },
+  hold: { type: 'string', default: fmtDuration(d.holdMs), describe: 'memhog: how long the memory is held before it is freed (0..1h)' },
+  'check-interval': { type: 'string', default: fmtDuration(d.checkIntervalMs), describe: 'structural oracle checks (free lists, conservation) during the run every this long; 0 = only at the end (0..1h)' },
+  'wait-timeout': { type: 'string', default: fmtDuration(d.waitTimeoutMs), describe: 'bound on any single wait: longer is a liveness failure (100ms..1h)' },
+  spin: { type: 'string', default: String(d.spin), describe: `lock spins before sleeping in Atomics.wait (${r.spin.min}..${r.spin.max})` },
+  'queue-size': { type: 'string', default: String(d.queueSize), describe: `virtqueue size, a power of 2 (${r.queueSize.min}..${r.queueSize.max})` },
+  'ring-align': { type: 'string', default: String(d.ringAlign), describe: 'used-ring alignment: 4 (virtio 1.x split ring) or 4096 (legacy layout)' },
+  json: { type: 'boolean', default: false, describe: 'print exactly one JSON object on stdout (human text goes to stderr)' },
+} as const;
+
+type RawFlags = Record<string, unknown>;
+
+/** Validate every run flag; throws UsageError naming the flag and its range. */
+export function parseRunFlags(a: RawFlags): Config {
+  const memoryBytes = sizeFlag('memory', a.memory, r.memoryBytes, PAGE_SIZE);
+  const cpus = intFlag('cpus', a.cpus, r.cpus);
+  let regionBytes = 0;
+  if (a.region !== undefined && a.region !== 'auto') regionBytes = sizeFlag('region', a.region, { min: PAGE_SIZE, max: memoryBytes }, PAGE_SIZE);
+  const hog = parsePercent(String(a.hog));
+  if (hog === null || hog < 0.01 || hog > 0.95) throw new UsageError(`--hog: '${a.hog}' is not accepted; accepted: a percentage from 1% to 95%`);
+  const ringAlign = Number(a['ring-align']);
+  if (String(a['ring-align']) !== '4' && String(a['ring-align']) !== '4096') throw new UsageError(`--ring-align: '${a['ring-align']}' is not accepted; accepted: 4 or 4096`);
+  const seed = a.seed === undefined ? randomInt(0, 2 ** 32) : intFlag('seed', a.seed, r.seed);
+  return checkConfig({
+    cpus,
+    workload: choiceFlag('workload', a.workload, WORKLOADS),
+    memoryBytes,
+    durationMs: durationFlag('duration', a.duration, r.durationMs),
+    seed,
+    hinting: choiceFlag('hinting', a.hinting, HINTING_MODES),
+    pcp: Boolean(a.pcp),
+    pcpBatch: intFlag('pcp-batch', a['pcp-batch'], r.pcpBatch),
+    pcpHigh: intFlag('pcp-high', a['pcp-high'], r.pcpHigh),
+    regionBytes,
+    hogShare: hog,
+    holdMs: durationFlag('hold', a.hold, r.holdMs),
+    checkIntervalMs: durationFlag('check-interval', a['check-interval'], r.checkIntervalMs),
+    waitTimeoutMs: durationFlag('wait-timeout', a['wait-timeout'], r.waitTimeoutMs),
+    spin: intFlag('spin', a.spin, r.spin),
+    queueSize: powerOfTwoFlag('queue-size', a['queue-size'], r.queueSize),
+    ringAlign,
+  });
+}
+
+function usageExit(msg: string): never {
+  process.stderr.write(`sim: ${msg}\n`);
+  process.exit(2);
+}
+
+async function runCommand(a: RawFlags): Promise<void> {
+  let cfg: Config;
+  try {
+    cfg = parseRunFlags(a);
+  } catch (e) {
+    if (e instanceof UsageError) usageExit(e.message);
+    throw e;
+  }
+  const json = Boolean(a.json);
+  const human = json ? process.stderr : process.stdout;
+  human.write(configLines(cfg).join('\n') + '\n');
+  const tty = process.stderr.isTTY === true;
+  let result;
+  try {
+    result = await runSimulation(cfg, {
+      onSample: tty
+        ? (p, el) => {
+            process.stderr.write(`\r  t=${(el / 1000).toFixed(1)}s ops=${p.ops.toExponential(2)} guest-used=${fmtBytes(p.guestUsedBytes)} host-rss=${fmtBytes(p.hostRssBytes)}   `);
+          }
+        : undefined,
+    });
+  } catch (e) {
+    if (tty) process.stderr.write('\n');
+    process.stderr.write(`sim: simulator failure: ${e instanceof Error ? e.message : String(e)}\nseed ${cfg.seed}; rerun: ${rerunCommand(cfg)}\n`);
+    process.exit(3);
+  }
+  if (tty) process.stderr.write('\r' + ' '.repeat(100) + '\r');
+  human.write(resultText(result) + '\n');
+  if (json) process.stdout.write(JSON.stringify(toJson(result)) + '\n');
+  process.exitCode = result.exitCode;
+}
+
+export function buildCli(argv: string[]): Argv {
+  return yargs(argv)
+    .scriptName('sim')
+    .usage('$0 [run] --cpus N --workload W [--memory SIZE] [--duration TIME] [--hinting MODE] [--seed S] [--json]')
+    .command(['run', '$0'], 'run a simulation (default command)', (y) => y.options(RUN_OPTIONS), (a) => runCommand(a as RawFlags))
+    .strict()
+    .parserConfiguration({ 'duplicate-arguments-array': false })
+    .help()
+    .version(false)
+    .wrap(Math.min(120, process.stdout.columns || 120))
+    .fail((msg, err) => {
+      if (err && !(err instanceof UsageError)) {
+        process.stderr.write(`sim: simulator failure: ${err.message}\n`);
+        process.exit(3);
+      }
+      usageExit(`${(err?.message ?? msg ?? 'bad usage').split('\n')[0]} (see sim --help)`);
+    });
+}
+
+await buildCli(hideBin(process.argv)).parseAsync();

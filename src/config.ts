@@ -1,0 +1,192 @@
+// Run configuration: flag parsing helpers, ranges and validation. Every bad
+// value becomes a UsageError whose one-line message names the flag and the
+// accepted range (exit 2, DESIGN §10).
+
+import { PAGE_SIZE } from './layout.js';
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export const WORKLOADS = ['page_fault1', 'churn', 'memhog', 'fragment'] as const;
+export type Workload = (typeof WORKLOADS)[number];
+
+export const HINTING_MODES = ['off', 'reporting', 'aeration'] as const;
+export type HintingMode = (typeof HINTING_MODES)[number];
+
+export interface Config {
+  cpus: number;
+  workload: Workload;
+  memoryBytes: number;
+  durationMs: number;
+  seed: number;
+  hinting: HintingMode;
+  pcp: boolean;
+  pcpBatch: number;
+  pcpHigh: number;
+  /** page_fault1: bytes each CPU maps and touches per iteration (0 = default 128 MiB, scaled down). */
+  regionBytes: number;
+  /** memhog: share of guest memory all CPUs together allocate (0..1). */
+  hogShare: number;
+  /** memhog: how long the memory is held before it is freed. */
+  holdMs: number;
+  /** Mid-run structural checks every this many ms (0: only at the end). */
+  checkIntervalMs: number;
+  /** Any single wait longer than this is a liveness failure. */
+  waitTimeoutMs: number;
+  /** Spins before a lock waiter sleeps. */
+  spin: number;
+  queueSize: number;
+  ringAlign: number;
+}
+
+export interface Range {
+  min: number;
+  max: number;
+}
+
+export const RANGES = {
+  cpus: { min: 1, max: 64 },
+  memoryBytes: { min: 8 * 2 ** 20, max: 16 * 2 ** 30 },
+  durationMs: { min: 10, max: 24 * 3600 * 1000 },
+  seed: { min: 0, max: 2 ** 32 - 1 },
+  pcpBatch: { min: 1, max: 4096 },
+  pcpHigh: { min: 2, max: 65536 },
+  holdMs: { min: 0, max: 3600 * 1000 },
+  checkIntervalMs: { min: 0, max: 3600 * 1000 },
+  waitTimeoutMs: { min: 100, max: 3600 * 1000 },
+  spin: { min: 0, max: 1_000_000 },
+  queueSize: { min: 2, max: 32768 },
+} satisfies Record<string, Range>;
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 2 ** 10, kb: 2 ** 10, kib: 2 ** 10, m: 2 ** 20, mb: 2 ** 20, mib: 2 ** 20, g: 2 ** 30, gb: 2 ** 30, gib: 2 ** 30 };
+
+/** "1G", "512M", "64k", "4096" -> bytes. Returns null if unparsable. */
+export function parseSize(text: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  if (!m) return null;
+  const unit = SIZE_UNITS[m[2].toLowerCase()];
+  if (unit === undefined) return null;
+  const v = Number(m[1]) * unit;
+  return Number.isFinite(v) ? Math.round(v) : null;
+}
+
+/** "80%" -> 0.8; null if not a percentage. */
+export function parsePercent(text: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(text);
+  return m ? Number(m[1]) / 100 : null;
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000 };
+
+/** "10s", "250ms", "2m", "1.5s" -> milliseconds (a bare number is seconds). null if unparsable. */
+export function parseDuration(text: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$/.exec(text);
+  if (!m) return null;
+  const v = Number(m[1]) * DURATION_UNITS[m[2] ?? 's'];
+  return Number.isFinite(v) ? v : null;
+}
+
+export const fmtBytes = (b: number): string => {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = b;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${Number.isInteger(v) ? v : v.toFixed(1)}${units[i]}`;
+};
+
+export const fmtDuration = (ms: number): string => (ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
+
+function inRange(flag: string, v: number, r: Range, show: (n: number) => string = String): number {
+  if (!Number.isFinite(v) || v < r.min || v > r.max) throw new UsageError(`--${flag}: ${Number.isFinite(v) ? show(v) : 'value'} is out of range; accepted: ${show(r.min)} to ${show(r.max)}`);
+  return v;
+}
+
+export function intFlag(flag: string, raw: unknown, r: Range): number {
+  const s = String(raw).trim();
+  if (!/^-?\d+$/.test(s)) throw new UsageError(`--${flag}: '${raw}' is not a whole number; accepted: ${r.min} to ${r.max}`);
+  return inRange(flag, Number(s), r);
+}
+
+export function sizeFlag(flag: string, raw: unknown, r: Range, multipleOf = 1): number {
+  const v = parseSize(String(raw));
+  if (v === null) throw new UsageError(`--${flag}: '${raw}' is not a size; use a number with an optional K, M or G suffix (${fmtBytes(r.min)} to ${fmtBytes(r.max)})`);
+  inRange(flag, v, r, fmtBytes);
+  if (v % multipleOf !== 0) throw new UsageError(`--${flag}: ${raw} is not a multiple of ${fmtBytes(multipleOf)}; accepted: multiples of ${fmtBytes(multipleOf)} from ${fmtBytes(r.min)} to ${fmtBytes(r.max)}`);
+  return v;
+}
+
+export function durationFlag(flag: string, raw: unknown, r: Range): number {
+  const v = parseDuration(String(raw));
+  if (v === null) throw new UsageError(`--${flag}: '${raw}' is not a duration; use a number with ms, s or m (${fmtDuration(r.min)} to ${fmtDuration(r.max)})`);
+  return inRange(flag, v, r, fmtDuration);
+}
+
+export function choiceFlag<T extends string>(flag: string, raw: unknown, choices: readonly T[]): T {
+  const s = String(raw);
+  if (!(choices as readonly string[]).includes(s)) throw new UsageError(`--${flag}: '${s}' is not accepted; accepted: ${choices.join(', ')}`);
+  return s as T;
+}
+
+export function powerOfTwoFlag(flag: string, raw: unknown, r: Range): number {
+  const v = intFlag(flag, raw, r);
+  if ((v & (v - 1)) !== 0) throw new UsageError(`--${flag}: ${v} is not a power of 2; accepted: a power of 2 from ${r.min} to ${r.max}`);
+  return v;
+}
+
+export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
+  cpus: 4,
+  workload: 'page_fault1',
+  memoryBytes: 2 ** 30,
+  durationMs: 5000,
+  hinting: 'off',
+  pcp: false,
+  pcpBatch: 32,
+  pcpHigh: 192,
+  regionBytes: 0,
+  hogShare: 0.8,
+  holdMs: 500,
+  checkIntervalMs: 500,
+  waitTimeoutMs: 20_000,
+  spin: 200,
+  queueSize: 128,
+  ringAlign: 4,
+};
+
+/** Cross-field checks once every flag parsed on its own. */
+export function checkConfig(c: Config): Config {
+  if (c.pcpHigh <= c.pcpBatch) throw new UsageError(`--pcp-high: ${c.pcpHigh} must be greater than --pcp-batch (${c.pcpBatch})`);
+  if (c.regionBytes !== 0 && c.regionBytes % PAGE_SIZE !== 0) throw new UsageError(`--region: must be a multiple of 4KiB`);
+  return c;
+}
+
+/** The `sim` command line that reruns this configuration exactly. */
+export function rerunCommand(c: Config): string {
+  const d = DEFAULT_CONFIG;
+  const parts = ['sim', '--cpus', String(c.cpus), '--workload', c.workload, '--memory', fmtSizeFlag(c.memoryBytes), '--duration', fmtDuration(c.durationMs), '--hinting', c.hinting, '--seed', String(c.seed)];
+  if (c.pcp) parts.push('--pcp', '--pcp-batch', String(c.pcpBatch), '--pcp-high', String(c.pcpHigh));
+  if (c.regionBytes !== d.regionBytes) parts.push('--region', fmtSizeFlag(c.regionBytes));
+  if (c.hogShare !== d.hogShare) parts.push('--hog', `${+(c.hogShare * 100).toFixed(4)}%`);
+  if (c.holdMs !== d.holdMs) parts.push('--hold', fmtDuration(c.holdMs));
+  if (c.checkIntervalMs !== d.checkIntervalMs) parts.push('--check-interval', fmtDuration(c.checkIntervalMs));
+  if (c.waitTimeoutMs !== d.waitTimeoutMs) parts.push('--wait-timeout', fmtDuration(c.waitTimeoutMs));
+  if (c.spin !== d.spin) parts.push('--spin', String(c.spin));
+  if (c.queueSize !== d.queueSize) parts.push('--queue-size', String(c.queueSize));
+  if (c.ringAlign !== d.ringAlign) parts.push('--ring-align', String(c.ringAlign));
+  return parts.join(' ');
+}
+
+function fmtSizeFlag(b: number): string {
+  if (b % 2 ** 30 === 0) return `${b / 2 ** 30}G`;
+  if (b % 2 ** 20 === 0) return `${b / 2 ** 20}M`;
+  if (b % 2 ** 10 === 0) return `${b / 2 ** 10}K`;
+  return String(b);
+}
+
+export const layoutParams = (c: Config) => ({ cpus: c.cpus, memoryBytes: c.memoryBytes, queueSize: c.queueSize, ringAlign: c.ringAlign });

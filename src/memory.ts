@@ -1,0 +1,133 @@
+// Guest memory bytes and the host's view of them.
+//
+// Host model (DESIGN §1, §3.7): one resident bit per 4 KiB page. A guest write
+// to a page the host does not back faults on the host, which maps a fresh
+// zero page (we zero-fill, paying the real cost) and sets the bit. If the host
+// had discarded the page (free page reporting), the fault is a *refault*.
+// The device clears resident bits and sets discarded bits when it discards.
+//
+// Content stamps (DESIGN §6): each page a CPU allocates gets (cpu, seq)
+// written into its first and last 8 bytes and checked before it is freed.
+// Zeros mean the host discarded a page in use; a foreign stamp means two
+// owners. With poisoning, free pages hold a poison pattern checked on alloc.
+
+import { PAGE_SIZE, type Views } from './layout.js';
+
+const F64_PER_PAGE = PAGE_SIZE / 8;
+const I32_PER_PAGE = PAGE_SIZE / 4;
+export const STAMP_TAG = 0x53540000; // 'ST' << 16 | cpu
+
+export type Fault = 0 | 1 | 2; // 0 resident, 1 first touch, 2 refault after discard
+
+export class GuestMemory {
+  readonly f64: Float64Array;
+  readonly i32: Int32Array;
+  readonly host: Int32Array;
+  readonly hostWords: number;
+  constructor(readonly views: Views) {
+    this.f64 = views.guestF64;
+    this.i32 = views.guestI32;
+    this.host = views.hostResident;
+    this.hostWords = views.layout.hostWords;
+  }
+
+  /** The guest is about to write page `pfn`: fault it in on the host if needed. */
+  touch(pfn: number): Fault {
+    const w = pfn >>> 5;
+    const bit = 1 << (pfn & 31);
+    // Plain read first: resident is the common case and needs no RMW.
+    if ((this.host[w] & bit) !== 0) return 0;
+    // Atomics.or: the device clears other bits of this word concurrently.
+    const before = Atomics.or(this.host, w, bit);
+    if ((before & bit) !== 0) return 0;
+    // A fresh host page is zero-filled before the guest sees it.
+    this.f64.fill(0, pfn * F64_PER_PAGE, (pfn + 1) * F64_PER_PAGE);
+    const d = this.hostWords + w;
+    if ((this.host[d] & bit) !== 0) {
+      Atomics.and(this.host, d, ~bit);
+      return 2;
+    }
+    return 1;
+  }
+
+  isResident(pfn: number): boolean {
+    return (this.host[pfn >>> 5] & (1 << (pfn & 31))) !== 0;
+  }
+
+  /** Host side: drop the backing of [pfn, pfn+count) (MADV_DONTNEED). Returns pages that were resident. */
+  discard(pfn: number, count: number, poisonVal: number | null): number {
+    let dropped = 0;
+    for (let p = pfn; p < pfn + count; p++) {
+      const w = p >>> 5;
+      const bit = 1 << (p & 31);
+      const before = Atomics.and(this.host, w, ~bit);
+      if ((before & bit) !== 0) dropped++;
+      Atomics.or(this.host, this.hostWords + w, bit);
+    }
+    // Fresh memory reads as zeros; with PAGE_POISON the device must only ever
+    // write poison_val into reported pages.
+    if (poisonVal === null || poisonVal === 0) this.f64.fill(0, pfn * F64_PER_PAGE, (pfn + count) * F64_PER_PAGE);
+    else this.fillPoison(pfn, count, poisonVal);
+    return dropped;
+  }
+
+  /** Host RSS in pages (popcount of the resident bitmap). */
+  residentPages(): number {
+    let n = 0;
+    const h = this.host;
+    for (let i = 0; i < this.hostWords; i++) {
+      let x = h[i];
+      if (x === 0) continue;
+      x = x - ((x >>> 1) & 0x55555555);
+      x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+      n += (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+    }
+    return n;
+  }
+
+  /** Clear one page, as the kernel's anonymous fault does. */
+  clearPage(pfn: number): void {
+    this.f64.fill(0, pfn * F64_PER_PAGE, (pfn + 1) * F64_PER_PAGE);
+  }
+
+  writeStamp(pfn: number, cpu: number, seq: number): void {
+    const b = pfn * I32_PER_PAGE;
+    const tag = STAMP_TAG | cpu;
+    this.i32[b] = tag;
+    this.i32[b + 1] = seq;
+    this.i32[b + I32_PER_PAGE - 2] = seq;
+    this.i32[b + I32_PER_PAGE - 1] = tag;
+  }
+
+  /** null if the stamp is intact, else what was found. */
+  checkStamp(pfn: number, cpu: number, seq: number): string | null {
+    const b = pfn * I32_PER_PAGE;
+    const tag = STAMP_TAG | cpu;
+    const i = this.i32;
+    const a0 = i[b];
+    const a1 = i[b + 1];
+    const z1 = i[b + I32_PER_PAGE - 2];
+    const z0 = i[b + I32_PER_PAGE - 1];
+    if (a0 === tag && a1 === seq && z1 === seq && z0 === tag) return null;
+    if (a0 === 0 && a1 === 0 && z0 === 0 && z1 === 0) return 'page reads as zeros: its contents were lost (discarded by the host while in use?)';
+    if ((a0 & 0xffff0000) === STAMP_TAG && (a0 & 0xffff) !== cpu) return `page holds cpu ${a0 & 0xffff}'s stamp (seq ${a1}): the page was handed to two owners`;
+    return `stamp mismatch: found [${hex(a0)} ${a1} .. ${z1} ${hex(z0)}], expected cpu ${cpu} seq ${seq}`;
+  }
+
+  /** Fill pages with a repeated poison byte (page poisoning). */
+  fillPoison(pfn: number, count: number, poisonByte: number): void {
+    const word = (poisonByte & 0xff) * 0x01010101;
+    this.i32.fill(word | 0, pfn * I32_PER_PAGE, (pfn + count) * I32_PER_PAGE);
+  }
+
+  /** Check every word of the pages holds the poison pattern; returns the first bad pfn or -1. */
+  checkPoison(pfn: number, count: number, poisonByte: number): number {
+    const word = ((poisonByte & 0xff) * 0x01010101) | 0;
+    const i = this.i32;
+    const end = (pfn + count) * I32_PER_PAGE;
+    for (let k = pfn * I32_PER_PAGE; k < end; k++) if (i[k] !== word) return Math.floor(k / I32_PER_PAGE);
+    return -1;
+  }
+}
+
+const hex = (x: number) => '0x' + (x >>> 0).toString(16);

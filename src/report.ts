@@ -1,0 +1,81 @@
+// Human output of a run: the header (seed and every parameter first), the
+// end-of-run tables and the verdict. JSON output is the RunResult itself,
+// shaped by toJson() to the DESIGN §10 contract.
+
+import { type Config, fmtBytes, fmtDuration } from './config.js';
+import type { RunResult } from './run.js';
+
+export function configLines(c: Config): string[] {
+  return [
+    `balloon-sim: seed ${c.seed}`,
+    `config: cpus=${c.cpus} workload=${c.workload} memory=${fmtBytes(c.memoryBytes)} duration=${fmtDuration(c.durationMs)} hinting=${c.hinting} ` +
+      `pcp=${c.pcp ? `on(batch=${c.pcpBatch},high=${c.pcpHigh})` : 'off'} region=${c.regionBytes ? fmtBytes(c.regionBytes) : 'auto'} hog=${Math.round(c.hogShare * 1000) / 10}% hold=${fmtDuration(c.holdMs)} ` +
+      `check-interval=${c.checkIntervalMs ? fmtDuration(c.checkIntervalMs) : 'end-only'} wait-timeout=${fmtDuration(c.waitTimeoutMs)} spin=${c.spin} queue-size=${c.queueSize} ring-align=${c.ringAlign}`,
+  ];
+}
+
+const num = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e4 ? `${(x / 1e3).toFixed(1)}k` : `${Math.round(x)}`);
+const ns = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}ms` : x >= 1e3 ? `${(x / 1e3).toFixed(1)}us` : `${Math.round(x)}ns`);
+
+export function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')).join('\n');
+}
+
+export function resultText(r: RunResult): string {
+  const out: string[] = [];
+  out.push('');
+  out.push(`run: ${(r.durationMs / 1000).toFixed(2)}s (set-up ${r.setupMs} ms)`);
+  const rows = [['cpu', 'ops', 'ops/s', 'allocs', 'frees', 'alloc-fail', 'alloc p50', 'alloc p99']];
+  for (const c of r.cpus) rows.push([String(c.cpu), num(c.ops), num(c.opsPerSec), num(c.allocs), num(c.frees), num(c.allocFailures), ns(c.allocLatencyNs.p50), ns(c.allocLatencyNs.p99)]);
+  const t = r.totals;
+  rows.push(['total', num(t.ops), num(t.opsPerSec), num(t.allocs), num(t.frees), num(t.allocFailures), ns(t.allocLatencyNs.p50), ns(t.allocLatencyNs.p99)]);
+  out.push(table(rows));
+  out.push('');
+  const orders = r.memory.freeBlocksByOrder;
+  out.push(`free memory: ${fmtBytes(r.memory.freeBytes)} of ${fmtBytes(r.memory.totalBytes)} (watermarks min/low/high ${fmtBytes(r.memory.wmarkMinBytes)}/${fmtBytes(r.memory.wmarkLowBytes)}/${fmtBytes(r.memory.wmarkHighBytes)})`);
+  out.push(table([['order', ...orders.map((_, i) => String(i))], ['free blocks', ...orders.map((n) => String(n))]]));
+  out.push('');
+  out.push(`host: rss ${fmtBytes(r.host.rssBytes)} at end, peak ${fmtBytes(r.host.peakRssBytes)}, refaults ${r.host.refaults}`);
+  out.push('');
+  const crow = [['oracle', 'runs', 'failures']];
+  for (const c of r.checks) crow.push([c.oracle, num(c.runs), String(c.failures)]);
+  out.push(table(crow));
+  out.push('');
+  out.push(...verdictLines(r));
+  return out.join('\n');
+}
+
+export function verdictLines(r: RunResult): string[] {
+  const out: string[] = [];
+  for (const e of r.errors) out.push(`FAILED (simulator): ${e}`);
+  for (const v of r.violations.slice(0, 20)) out.push(`VIOLATION ${v.oracle}: ${v.message}`);
+  if (r.violations.length > 20) out.push(`... and ${r.violations.length - 20} more violations`);
+  if (r.ok) out.push(`OK: every oracle passed (seed ${r.seed})`);
+  else {
+    out.push(`FAILED with exit ${r.exitCode} (seed ${r.seed})`);
+    out.push(`rerun: ${r.rerun}`);
+  }
+  return out;
+}
+
+/** The DESIGN §10 JSON object (core fields always present). */
+export function toJson(r: RunResult): Record<string, unknown> {
+  return {
+    seed: r.seed,
+    config: r.config,
+    ok: r.ok,
+    exitCode: r.exitCode,
+    violations: r.violations,
+    errors: r.errors,
+    rerun: r.rerun,
+    durationMs: r.durationMs,
+    setupMs: r.setupMs,
+    totals: r.totals,
+    cpus: r.cpus,
+    memory: r.memory,
+    checks: r.checks,
+    host: r.host,
+    series: r.series.map(({ ops: _ops, ...p }) => p),
+  };
+}

@@ -1,0 +1,348 @@
+// Orchestration on the main thread (DESIGN §2 "main"): build the shared
+// buffer, start the roles on a piscina pool, sample, stop, check, report.
+
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import { SITE_CHECK, Zone } from './buddy.js';
+import { type Config, layoutParams, rerunCommand } from './config.js';
+import { HIST_BUCKETS, accumulate, percentile } from './hist.js';
+import {
+  HDR_READY,
+  HDR_RUN_STATE,
+  HDR_STATE_GEN,
+  LOCK_ZONE,
+  MAX_ORDER,
+  METRIC_ALLOCS,
+  METRIC_ALLOC_FAILS,
+  METRIC_ALLOC_NS_MAX,
+  METRIC_ALLOC_SAMPLES,
+  METRIC_FREES,
+  METRIC_HIST_BASE,
+  METRIC_OPS,
+  METRIC_OWNERSHIP_CHECKS,
+  METRIC_PAGES_TOUCHED,
+  METRIC_REFAULTS,
+  METRIC_STAMP_CHECKS,
+  PAGE_SIZE,
+  RUN_ABORT,
+  RUN_RUNNING,
+  RUN_STOPPING,
+  createShared,
+  metricBase,
+  threadIds,
+  type Views,
+} from './layout.js';
+import { GuestMemory } from './memory.js';
+import { ORACLES, checkConservation, checkFreeLists, type OracleName, type PageCensus, type Violation } from './oracle.js';
+import type { RoleName, RoleResult, RoleTask } from './roles.js';
+import { Sync, bump } from './sync.js';
+
+export interface Percentiles {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export interface CpuResult {
+  cpu: number;
+  ops: number;
+  opsPerSec: number;
+  allocs: number;
+  frees: number;
+  allocFailures: number;
+  allocLatencyNs: Percentiles;
+}
+
+export interface CheckResult {
+  oracle: OracleName;
+  runs: number;
+  failures: number;
+}
+
+export interface RunResult {
+  seed: number;
+  config: Config;
+  ok: boolean;
+  /** 0 ok, 1 violation, 3 simulator failure (DESIGN §10). */
+  exitCode: 0 | 1 | 3;
+  violations: Violation[];
+  errors: string[];
+  rerun: string;
+  durationMs: number;
+  totals: { ops: number; opsPerSec: number; allocs: number; frees: number; allocFailures: number; pagesTouched: number; allocLatencyNs: Percentiles };
+  cpus: CpuResult[];
+  memory: { totalBytes: number; freeBytes: number; freeBlocksByOrder: number[]; wmarkMinBytes: number; wmarkLowBytes: number; wmarkHighBytes: number };
+  checks: CheckResult[];
+  host: { rssBytes: number; peakRssBytes: number; refaults: number };
+  series: SeriesPoint[];
+  setupMs: number;
+}
+
+export interface SeriesPoint {
+  tMs: number;
+  hostRssBytes: number;
+  guestUsedBytes: number;
+  guestFreeBytes: number;
+  reportedFreeBytes: number;
+  ops: number;
+}
+
+export interface RunHooks {
+  /** Called about every 100 ms with the latest sample (progress line). */
+  onSample?: (p: SeriesPoint, elapsedMs: number) => void;
+  /** Seconds to wait for roles to stop after the run ends before declaring a hang (default: the wait timeout + 5 s). */
+  stopGraceMs?: number;
+}
+
+/** The compiled worker entry: dist/workers/role.js next to dist/src/run.js (or from the TS sources under vitest). */
+export function workerFile(): string {
+  const here = fileURLToPath(import.meta.url);
+  const dir = path.dirname(here);
+  const candidates = here.endsWith('.ts') ? [path.resolve(dir, '../dist/workers/role.js')] : [path.resolve(dir, '../workers/role.js')];
+  for (const c of candidates) if (existsSync(c)) return c;
+  throw new Error(`worker entry not found (looked for ${candidates.join(', ')}); run 'npm run build' first`);
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function roleList(cfg: Config): { role: RoleName; index: number }[] {
+  const out: { role: RoleName; index: number }[] = [];
+  for (let i = 0; i < cfg.cpus; i++) out.push({ role: 'cpu', index: i });
+  return out;
+}
+
+export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<RunResult> {
+  const tSetup = performance.now();
+  const views = createShared(layoutParams(cfg));
+  const ids = threadIds(cfg.cpus);
+  const sync = new Sync(views, ids.main, { spin: cfg.spin, waitTimeoutMs: cfg.waitTimeoutMs });
+  const zone = new Zone(views, sync);
+  zone.init();
+  const mem = new GuestMemory(views);
+  const checks = new Map<OracleName, CheckResult>(ORACLES.map((o) => [o, { oracle: o, runs: 0, failures: 0 }]));
+  const violations: Violation[] = [];
+  const errors: string[] = [];
+  const noteCheck = (oracle: OracleName, found: Violation[], runs = 1) => {
+    const c = checks.get(oracle)!;
+    c.runs += runs;
+    c.failures += found.length > 0 ? 1 : 0;
+    violations.push(...found);
+  };
+
+  const roles = roleList(cfg);
+  const pool = new Piscina({
+    filename: workerFile(),
+    // Every role is a long-running task that rendezvous with the others, so
+    // the pool must hold exactly one thread per role (piscina's default of
+    // 1.5 x cores would queue some roles behind others and deadlock).
+    minThreads: roles.length,
+    maxThreads: roles.length,
+    concurrentTasksPerWorker: 1,
+    idleTimeout: 60_000,
+  });
+  const results: (RoleResult | null)[] = roles.map(() => null);
+  const tasks = roles.map((r, i) => {
+    const task: RoleTask = { sab: views.sab, config: cfg, role: r.role, index: r.index };
+    return pool.run(task).then(
+      (res: RoleResult) => {
+        results[i] = res;
+      },
+      (e: unknown) => {
+        // The worker thread itself died (uncaught error, exit): a simulator failure.
+        results[i] = { role: r.role, index: r.index, violations: [], error: `${r.role}[${r.index}] worker died: ${e instanceof Error ? e.message : String(e)}` };
+        Atomics.store(views.header, HDR_RUN_STATE, RUN_ABORT);
+        bump(views.header, HDR_STATE_GEN);
+      },
+    );
+  });
+  const allDone = Promise.all(tasks);
+  let settled = false;
+  void allDone.then(() => (settled = true));
+
+  // Start barrier: wait (without blocking the event loop, which piscina needs
+  // to hand out the tasks) for every role to open the buffer.
+  const readyDeadline = performance.now() + Math.max(30_000, cfg.waitTimeoutMs);
+  while (Atomics.load(views.header, HDR_READY) < roles.length && !settled) {
+    if (performance.now() > readyDeadline) {
+      errors.push(`only ${Atomics.load(views.header, HDR_READY)} of ${roles.length} roles started within ${Math.round(readyDeadline - tSetup)} ms`);
+      break;
+    }
+    await sleep(2);
+  }
+  const setupMs = performance.now() - tSetup;
+
+  const series: SeriesPoint[] = [];
+  let peakRss = 0;
+  const sample = (tMs: number): SeriesPoint => {
+    const rss = mem.residentPages();
+    peakRss = Math.max(peakRss, rss);
+    const free = views.zone.length ? zone.freePages : 0;
+    let ops = 0;
+    for (let c = 0; c < cfg.cpus; c++) ops += views.metrics[metricBase(c) + METRIC_OPS];
+    const p: SeriesPoint = {
+      tMs: Math.round(tMs),
+      hostRssBytes: rss * PAGE_SIZE,
+      guestUsedBytes: (views.layout.pages - free) * PAGE_SIZE,
+      guestFreeBytes: free * PAGE_SIZE,
+      reportedFreeBytes: 0,
+      ops,
+    };
+    return p;
+  };
+
+  // Mid-run structural check under the zone lock (the lock statistics show it as 'oracle_check').
+  const structuralCheck = (final: boolean): PageCensus => {
+    sync.lock(LOCK_ZONE, SITE_CHECK);
+    try {
+      noteCheck('free-list', checkFreeLists(zone));
+      const { census, violations: v } = checkConservation(zone);
+      noteCheck('conservation', v);
+      void final;
+      return census;
+    } finally {
+      sync.unlock(LOCK_ZONE);
+    }
+  };
+
+  let t0 = performance.now();
+  let elapsed = 0;
+  if (errors.length === 0) {
+    // Go: publish RUNNING and wake every role parked on the state word.
+    Atomics.store(views.header, HDR_RUN_STATE, RUN_RUNNING);
+    bump(views.header, HDR_STATE_GEN);
+    t0 = performance.now();
+    let nextSample = 0;
+    let nextCheck = cfg.checkIntervalMs > 0 ? cfg.checkIntervalMs : Infinity;
+    for (;;) {
+      elapsed = performance.now() - t0;
+      if (Atomics.load(views.header, HDR_RUN_STATE) !== RUN_RUNNING || settled) break;
+      if (elapsed >= cfg.durationMs) break;
+      if (elapsed >= nextSample) {
+        const p = sample(elapsed);
+        series.push(p);
+        hooks.onSample?.(p, elapsed);
+        nextSample += 100;
+      }
+      if (elapsed >= nextCheck) {
+        const before = violations.length;
+        structuralCheck(false);
+        if (violations.length > before) {
+          Atomics.store(views.header, HDR_RUN_STATE, RUN_ABORT);
+          bump(views.header, HDR_STATE_GEN);
+          break;
+        }
+        nextCheck += cfg.checkIntervalMs;
+      }
+      await sleep(Math.max(1, Math.min(nextSample, nextCheck, cfg.durationMs) - elapsed));
+    }
+  }
+  const durationMs = Math.min(performance.now() - t0, Math.max(elapsed, 0));
+
+  // Stop: everyone leaves its loop, frees what it holds and returns.
+  if (Atomics.load(views.header, HDR_RUN_STATE) !== RUN_ABORT) Atomics.store(views.header, HDR_RUN_STATE, RUN_STOPPING);
+  bump(views.header, HDR_STATE_GEN);
+  const grace = hooks.stopGraceMs ?? cfg.waitTimeoutMs + 5000;
+  let graceTimer: NodeJS.Timeout | undefined;
+  const stopped = await Promise.race([allDone.then(() => true), new Promise<boolean>((res) => (graceTimer = setTimeout(() => res(false), grace)))]);
+  clearTimeout(graceTimer);
+  if (!stopped) {
+    const stuck = roles.filter((_, i) => results[i] === null).map((r) => `${r.role}[${r.index}]`);
+    errors.push(`roles did not stop within ${grace} ms after the run ended: ${stuck.join(', ')} (hang)`);
+  }
+  for (const r of results) {
+    if (!r) continue;
+    violations.push(...r.violations);
+    for (const v of r.violations) {
+      const c = checks.get(v.oracle)!;
+      c.failures++;
+    }
+    if (r.error) errors.push(r.error);
+  }
+  const aborted = Atomics.load(views.header, HDR_RUN_STATE) === RUN_ABORT;
+
+  // Final checks on the quiescent zone (only if every role has stopped).
+  let census: PageCensus | null = null;
+  if (stopped) {
+    census = structuralCheck(true);
+    if (!aborted && violations.length === 0 && census.allocated + census.pcp !== 0) {
+      noteCheck('conservation', [{ oracle: 'conservation', message: `${census.allocated} pages still allocated and ${census.pcp} on pcp lists after every CPU freed all it held: pages leaked` }], 0);
+    }
+  }
+  const end = sample(durationMs);
+  series.push(end);
+
+  // Per-thread metrics -> results.
+  const m = views.metrics;
+  const cpuResults: CpuResult[] = [];
+  const allHist = new Float64Array(HIST_BUCKETS);
+  let allMax = 0;
+  let stampChecks = 0;
+  let ownershipChecks = 0;
+  let refaults = 0;
+  const sum = { ops: 0, allocs: 0, frees: 0, allocFailures: 0, pagesTouched: 0 };
+  const secs = Math.max(durationMs, 1) / 1000;
+  for (let c = 0; c < cfg.cpus; c++) {
+    const b = metricBase(c);
+    const h = new Float64Array(HIST_BUCKETS);
+    accumulate(h, m, b + METRIC_HIST_BASE);
+    accumulate(allHist, m, b + METRIC_HIST_BASE);
+    const max = m[b + METRIC_ALLOC_NS_MAX];
+    allMax = Math.max(allMax, max);
+    cpuResults.push({
+      cpu: c,
+      ops: m[b + METRIC_OPS],
+      opsPerSec: m[b + METRIC_OPS] / secs,
+      allocs: m[b + METRIC_ALLOCS],
+      frees: m[b + METRIC_FREES],
+      allocFailures: m[b + METRIC_ALLOC_FAILS],
+      allocLatencyNs: { p50: percentile(h, 0.5, max), p99: percentile(h, 0.99, max), max },
+    });
+    sum.ops += m[b + METRIC_OPS];
+    sum.allocs += m[b + METRIC_ALLOCS];
+    sum.frees += m[b + METRIC_FREES];
+    sum.allocFailures += m[b + METRIC_ALLOC_FAILS];
+    sum.pagesTouched += m[b + METRIC_PAGES_TOUCHED];
+    stampChecks += m[b + METRIC_STAMP_CHECKS];
+    ownershipChecks += m[b + METRIC_OWNERSHIP_CHECKS];
+    refaults += m[b + METRIC_REFAULTS];
+    void m[b + METRIC_ALLOC_SAMPLES];
+  }
+  checks.get('stamp')!.runs += stampChecks;
+  checks.get('ownership')!.runs += ownershipChecks;
+
+  const exitCode: 0 | 1 | 3 = errors.length > 0 ? 3 : violations.length > 0 ? 1 : 0;
+  await pool.destroy().catch(() => undefined);
+  const blocks = census?.blocksByOrder ?? new Array(MAX_ORDER).fill(0);
+  return {
+    seed: cfg.seed,
+    config: cfg,
+    ok: exitCode === 0,
+    exitCode,
+    violations,
+    errors,
+    rerun: rerunCommand(cfg),
+    durationMs: Math.round(durationMs),
+    totals: {
+      ...sum,
+      opsPerSec: sum.ops / secs,
+      allocLatencyNs: { p50: percentile(allHist, 0.5, allMax), p99: percentile(allHist, 0.99, allMax), max: allMax },
+    },
+    cpus: cpuResults,
+    memory: {
+      totalBytes: cfg.memoryBytes,
+      freeBytes: zone.freePages * PAGE_SIZE,
+      freeBlocksByOrder: blocks,
+      wmarkMinBytes: zone.wmarkMin * PAGE_SIZE,
+      wmarkLowBytes: zone.wmarkLow * PAGE_SIZE,
+      wmarkHighBytes: zone.wmarkHigh * PAGE_SIZE,
+    },
+    checks: [...checks.values()],
+    host: { rssBytes: end.hostRssBytes, peakRssBytes: peakRss * PAGE_SIZE, refaults },
+    series,
+    setupMs: Math.round(setupMs),
+  };
+}
+
+export type { Views };

@@ -1,0 +1,169 @@
+// Every synchronisation primitive of the simulator lives here (DESIGN §4), so
+// that lock statistics and a deterministic scheduler can wrap them without
+// touching callers.
+//
+// kernel                              simulator
+// spin_lock(&zone->lock)              lock(LOCK_ZONE): bounded CAS spin, then futex wait
+// mutex_lock(&vb->balloon_lock)       lock(LOCK_BALLOON): same 3-state futex mutex
+// wait_event(vb->acked, ...)          waitWord(interrupt word, last seen, timeout)
+// virtqueue_kick / virtio_notify      bump(): Atomics.add + Atomics.notify
+//
+// The lock is Drepper's three-state futex mutex ("Futexes are tricky", mutex2):
+// 0 unlocked, 1 locked, 2 locked and maybe waiters. The machine has fewer
+// cores than threads, so pure spinning livelocks: spin a bounded number of
+// loads, then sleep in Atomics.wait. Every wait is sliced and bounded; a wait
+// past its bound throws LivenessError, which the role turns into a reported
+// `liveness` violation carrying the seed.
+
+import { LOCK_LINE_WORDS, LOCK_OWNER, LOCK_WORD, type Views } from './layout.js';
+
+export class LivenessError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LivenessError';
+  }
+}
+
+/** Optional observer of lock events (lock statistics, scheduler). */
+export interface LockObserver {
+  /** Called once the lock is held. `waitedNs` is 0 on the uncontended path. */
+  acquired(lock: number, site: number, contended: boolean, waitStartMs: number, prevOwner: number): void;
+  /** Called just before the lock is released. */
+  releasing(lock: number): void;
+}
+
+export interface SyncOptions {
+  /** Spins (loads of the lock word) before sleeping in Atomics.wait. */
+  spin: number;
+  /** A lock or event wait longer than this is a liveness failure. */
+  waitTimeoutMs: number;
+}
+
+export const DEFAULT_SYNC: SyncOptions = { spin: 200, waitTimeoutMs: 20_000 };
+
+/** Slice of one Atomics.wait: short, so a stop request is noticed promptly. */
+const WAIT_SLICE_MS = 50;
+
+export class Sync {
+  readonly locks: Int32Array;
+  observer: LockObserver | null = null;
+  constructor(
+    readonly views: Views,
+    readonly threadId: number,
+    readonly opts: SyncOptions = DEFAULT_SYNC,
+  ) {
+    this.locks = views.locks;
+  }
+
+  /** Acquire lock instance `lock`. `site` names the call path for lock statistics. */
+  lock(lock: number, site = 0): void {
+    const w = this.locks;
+    const i = lock * LOCK_LINE_WORDS + LOCK_WORD;
+    // Fast path: 0 -> 1. The seq-cst CAS is the acquire: everything the
+    // previous holder wrote before its release (Atomics.sub/store) is visible.
+    let c = Atomics.compareExchange(w, i, 0, 1);
+    if (c === 0) {
+      if (this.observer !== null) this.observer.acquired(lock, site, false, 0, this.takeOwner(w, lock));
+      else w[lock * LOCK_LINE_WORDS + LOCK_OWNER] = this.threadId + 1;
+      return;
+    }
+    const t0 = performance.now();
+    // Bounded spin on plain loads (cheap, no bus lock) before going to sleep.
+    for (let s = this.opts.spin; s > 0; s--) {
+      if (w[i] === 0) {
+        c = Atomics.compareExchange(w, i, 0, 1);
+        if (c === 0) {
+          this.onContended(lock, site, t0);
+          return;
+        }
+      }
+    }
+    // Slow path: mark "locked with waiters" and sleep until woken by unlock.
+    if (c !== 2) c = Atomics.exchange(w, i, 2);
+    const deadline = t0 + this.opts.waitTimeoutMs;
+    while (c !== 0) {
+      Atomics.wait(w, i, 2, WAIT_SLICE_MS);
+      c = Atomics.exchange(w, i, 2);
+      if (c !== 0 && performance.now() > deadline) {
+        const owner = w[lock * LOCK_LINE_WORDS + LOCK_OWNER] - 1;
+        throw new LivenessError(`lock ${lock} not acquired within ${this.opts.waitTimeoutMs} ms by thread ${this.threadId} (holder: thread ${owner})`);
+      }
+    }
+    this.onContended(lock, site, t0);
+  }
+
+  /** Try once; true if now held. */
+  tryLock(lock: number, site = 0): boolean {
+    const w = this.locks;
+    if (Atomics.compareExchange(w, lock * LOCK_LINE_WORDS + LOCK_WORD, 0, 1) !== 0) return false;
+    if (this.observer !== null) this.observer.acquired(lock, site, false, 0, this.takeOwner(w, lock));
+    else w[lock * LOCK_LINE_WORDS + LOCK_OWNER] = this.threadId + 1;
+    return true;
+  }
+
+  unlock(lock: number): void {
+    const w = this.locks;
+    if (this.observer !== null) this.observer.releasing(lock);
+    const i = lock * LOCK_LINE_WORDS + LOCK_WORD;
+    // Release: the seq-cst RMW publishes every write made under the lock.
+    // 1 -> 0 means nobody waits; from 2 we must store 0 and wake one sleeper.
+    if (Atomics.sub(w, i, 1) !== 1) {
+      Atomics.store(w, i, 0);
+      Atomics.notify(w, i, 1);
+    }
+  }
+
+  /** True if this thread holds `lock` (for assertions). */
+  holds(lock: number): boolean {
+    const w = this.locks;
+    return w[lock * LOCK_LINE_WORDS + LOCK_WORD] !== 0 && w[lock * LOCK_LINE_WORDS + LOCK_OWNER] === this.threadId + 1;
+  }
+
+  private takeOwner(w: Int32Array, lock: number): number {
+    const j = lock * LOCK_LINE_WORDS + LOCK_OWNER;
+    const prev = w[j] - 1;
+    w[j] = this.threadId + 1;
+    return prev;
+  }
+
+  private onContended(lock: number, site: number, t0: number): void {
+    const w = this.locks;
+    if (this.observer !== null) this.observer.acquired(lock, site, true, t0, this.takeOwner(w, lock));
+    else w[lock * LOCK_LINE_WORDS + LOCK_OWNER] = this.threadId + 1;
+  }
+}
+
+/**
+ * Wait while `arr[idx] === seen`, at most `timeoutMs`, waking early when
+ * `stop()` turns true (checked every slice). Spins `spin` loads first: a
+ * sleeping thread on this oversubscribed machine takes tens of microseconds
+ * to wake, a spinning one a fraction of that.
+ * Returns 'changed' if the word moved, 'stopped', or 'timed-out'.
+ */
+export function waitWhileEquals(
+  arr: Int32Array,
+  idx: number,
+  seen: number,
+  timeoutMs: number,
+  stop: () => boolean,
+  spin = 0,
+): 'changed' | 'stopped' | 'timed-out' {
+  for (let s = spin; s > 0; s--) if (Atomics.load(arr, idx) !== seen) return 'changed';
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (Atomics.load(arr, idx) !== seen) return 'changed';
+    if (stop()) return 'stopped';
+    const left = deadline - performance.now();
+    if (left <= 0) return 'timed-out';
+    Atomics.wait(arr, idx, seen, Math.min(left, WAIT_SLICE_MS));
+  }
+}
+
+/** Bump a generation counter and wake its waiters (kick, interrupt, request). */
+export function bump(arr: Int32Array, idx: number): number {
+  // Atomics.add is seq-cst: every plain write before it (ring entries, page
+  // states) is visible to a thread that observes the new counter value.
+  const v = Atomics.add(arr, idx, 1) + 1;
+  Atomics.notify(arr, idx);
+  return v;
+}
