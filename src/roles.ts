@@ -63,6 +63,7 @@ export function runRole(task: RoleTask): RoleResult {
       if (performance.now() > deadline) throw new LivenessError(`${role}[${index}] was never started by main within ${config.waitTimeoutMs} ms`);
       waitWhileEquals(h, HDR_STATE_GEN, Atomics.load(h, HDR_STATE_GEN), 50, () => Atomics.load(h, HDR_RUN_STATE) !== RUN_INIT);
     }
+    selfTestFault(role, index);
     if (role === 'cpu') {
       new Cpu(views, zone, index, config, subSeed(config.seed, thread)).run();
     } else {
@@ -71,5 +72,22 @@ export function runRole(task: RoleTask): RoleResult {
     return { role, index, violations: [] };
   } catch (e) {
     return failureResult(views, role, index, e);
+  }
+}
+
+/**
+ * Harness self-test (not a simulation feature): BALLOON_SIM_SELFTEST=crash or
+ * =hang makes cpu[0] die or ignore the stop request, so the tests can prove a
+ * dead or hung thread ends the run with exit 3 and the seed, never a hang.
+ */
+function selfTestFault(role: RoleName, index: number): void {
+  const mode = process.env.BALLOON_SIM_SELFTEST;
+  if (!mode || role !== 'cpu' || index !== 0) return;
+  if (mode === 'crash') throw new Error('self-test: simulated worker crash');
+  if (mode === 'hang') {
+    const until = performance.now() + 60_000; // bounded even here
+    while (performance.now() < until) {
+      /* spin, ignoring the run state */
+    }
   }
 }

@@ -1,0 +1,48 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { type Config, DEFAULT_CONFIG, WORKLOADS } from '../src/config.js';
+import { runSimulation } from '../src/run.js';
+
+const CLI = path.resolve(__dirname, '../dist/src/cli.js');
+
+describe('threaded runs with 8 vCPUs', () => {
+  for (const workload of WORKLOADS) {
+    for (const pcp of [false, true]) {
+      it(`${workload}${pcp ? ' with --pcp' : ''}: ops > 0, zero violations, everything freed at the end`, async () => {
+        const cfg: Config = { ...DEFAULT_CONFIG, cpus: 8, workload, memoryBytes: 64 * 2 ** 20, durationMs: pcp ? 400 : 800, seed: 42, pcp, holdMs: 100, checkIntervalMs: 100 };
+        const r = await runSimulation(cfg);
+        expect(r.errors).toEqual([]);
+        expect(r.violations).toEqual([]);
+        expect(r.exitCode).toBe(0);
+        expect(r.totals.ops).toBeGreaterThan(0);
+        expect(r.cpus.every((c) => c.ops > 0)).toBe(true);
+        expect(r.memory.freeBytes).toBe(cfg.memoryBytes);
+        expect(r.checks.find((c) => c.oracle === 'free-list')!.runs).toBeGreaterThan(1);
+        expect(r.checks.find((c) => c.oracle === 'stamp')!.runs).toBeGreaterThan(0);
+        // no hinting: host RSS is exactly the pages ever touched
+        expect(r.host.rssBytes).toBe(r.host.peakRssBytes);
+        expect(r.host.refaults).toBe(0);
+      });
+    }
+  }
+});
+
+describe('the harness never hangs', () => {
+  it('a worker that dies ends the run with exit 3, the seed and the rerun command', () => {
+    const r = spawnSync(process.execPath, [CLI, '--cpus', '2', '--memory', '16M', '--duration', '300ms', '--seed', '31'], { encoding: 'utf8', env: { ...process.env, BALLOON_SIM_SELFTEST: 'crash' }, timeout: 60_000 });
+    expect(r.status).toBe(3);
+    expect(r.stdout).toMatch(/FAILED \(simulator\): cpu\[0\] failed: Error: self-test: simulated worker crash/);
+    expect(r.stdout).toMatch(/seed 31/);
+    expect(r.stdout).toMatch(/rerun: sim --cpus 2 .*--seed 31/);
+  });
+
+  it('a worker that ignores the stop request ends the run with exit 3 after the bound', () => {
+    const t0 = Date.now();
+    const r = spawnSync(process.execPath, [CLI, '--cpus', '2', '--memory', '16M', '--duration', '100ms', '--seed', '32', '--wait-timeout', '500ms'], { encoding: 'utf8', env: { ...process.env, BALLOON_SIM_SELFTEST: 'hang' }, timeout: 60_000 });
+    expect(r.status).toBe(3);
+    expect(r.stdout).toMatch(/did not stop within .* cpu\[0\] \(hang\)/);
+    expect(r.stdout).toMatch(/rerun: .*--seed 32/);
+    expect(Date.now() - t0).toBeLessThan(30_000);
+  });
+});

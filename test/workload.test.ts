@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { MAX_ORDER, NIL } from '../src/layout.js';
+import { OracleViolation } from '../src/oracle.js';
+import { Cpu } from '../src/workload.js';
+import { makeWorld, zoneAs } from './helpers.js';
+
+describe('content stamps', () => {
+  it('pass for pages only their owner touched', () => {
+    const w = makeWorld();
+    const cpu = new Cpu(w.views, zoneAs(w, 0), 0, w.cfg, 1);
+    cpu.fillRegion(300, true);
+    expect(cpu.held.pages).toBe(300);
+    cpu.freeAll();
+    expect(w.zone.freePages).toBe(4096);
+  });
+
+  it('catch a page handed to two CPUs (the free list is corrupted to give it out again)', () => {
+    const w = makeWorld();
+    const z0 = zoneAs(w, 0);
+    const z1 = zoneAs(w, 1);
+    const cpu0 = new Cpu(w.views, z0, 0, w.cfg, 1);
+    const cpu1 = new Cpu(w.views, z1, 1, w.cfg, 2);
+    const pfn = cpu0.allocBlock(0);
+    const seq = cpu0.touchBlock(pfn, 0);
+    // Bug: the block goes back on the free list while cpu0 still holds it.
+    z0.setHead(pfn, 0, 0);
+    z0.freeOneLocked(pfn, 0, false, false);
+    // cpu1 allocates it (the list hands out the most recent order-0 block) and writes its stamp.
+    const again = cpu1.allocBlock(0);
+    expect(again).toBe(pfn);
+    cpu1.touchBlock(again, 0);
+    let err: unknown;
+    try {
+      cpu0.freeBlock(pfn, 0, seq);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(OracleViolation);
+    expect((err as OracleViolation).violation.oracle).toBe('stamp');
+    expect((err as OracleViolation).violation.message).toMatch(/cpu 1's stamp/);
+  });
+
+  it('catch contents lost to a host discard while the page is in use', () => {
+    const w = makeWorld();
+    const cpu = new Cpu(w.views, zoneAs(w, 0), 0, w.cfg, 1);
+    const pfn = cpu.allocBlock(3);
+    const seq = cpu.touchBlock(pfn, 3);
+    cpu.mem.discard(pfn + 5, 1, null);
+    expect(() => cpu.freeBlock(pfn, 3, seq)).toThrow(/reads as zeros/);
+  });
+
+  it('count a touch of a discarded page as a host refault', () => {
+    const w = makeWorld();
+    const cpu = new Cpu(w.views, zoneAs(w, 0), 0, w.cfg, 1);
+    expect(cpu.mem.touch(10)).toBe(1);
+    expect(cpu.mem.touch(10)).toBe(0);
+    expect(cpu.mem.residentPages()).toBe(1);
+    cpu.mem.discard(10, 1, null);
+    expect(cpu.mem.residentPages()).toBe(0);
+    expect(cpu.mem.touch(10)).toBe(2);
+  });
+});
+
+describe('workload building blocks', () => {
+  it('fillRegion takes the largest blocks available', () => {
+    const w = makeWorld();
+    const cpu = new Cpu(w.views, zoneAs(w, 0), 0, w.cfg, 1);
+    cpu.fillRegion(1024 + 512 + 1, false);
+    const orders = Array.from(cpu.held.order.subarray(0, cpu.held.n)).sort((a, b) => b - a);
+    expect(orders).toEqual([MAX_ORDER - 1, 9, 0]);
+    cpu.freeAll();
+  });
+
+  it('allocLargest falls back to smaller orders when large blocks are gone', () => {
+    const w = makeWorld({ memoryBytes: 8 * 2 ** 20 });
+    const cpu = new Cpu(w.views, zoneAs(w, 0), 0, w.cfg, 1);
+    // take both order-10 blocks' worth minus a little: leave only small blocks
+    const a = cpu.allocBlock(MAX_ORDER - 1);
+    expect(a).not.toBe(NIL);
+    const [pfn, order] = cpu.allocLargest(MAX_ORDER - 1);
+    expect(pfn).not.toBe(NIL);
+    expect(order).toBeLessThan(MAX_ORDER - 1); // the min watermark keeps the second order-10 block from being taken whole
+  });
+});
