@@ -54,21 +54,62 @@ export class GuestMemory {
     return (this.host[pfn >>> 5] & (1 << (pfn & 31))) !== 0;
   }
 
-  /** Host side: drop the backing of [pfn, pfn+count) (MADV_DONTNEED). Returns pages that were resident. */
+  /**
+   * Host side: drop the backing of [pfn, pfn+count) (MADV_DONTNEED). Returns
+   * the pages that were resident. A non-resident page's bytes are already
+   * zero (never touched, or zeroed when discarded), so only resident pages are
+   * zero-filled: reporting untouched memory costs no real memory here either.
+   */
   discard(pfn: number, count: number, poisonVal: number | null): number {
     let dropped = 0;
-    for (let p = pfn; p < pfn + count; p++) {
+    const h = this.host;
+    const end = pfn + count;
+    let runStart = -1;
+    const flush = (upTo: number) => {
+      if (runStart < 0) return;
+      // Fresh memory reads as zeros; with PAGE_POISON the device writes
+      // poison_val instead (the guest expects poisoned free pages).
+      if (poisonVal === null || poisonVal === 0) this.f64.fill(0, runStart * F64_PER_PAGE, upTo * F64_PER_PAGE);
+      else this.fillPoison(runStart, upTo - runStart, poisonVal);
+      runStart = -1;
+    };
+    for (let p = pfn; p < end; ) {
       const w = p >>> 5;
+      // Whole aligned words at once: the common case for large blocks.
+      if ((p & 31) === 0 && p + 32 <= end) {
+        const before = Atomics.exchange(h, w, 0);
+        Atomics.store(h, this.hostWords + w, -1);
+        if (before === -1) {
+          if (runStart < 0) runStart = p;
+          dropped += 32;
+        } else {
+          flush(p);
+          for (let b = 0; b < 32; b++) {
+            if ((before & (1 << b)) !== 0) {
+              this.zeroOrPoison(p + b, poisonVal);
+              dropped++;
+            }
+          }
+        }
+        p += 32;
+        continue;
+      }
       const bit = 1 << (p & 31);
-      const before = Atomics.and(this.host, w, ~bit);
-      if ((before & bit) !== 0) dropped++;
-      Atomics.or(this.host, this.hostWords + w, bit);
+      const before = Atomics.and(h, w, ~bit);
+      Atomics.or(h, this.hostWords + w, bit);
+      if ((before & bit) !== 0) {
+        if (runStart < 0) runStart = p;
+        dropped++;
+      } else flush(p);
+      p++;
     }
-    // Fresh memory reads as zeros; with PAGE_POISON the device must only ever
-    // write poison_val into reported pages.
-    if (poisonVal === null || poisonVal === 0) this.f64.fill(0, pfn * F64_PER_PAGE, (pfn + count) * F64_PER_PAGE);
-    else this.fillPoison(pfn, count, poisonVal);
+    flush(end);
     return dropped;
+  }
+
+  private zeroOrPoison(pfn: number, poisonVal: number | null): void {
+    if (poisonVal === null || poisonVal === 0) this.f64.fill(0, pfn * F64_PER_PAGE, (pfn + 1) * F64_PER_PAGE);
+    else this.fillPoison(pfn, 1, poisonVal);
   }
 
   /** Host RSS in pages (popcount of the resident bitmap). */

@@ -1,0 +1,199 @@
+import { describe, expect, it } from 'vitest';
+import { PG_ALLOCATED, PG_REPORTED } from '../src/buddy.js';
+import { MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, REP_REQUEST_GEN, REP_STATE, threadIds } from '../src/layout.js';
+import { GuestMemory } from '../src/memory.js';
+import { checkConservation, checkFreeLists } from '../src/oracle.js';
+import { PAGE_REPORTING_ACTIVE, PAGE_REPORTING_IDLE, PAGE_REPORTING_REQUESTED, PageReporting, RM_BLOCKS, RM_FAILS, RM_REREPORTED, type ReportSink, type ReportStatus, makeFreeNotifier, requestReporting } from '../src/reporting.js';
+import { Cpu } from '../src/workload.js';
+import { makeWorld, zoneAs, type World } from './helpers.js';
+
+const MiB = 2 ** 20;
+
+/** The device in the same thread: discards every reported range, or fails on demand. */
+class LocalSink implements ReportSink {
+  calls: { pfn: number; order: number }[][] = [];
+  fail = false;
+  constructor(readonly mem: GuestMemory, readonly pages: Int32Array) {}
+  report(pfns: Int32Array, orders: Uint8Array, start: number, count: number): ReportStatus {
+    const batch = [];
+    for (let i = start; i < start + count; i++) {
+      batch.push({ pfn: pfns[i], order: orders[i] });
+      expect(this.pages[pfns[i] * PAGE_WORDS + PG_FLAGS] & PG_ALLOCATED).toBe(0);
+      if (!this.fail) this.mem.discard(pfns[i], 1 << orders[i], null);
+    }
+    this.calls.push(batch);
+    return this.fail ? 'error' : 'ok';
+  }
+}
+
+function reporter(w: World, mode: 'reporting' | 'aeration' = 'reporting', capacity = 32) {
+  const thread = threadIds(w.cfg.cpus).reporter;
+  const zone = zoneAs(w, thread);
+  const sink = new LocalSink(new GuestMemory(w.views), w.views.pages);
+  const opts = { mode, capacity, reportOrder: 9, delayMs: 0 } as const;
+  return { pr: new PageReporting(w.views, zone, sink, opts, thread), sink, zone, opts, thread };
+}
+
+const healthy = (w: World) => {
+  expect(checkFreeLists(w.zone)).toEqual([]);
+  expect(checkConservation(w.zone).violations).toEqual([]);
+};
+
+describe('page reporting pass', () => {
+  it('reports every free block of order >= 9 once and leaves it Reported and non-resident', () => {
+    const w = makeWorld({ memoryBytes: 256 * MiB });
+    const { pr, sink } = reporter(w);
+    const mem = new GuestMemory(w.views);
+    for (let p = 0; p < 65536; p += 7) mem.touch(p); // the guest has used memory before
+    expect(mem.residentPages()).toBeGreaterThan(9000);
+    pr.process();
+    healthy(w);
+    const blocks = sink.calls.flat();
+    expect(blocks).toHaveLength(64); // 64 order-10 blocks in 256 MiB
+    expect(sink.calls.every((b) => b.length <= 32)).toBe(true);
+    expect(w.zone.freeArea(MAX_ORDER - 1, 3)).toBe(64); // nr_reported
+    expect(mem.residentPages()).toBe(0);
+    // a second pass finds nothing new: Reported blocks are skipped
+    sink.calls = [];
+    pr.process();
+    expect(sink.calls).toEqual([]);
+  });
+
+  it('keeps the per-list budget: ceil(nr_free / (capacity * 16)) report calls per list per pass', () => {
+    const w = makeWorld({ memoryBytes: 256 * MiB });
+    const { pr, sink } = reporter(w, 'reporting', 2);
+    pr.process(); // 64 blocks / (2*16) -> budget 2: 2 full reports, then the leftover flush
+    const calls = sink.calls.length;
+    expect(calls).toBeLessThanOrEqual(3);
+    expect(Atomics.load(w.views.reporting, REP_STATE)).toBe(PAGE_REPORTING_REQUESTED); // ran out of budget: asks for another pass
+    for (let i = 0; i < 40 && pr.process(); i++);
+    expect(w.zone.freeArea(MAX_ORDER - 1, 3)).toBe(64);
+    healthy(w);
+  });
+
+  it('does not flag a block that merged with its buddy on the way back (it is reported at the higher order later)', () => {
+    const w = makeWorld({ memoryBytes: 8 * MiB });
+    const cpu = zoneAs(w, 0);
+    // Split an order-10 block into two order-9 buddies, both free.
+    const a = cpu.alloc(9, 0);
+    const b = cpu.alloc(9, 0);
+    expect(a ^ b).toBe(512);
+    cpu.free(a, 9, 0);
+    const { pr } = reporter(w);
+    // isolate b's buddy a (order 9) and then free b while a is in flight
+    w.sync.lock(0);
+    expect(pr.isolate(a, 9)).toBe(true);
+    pr.sgPfn[0] = a;
+    pr.sgOrder[0] = 9;
+    w.sync.unlock(0);
+    cpu.free(b, 9, 0); // b cannot merge: a is isolated
+    expect(w.zone.order(b)).toBe(9);
+    w.sync.lock(0);
+    pr.drain(0, 1, true); // a comes back and merges with b into order 10
+    w.sync.unlock(0);
+    const head = Math.min(a, b);
+    expect(w.zone.order(head)).toBe(10);
+    expect(w.views.pages[head * PAGE_WORDS + PG_FLAGS] & PG_REPORTED).toBe(0);
+    healthy(w);
+  });
+
+  it('puts blocks back unflagged when the report fails', () => {
+    const w = makeWorld({ memoryBytes: 128 * MiB });
+    const { pr, sink } = reporter(w);
+    sink.fail = true;
+    pr.process();
+    expect(sink.calls.length).toBe(1);
+    expect(w.zone.freeArea(MAX_ORDER - 1, 3)).toBe(0);
+    expect(w.views.metrics[pr.mb + RM_FAILS]).toBe(1);
+    healthy(w);
+  });
+
+  it('clears Reported when a reported block is split by an allocation, and counts re-reports after merging', () => {
+    const w = makeWorld({ memoryBytes: 256 * MiB });
+    const { pr } = reporter(w);
+    pr.process();
+    expect(w.zone.freeArea(MAX_ORDER - 1, 3)).toBe(64);
+    const c = new Cpu(w.views, zoneAs(w, 0), 0, w.cfg, 1);
+    const pfn = c.allocBlock(0);
+    expect(pfn).not.toBe(NIL);
+    expect(w.zone.freeArea(MAX_ORDER - 1, 3)).toBe(63); // the split block left its list: no longer Reported
+    for (let o = 0; o < MAX_ORDER - 1; o++) expect(w.zone.freeArea(o, 3)).toBe(0);
+    expect(c.mem.touch(pfn)).toBe(2); // the page was discarded: touching it is a refault
+    c.freeBlock(pfn, 0, c.touchBlock(pfn, 0) );
+    healthy(w);
+    pr.process();
+    expect(w.zone.freeArea(MAX_ORDER - 1, 3)).toBe(64);
+    expect(w.views.metrics[pr.mb + RM_REREPORTED]).toBe(1);
+  });
+
+  it('respects the min watermark when isolating and skips the pass below low + capacity << order', () => {
+    const w = makeWorld({ memoryBytes: 64 * MiB });
+    const c = zoneAs(w, 0);
+    // leave just under low + 32 << 9 pages free
+    const target = w.zone.wmarkLow + (32 << 9) - 1;
+    while (w.zone.freePages > target) if (c.alloc(0, 0) === NIL) break;
+    const { pr, sink } = reporter(w);
+    pr.process();
+    expect(sink.calls).toEqual([]);
+    healthy(w);
+  });
+});
+
+describe('reporting state machine', () => {
+  it('schedules work only on the IDLE -> REQUESTED transition', () => {
+    const w = makeWorld();
+    const notify = makeFreeNotifier(w.views, { mode: 'reporting', capacity: 32, reportOrder: 9, delayMs: 0 }, 0);
+    const rep = w.views.reporting;
+    expect(rep[REP_STATE]).toBe(PAGE_REPORTING_IDLE);
+    notify(9);
+    expect(rep[REP_STATE]).toBe(PAGE_REPORTING_REQUESTED);
+    expect(rep[REP_REQUEST_GEN]).toBe(1);
+    notify(10);
+    expect(rep[REP_REQUEST_GEN]).toBe(1);
+    // while ACTIVE a request flips the state back to REQUESTED but schedules nothing new
+    rep[REP_STATE] = PAGE_REPORTING_ACTIVE;
+    notify(9);
+    expect(rep[REP_STATE]).toBe(PAGE_REPORTING_REQUESTED);
+    expect(rep[REP_REQUEST_GEN]).toBe(1);
+  });
+
+  it('reruns a pass when a request arrived during it, and goes idle otherwise', () => {
+    const w = makeWorld({ memoryBytes: 128 * MiB });
+    const { pr } = reporter(w);
+    requestReporting(w.views);
+    expect(pr.process()).toBe(false);
+    expect(w.views.reporting[REP_STATE]).toBe(PAGE_REPORTING_IDLE);
+    const notify = makeFreeNotifier(w.views, pr.opts, 0);
+    // a free during the pass: simulate by raising the request from inside the sink
+    const sinkReport = pr.sink.report.bind(pr.sink);
+    (pr.sink as LocalSink).report = (...a) => {
+      notify(10);
+      return sinkReport(...a);
+    };
+    const c = zoneAs(w, 0);
+    const x = c.alloc(10, 0);
+    c.free(x, 10, 0);
+    expect(pr.process()).toBe(true);
+  });
+
+  it('aeration only requests once a free area holds 32 unhinted blocks', () => {
+    const w = makeWorld({ memoryBytes: 256 * MiB });
+    const notify = makeFreeNotifier(w.views, { mode: 'aeration', capacity: 32, reportOrder: 9, delayMs: 0 }, 0);
+    // 64 unhinted order-10 blocks: over the mark
+    notify(10);
+    expect(w.views.reporting[REP_STATE]).toBe(PAGE_REPORTING_REQUESTED);
+    const small = makeWorld({ memoryBytes: 64 * MiB }); // 16 blocks: under the mark
+    makeFreeNotifier(small.views, { mode: 'aeration', capacity: 32, reportOrder: 9, delayMs: 0 }, 0)(10);
+    expect(small.views.reporting[REP_STATE]).toBe(PAGE_REPORTING_IDLE);
+  });
+
+  it('aeration pass hints all blocks of orders >= 9 in batches of at most 32', () => {
+    const w = makeWorld({ memoryBytes: 512 * MiB });
+    const { pr, sink } = reporter(w, 'aeration');
+    pr.process();
+    expect(sink.calls.flat()).toHaveLength(128);
+    expect(sink.calls.every((b) => b.length <= 32)).toBe(true);
+    expect(w.views.metrics[pr.mb + RM_BLOCKS]).toBe(128);
+    healthy(w);
+  });
+});
