@@ -49,6 +49,8 @@ export const RUN_OPTIONS = {
   spin: { type: 'string', default: String(d.spin), describe: `lock spins before sleeping in Atomics.wait (${r.spin.min}..${r.spin.max})` },
   'queue-size': { type: 'string', default: String(d.queueSize), describe: `virtqueue size, a power of 2 (${r.queueSize.min}..${r.queueSize.max})` },
   'ring-align': { type: 'string', default: String(d.ringAlign), describe: 'used-ring alignment: 4 (virtio 1.x split ring) or 4096 (legacy layout)' },
+  poison: { type: 'boolean', default: d.poison, describe: 'page poisoning: freed pages hold --poison-byte, checked when allocated again' },
+  'poison-byte': { type: 'string', default: '0x' + d.poisonByte.toString(16), describe: 'poison pattern byte (0..255, decimal or 0x hex); 0 models init_on_free zeroing' },
   json: { type: 'boolean', default: false, describe: 'print exactly one JSON object on stdout (human text goes to stderr)' },
 } as const;
 
@@ -83,7 +85,16 @@ export function parseRunFlags(a: RawFlags): Config {
     spin: intFlag('spin', a.spin, r.spin),
     queueSize: powerOfTwoFlag('queue-size', a['queue-size'], r.queueSize),
     ringAlign,
+    poison: Boolean(a.poison),
+    poisonByte: byteFlag('poison-byte', a['poison-byte']),
   });
+}
+
+function byteFlag(flag: string, raw: unknown): number {
+  const s = String(raw).trim();
+  const v = /^0x[0-9a-f]+$/i.test(s) ? parseInt(s, 16) : /^\d+$/.test(s) ? Number(s) : NaN;
+  if (!(v >= 0 && v <= 255)) throw new UsageError(`--${flag}: '${raw}' is not accepted; accepted: a byte, 0..255 or 0x00..0xff`);
+  return v;
 }
 
 function usageExit(msg: string): never {

@@ -41,6 +41,9 @@ export interface Config {
   spin: number;
   queueSize: number;
   ringAlign: number;
+  /** Page poisoning: freed pages hold poisonByte, checked on allocation. */
+  poison: boolean;
+  poisonByte: number;
 }
 
 export interface Range {
@@ -157,6 +160,8 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   spin: 200,
   queueSize: 128,
   ringAlign: 4,
+  poison: false,
+  poisonByte: 0xaa,
 };
 
 /** Cross-field checks once every flag parsed on its own. */
@@ -179,6 +184,7 @@ export function rerunCommand(c: Config): string {
   if (c.spin !== d.spin) parts.push('--spin', String(c.spin));
   if (c.queueSize !== d.queueSize) parts.push('--queue-size', String(c.queueSize));
   if (c.ringAlign !== d.ringAlign) parts.push('--ring-align', String(c.ringAlign));
+  if (c.poison) parts.push('--poison', '--poison-byte', '0x' + c.poisonByte.toString(16));
   return parts.join(' ');
 }
 

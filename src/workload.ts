@@ -7,7 +7,7 @@
 
 import { type Zone } from './buddy.js';
 import type { Config } from './config.js';
-import { HDR_RUN_STATE, HDR_STATE_GEN, MAX_ORDER, METRIC_ALLOCS, METRIC_ALLOC_FAILS, METRIC_ALLOC_NS_MAX, METRIC_ALLOC_NS_TOTAL, METRIC_ALLOC_SAMPLES, METRIC_FREES, METRIC_HIST_BASE, METRIC_LOOPS, METRIC_OPS, METRIC_OWNERSHIP_CHECKS, METRIC_PAGES_TOUCHED, METRIC_REFAULTS, METRIC_STAMP_CHECKS, NIL, PAGE_SIZE, RUN_RUNNING, metricBase, type Views } from './layout.js';
+import { HDR_RUN_STATE, HDR_STATE_GEN, MAX_ORDER, METRIC_ALLOCS, METRIC_ALLOC_FAILS, METRIC_ALLOC_NS_MAX, METRIC_ALLOC_NS_TOTAL, METRIC_ALLOC_SAMPLES, METRIC_FREES, METRIC_HIST_BASE, METRIC_LOOPS, METRIC_OPS, METRIC_OWNERSHIP_CHECKS, METRIC_PAGES_TOUCHED, METRIC_POISON_CHECKS, METRIC_REFAULTS, METRIC_STAMP_CHECKS, NIL, PAGE_SIZE, RUN_RUNNING, metricBase, type Views } from './layout.js';
 import { record } from './hist.js';
 import { GuestMemory } from './memory.js';
 import { OracleViolation } from './oracle.js';
@@ -92,8 +92,26 @@ export class Cpu {
     if (ns > m[b + METRIC_ALLOC_NS_MAX]) m[b + METRIC_ALLOC_NS_MAX] = ns;
     record(m, b + METRIC_HIST_BASE, ns);
     if (pfn === NIL) m[b + METRIC_ALLOC_FAILS]++;
-    else m[b + METRIC_ALLOCS]++;
+    else {
+      m[b + METRIC_ALLOCS]++;
+      if (this.cfg.poison) this.checkPoison(pfn, order);
+    }
     return pfn;
+  }
+
+  /**
+   * Page poisoning (check_poison_mem): a free page must still hold the poison
+   * pattern when it is allocated again; anything else means someone wrote a
+   * free page, or the host handed back zeros for a page the guest poisoned.
+   */
+  checkPoison(pfn: number, order: number): void {
+    const bad = this.mem.checkPoison(pfn, 1 << order, this.cfg.poisonByte);
+    this.m[this.mb + METRIC_POISON_CHECKS] += 1 << order;
+    if (bad >= 0) {
+      const word = this.mem.i32[bad * (PAGE_SIZE / 4)] >>> 0;
+      const why = word === 0 ? 'reads as zeros: the host discarded it and handed back a zero page (PAGE_POISON not honoured?)' : `holds 0x${word.toString(16)}: a free page was written`;
+      throw new OracleViolation({ oracle: 'poison', message: `cpu ${this.cpu} allocated pfn ${bad} (block ${pfn} order ${order}) whose poison 0x${this.cfg.poisonByte.toString(16)} is gone: it ${why}`, pfn: bad, cpu: this.cpu });
+    }
   }
 
   /** Largest block <= maxOrder the allocator can give (falls back order by order). */
@@ -132,6 +150,8 @@ export class Cpu {
     }
     this.m[this.mb + METRIC_STAMP_CHECKS] += n;
     this.m[this.mb + METRIC_OWNERSHIP_CHECKS]++;
+    // kernel_poison_pages() on free: the page holds the pattern until reused.
+    if (this.cfg.poison) this.mem.fillPoison(pfn, n, this.cfg.poisonByte);
     this.zone.free(pfn, order, this.cpu);
     this.m[this.mb + METRIC_FREES]++;
   }

@@ -1,0 +1,92 @@
+// The quiescent property of free page hinting (the `reported-accounting`
+// oracle). Once the workload has stopped and the reporter has had its time:
+//   - every free block of order >= the report order is Reported and none of
+//     its pages is host-resident, unless a stated reason excuses it;
+//   - so host RSS is at most the pages that are allocated, free below the
+//     report order, or excused.
+// This is what catches lost requests and stranded memory.
+
+import { type Zone } from './buddy.js';
+import { FA_HEAD, FA_NR_FREE, FA_NR_REPORTED, FA_WORDS, MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, PG_NEXT, ZONE_FREE_AREA, ZONE_FREE_PAGES, ZONE_WMARK_LOW } from './layout.js';
+import type { GuestMemory } from './memory.js';
+import type { Violation } from './oracle.js';
+import { PG_REPORTED } from './page.js';
+import { AERATION_HIGH_WATER } from './reporting.js';
+
+export interface SettleOptions {
+  mode: 'reporting' | 'aeration';
+  reportOrder: number;
+  capacity: number;
+  /** Reporting was never started (e.g. --poison without PAGE_POISON): everything is excused. */
+  reportingDisabled: boolean;
+  /** The device keeps reported pages resident (PAGE_POISON with poison_val != 0, QEMU's skip). */
+  deviceKeepsPages: boolean;
+}
+
+export interface SettleReport {
+  ok: boolean;
+  violations: Violation[];
+  rssPages: number;
+  /** Pages allowed to stay resident, by reason. */
+  allowedPages: { allocatedOrBelowOrder: number; excused: number };
+  excuses: string[];
+  unreportedBlocks: number;
+  residentReportedPages: number;
+}
+
+/** Zone lock held by the caller. */
+export function checkReportedAccounting(zone: Zone, mem: GuestMemory, o: SettleOptions): SettleReport {
+  const z = zone.zone;
+  const p = zone.pages;
+  const violations: Violation[] = [];
+  const excuses: string[] = [];
+  let unreportedBlocks = 0;
+  let residentReportedPages = 0;
+  let highFreePages = 0;
+  let excusedPages = 0;
+  // Reasons that legitimately leave a free area unreported.
+  const belowWatermark = z[ZONE_FREE_PAGES] < z[ZONE_WMARK_LOW] + (o.capacity << o.reportOrder);
+  for (let order = o.reportOrder; order < MAX_ORDER; order++) {
+    const fa = ZONE_FREE_AREA + order * FA_WORDS;
+    const unhinted = z[fa + FA_NR_FREE] - z[fa + FA_NR_REPORTED];
+    let reason: string | null = null;
+    if (o.reportingDisabled) reason = 'reporting disabled';
+    else if (belowWatermark) reason = `zone free ${z[ZONE_FREE_PAGES]} pages is below low watermark + capacity << order`;
+    else if (o.mode === 'aeration' && unhinted < AERATION_HIGH_WATER) reason = `aeration: ${unhinted} unhinted blocks, under the high-water mark of ${AERATION_HIGH_WATER}`;
+    let pfn = z[fa + FA_HEAD];
+    let walked = 0;
+    let excusedHere = 0;
+    while (pfn !== NIL && walked++ <= z[fa + FA_NR_FREE]) {
+      const size = 1 << order;
+      highFreePages += size;
+      const reported = (p[pfn * PAGE_WORDS + PG_FLAGS] & PG_REPORTED) !== 0;
+      let resident = 0;
+      for (let q = pfn; q < pfn + size; q++) if (mem.isResident(q)) resident++;
+      if (!reported) {
+        if (reason !== null) {
+          excusedPages += resident;
+          excusedHere++;
+        } else {
+          unreportedBlocks++;
+          if (violations.length < 8) violations.push({ oracle: 'reported-accounting', message: `free block pfn ${pfn} order ${order} was never reported after the run settled (${resident} of its pages still host-resident): a lost request or stranded memory`, pfn });
+        }
+      } else if (resident > 0) {
+        if (o.deviceKeepsPages) excusedPages += resident;
+        else {
+          residentReportedPages += resident;
+          if (violations.length < 8) violations.push({ oracle: 'reported-accounting', message: `free block pfn ${pfn} order ${order} is Reported but ${resident} of its pages are host-resident: the guest wrote it after reporting, or the host never discarded it`, pfn });
+        }
+      }
+      pfn = p[pfn * PAGE_WORDS + PG_NEXT];
+    }
+    if (excusedHere > 0 && reason) excuses.push(`order ${order}: ${excusedHere} blocks not reported (${reason})`);
+  }
+  if (o.deviceKeepsPages) excuses.push('device keeps reported pages resident (PAGE_POISON, poison_val != 0)');
+  const rssPages = mem.residentPages();
+  // Everything outside free blocks of order >= report order may be resident.
+  const allowedOther = zone.nrPages - highFreePages;
+  if (violations.length === 0 && rssPages > allowedOther + excusedPages) {
+    violations.push({ oracle: 'reported-accounting', message: `host RSS is ${rssPages} pages but allocated/low-order memory is ${allowedOther} pages and excused ${excusedPages}: ${rssPages - allowedOther - excusedPages} pages stranded` });
+  }
+  return { ok: violations.length === 0, violations, rssPages, allowedPages: { allocatedOrBelowOrder: allowedOther, excused: excusedPages }, excuses, unreportedBlocks, residentReportedPages };
+}
