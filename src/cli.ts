@@ -24,6 +24,8 @@ import {
   sizeFlag,
 } from './config.js';
 import { PAGE_SIZE } from './layout.js';
+import { runCompareCommand } from './compare.js';
+import { LOCKSTAT_FORMATS, LOCKSTAT_SORTS, formatLockstat, parseLockstatFlags } from './lockstat-report.js';
 import { configLines, resultText, toJson } from './report.js';
 import { runSimulation } from './run.js';
 
@@ -50,6 +52,9 @@ export const RUN_OPTIONS = {
   'queue-size': { type: 'string', default: String(d.queueSize), describe: `virtqueue size, a power of 2 (${r.queueSize.min}..${r.queueSize.max})` },
   'ring-align': { type: 'string', default: String(d.ringAlign), describe: 'used-ring alignment: 4 (virtio 1.x split ring) or 4096 (legacy layout)' },
   json: { type: 'boolean', default: false, describe: 'print exactly one JSON object on stdout (human text goes to stderr)' },
+  lockstat: { type: 'boolean', default: false, describe: 'lock statistics (lock_stat): table at the end, `locks` in --json' },
+  'lockstat-sort': { type: 'string', describe: `lockstat order: ${LOCKSTAT_SORTS.join(', ')} (default: wait-total; proc: contentions, as the kernel); implies --lockstat` },
+  'lockstat-format': { type: 'string', describe: `lockstat output: ${LOCKSTAT_FORMATS.join(', ')} (proc = the /proc/lock_stat text; default table); implies --lockstat` },
 } as const;
 
 type RawFlags = Record<string, unknown>;
@@ -83,6 +88,7 @@ export function parseRunFlags(a: RawFlags): Config {
     spin: intFlag('spin', a.spin, r.spin),
     queueSize: powerOfTwoFlag('queue-size', a['queue-size'], r.queueSize),
     ringAlign,
+    lockstat: parseLockstatFlags(a).enabled,
   });
 }
 
@@ -119,6 +125,7 @@ async function runCommand(a: RawFlags): Promise<void> {
   }
   if (tty) process.stderr.write('\r' + ' '.repeat(100) + '\r');
   human.write(resultText(result) + '\n');
+  if (result.locks) human.write('\n' + formatLockstat(result.locks, parseLockstatFlags(a).output) + '\n');
   if (json) process.stdout.write(JSON.stringify(toJson(result)) + '\n');
   process.exitCode = result.exitCode;
 }
@@ -128,6 +135,7 @@ export function buildCli(argv: string[]): Argv {
     .scriptName('sim')
     .usage('$0 [run] --cpus N --workload W [--memory SIZE] [--duration TIME] [--hinting MODE] [--seed S] [--json]')
     .command(['run', '$0'], 'run a simulation (default command)', (y) => y.options(RUN_OPTIONS), (a) => runCommand(a as RawFlags))
+    .command('compare', 'run one workload and seed with hinting off and each hinting mode; print them side by side', (y) => y.options(RUN_OPTIONS), (a) => runCompareCommand(a as RawFlags, parseRunFlags))
     .strict()
     .parserConfiguration({ 'duplicate-arguments-array': false })
     .help()

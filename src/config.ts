@@ -41,6 +41,8 @@ export interface Config {
   spin: number;
   queueSize: number;
   ringAlign: number;
+  /** Lock statistics (src/lockstat.ts): per-thread counters on every lock operation. */
+  lockstat: boolean;
 }
 
 export interface Range {
@@ -157,6 +159,7 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   spin: 200,
   queueSize: 128,
   ringAlign: 4,
+  lockstat: false,
 };
 
 /** Cross-field checks once every flag parsed on its own. */
@@ -179,6 +182,7 @@ export function rerunCommand(c: Config): string {
   if (c.spin !== d.spin) parts.push('--spin', String(c.spin));
   if (c.queueSize !== d.queueSize) parts.push('--queue-size', String(c.queueSize));
   if (c.ringAlign !== d.ringAlign) parts.push('--ring-align', String(c.ringAlign));
+  if (c.lockstat) parts.push('--lockstat');
   return parts.join(' ');
 }
 

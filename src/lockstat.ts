@@ -1,0 +1,254 @@
+// Lock statistics (DESIGN §7), after the kernel's CONFIG_LOCK_STAT
+// (kernel/locking/lockdep.c __lock_contended/__lock_acquired, lockdep_proc.c).
+//
+// Recording: each thread owns one slot per lock class (layout LS_* fields)
+// and writes it with plain stores: no atomics, no sharing, so the hot path is
+// a handful of loads/stores and two performance.now() calls (acquire and
+// release, for the hold time). With --lockstat off no observer is installed
+// and the lock path pays one null check (src/sync.ts).
+//
+// Semantics, as lock_stat defines them:
+//   acquisitions   every successful lock/trylock
+//   contentions    acquisitions whose fast path failed (the thread had to wait)
+//   con-bounces    contentions while the lock was held by another thread
+//                  (kernel: lock->cpu != this cpu at lock_contended())
+//   acq-bounces    acquisitions whose previous holder was another thread
+//                  (kernel: lock->cpu != this cpu at lock_acquired())
+//   wait time      from the failed fast path to holding the lock
+//   hold time      from holding the lock to the start of the release
+//   contention points  the waiter's call site, per contention
+//   contending points  the holder's call site when the waiter began to wait
+//                  (read from LOCK_SITE in the lock's line, which the holder
+//                  stores after it acquires: the kernel's lock->ip)
+// Threads stand for CPUs, so "another thread" is lock_stat's "another CPU".
+//
+// Reading: main sums the slots of every thread after the roles stopped
+// (collectLockStats). Histograms reuse src/hist.ts: log2 buckets split in 4
+// linear sub-buckets (finer than lock_stat's plain log2; percentiles are the
+// upper bound of the bucket holding the rank, clamped to the observed max).
+
+import { HIST_BUCKETS, accumulate, bucketHigh, bucketLow, bucketOf, percentile } from './hist.js';
+import { SITE_NAMES } from './buddy.js';
+import {
+  HDR_LOCKSTAT_PUBLISHED,
+  LOCK_CLASSES,
+  LOCK_LINE_WORDS,
+  LOCK_SITE,
+  LOCKSTAT_SITES,
+  LS_ACQUISITIONS,
+  LS_ACQ_BOUNCES,
+  LS_CONTENDING_POINT,
+  LS_CONTENTIONS,
+  LS_CONTENTION_POINT,
+  LS_CON_BOUNCES,
+  LS_HOLDS,
+  LS_HOLD_HIST,
+  LS_HOLD_NS_MAX,
+  LS_HOLD_NS_MIN,
+  LS_HOLD_NS_TOTAL,
+  LS_WAIT_HIST,
+  LS_WAIT_NS_MAX,
+  LS_WAIT_NS_MIN,
+  LS_WAIT_NS_TOTAL,
+  lockClassOf,
+  lockstatBase,
+  type Views,
+} from './layout.js';
+import type { LockObserver } from './sync.js';
+
+/** lock_stat shows up to 4 contention and 4 contending points per class (LOCKSTAT_POINTS). */
+export const LOCKSTAT_POINTS = 4;
+
+const NS_PER_MS = 1e6;
+
+/** Per-thread recorder: install as `sync.observer` when --lockstat is on. */
+export class LockStat implements LockObserver {
+  private readonly ls: Float64Array;
+  private readonly locks: Int32Array;
+  /** Float64 index of this thread's slot for each lock instance's class. */
+  private readonly slotOfLock: Int32Array;
+  /** performance.now() at which this thread took each lock instance (hold start). */
+  private readonly heldSinceMs: Float64Array;
+
+  constructor(
+    readonly views: Views,
+    readonly threadId: number,
+  ) {
+    const l = views.layout;
+    this.ls = views.lockstat;
+    this.locks = views.locks;
+    this.slotOfLock = new Int32Array(l.locks);
+    for (let i = 0; i < l.locks; i++) this.slotOfLock[i] = lockstatBase(lockClassOf(i), threadId, l.threads);
+    this.heldSinceMs = new Float64Array(l.locks);
+  }
+
+  acquired(lock: number, site: number, prevOwner: number): void {
+    const ls = this.ls;
+    const b = this.slotOfLock[lock];
+    ls[b + LS_ACQUISITIONS]++;
+    if (prevOwner >= 0 && prevOwner !== this.threadId) ls[b + LS_ACQ_BOUNCES]++;
+    // Holder's site for waiters' contending points: a plain store by the holder.
+    this.locks[lock * LOCK_LINE_WORDS + LOCK_SITE] = site;
+    this.heldSinceMs[lock] = performance.now();
+  }
+
+  acquiredContended(lock: number, site: number, prevOwner: number, waitStartMs: number, holderAtWait: number, holderSiteAtWait: number): void {
+    const now = performance.now();
+    const ls = this.ls;
+    const b = this.slotOfLock[lock];
+    ls[b + LS_ACQUISITIONS]++;
+    if (prevOwner >= 0 && prevOwner !== this.threadId) ls[b + LS_ACQ_BOUNCES]++;
+    this.locks[lock * LOCK_LINE_WORDS + LOCK_SITE] = site;
+    this.heldSinceMs[lock] = now;
+    const waitNs = (now - waitStartMs) * NS_PER_MS;
+    const n = ls[b + LS_CONTENTIONS]++;
+    if (holderAtWait !== this.threadId) ls[b + LS_CON_BOUNCES]++;
+    if (n === 0 || waitNs < ls[b + LS_WAIT_NS_MIN]) ls[b + LS_WAIT_NS_MIN] = waitNs;
+    if (waitNs > ls[b + LS_WAIT_NS_MAX]) ls[b + LS_WAIT_NS_MAX] = waitNs;
+    ls[b + LS_WAIT_NS_TOTAL] += waitNs;
+    ls[b + LS_WAIT_HIST + bucketOf(waitNs)]++;
+    ls[b + LS_CONTENTION_POINT + (site >>> 0 < LOCKSTAT_SITES ? site : 0)]++;
+    ls[b + LS_CONTENDING_POINT + (holderSiteAtWait >>> 0 < LOCKSTAT_SITES ? holderSiteAtWait : 0)]++;
+  }
+
+  releasing(lock: number): void {
+    const holdNs = (performance.now() - this.heldSinceMs[lock]) * NS_PER_MS;
+    const ls = this.ls;
+    const b = this.slotOfLock[lock];
+    const n = ls[b + LS_HOLDS]++;
+    if (n === 0 || holdNs < ls[b + LS_HOLD_NS_MIN]) ls[b + LS_HOLD_NS_MIN] = holdNs;
+    if (holdNs > ls[b + LS_HOLD_NS_MAX]) ls[b + LS_HOLD_NS_MAX] = holdNs;
+    ls[b + LS_HOLD_NS_TOTAL] += holdNs;
+    ls[b + LS_HOLD_HIST + bucketOf(holdNs)]++;
+  }
+
+  /** After this thread's last lock operation: publish the slot's plain stores (seq-cst RMW). */
+  publish(): void {
+    Atomics.add(this.views.header, HDR_LOCKSTAT_PUBLISHED, 1);
+  }
+}
+
+export interface TimeStats {
+  min: number;
+  max: number;
+  total: number;
+  avg: number;
+  p50: number;
+  p99: number;
+  p999: number;
+}
+
+export interface HistBucket {
+  lowNs: number;
+  highNs: number;
+  count: number;
+}
+
+export interface CallSiteCount {
+  site: string;
+  count: number;
+}
+
+/** One lock class, summed over every thread. The JSON `locks` entry of DESIGN §10, extended. */
+export interface LockClassStats {
+  class: string;
+  acquisitions: number;
+  contentions: number;
+  conBounces: number;
+  acqBounces: number;
+  waitNs: TimeStats;
+  holdNs: TimeStats;
+  /** Non-empty buckets only. */
+  waitHistNs: HistBucket[];
+  holdHistNs: HistBucket[];
+  /** Up to LOCKSTAT_POINTS sites that waited, most contentions first. */
+  contentionPoints: CallSiteCount[];
+  /** Up to LOCKSTAT_POINTS sites that held the lock while others waited. */
+  contendingPoints: CallSiteCount[];
+}
+
+export function siteName(site: number): string {
+  return SITE_NAMES[site] ?? `site${site}`;
+}
+
+function timeStats(count: number, min: number, max: number, total: number, hist: Float64Array): TimeStats {
+  if (count === 0) return { min: 0, max: 0, total: 0, avg: 0, p50: 0, p99: 0, p999: 0 };
+  return { min, max, total, avg: total / count, p50: percentile(hist, 0.5, max), p99: percentile(hist, 0.99, max), p999: percentile(hist, 0.999, max) };
+}
+
+function nonEmptyBuckets(h: Float64Array): HistBucket[] {
+  const out: HistBucket[] = [];
+  for (let b = 0; b < HIST_BUCKETS; b++) if (h[b] > 0) out.push({ lowNs: bucketLow(b), highNs: bucketHigh(b), count: h[b] });
+  return out;
+}
+
+function topPoints(counts: Float64Array): CallSiteCount[] {
+  const all: CallSiteCount[] = [];
+  for (let s = 0; s < counts.length; s++) if (counts[s] > 0) all.push({ site: siteName(s), count: counts[s] });
+  // Stable sort: ties keep site-id order, so the output is deterministic.
+  return all.sort((a, b) => b.count - a.count).slice(0, LOCKSTAT_POINTS);
+}
+
+/** Sum every thread's slots into one record per lock class (main, after the roles stopped). */
+export function collectLockStats(views: Views): LockClassStats[] {
+  // Acquire: pairs with each role's publish() (Atomics.add after its last write).
+  Atomics.load(views.header, HDR_LOCKSTAT_PUBLISHED);
+  const ls = views.lockstat;
+  const threads = views.layout.threads;
+  const out: LockClassStats[] = [];
+  for (let cls = 0; cls < LOCK_CLASSES.length; cls++) {
+    let acquisitions = 0;
+    let contentions = 0;
+    let conBounces = 0;
+    let acqBounces = 0;
+    let holds = 0;
+    let waitMin = Infinity;
+    let waitMax = 0;
+    let waitTotal = 0;
+    let holdMin = Infinity;
+    let holdMax = 0;
+    let holdTotal = 0;
+    const waitHist = new Float64Array(HIST_BUCKETS);
+    const holdHist = new Float64Array(HIST_BUCKETS);
+    const contention = new Float64Array(LOCKSTAT_SITES);
+    const contending = new Float64Array(LOCKSTAT_SITES);
+    for (let t = 0; t < threads; t++) {
+      const b = lockstatBase(cls, t, threads);
+      acquisitions += ls[b + LS_ACQUISITIONS];
+      conBounces += ls[b + LS_CON_BOUNCES];
+      acqBounces += ls[b + LS_ACQ_BOUNCES];
+      if (ls[b + LS_CONTENTIONS] > 0) {
+        contentions += ls[b + LS_CONTENTIONS];
+        waitMin = Math.min(waitMin, ls[b + LS_WAIT_NS_MIN]);
+        waitMax = Math.max(waitMax, ls[b + LS_WAIT_NS_MAX]);
+        waitTotal += ls[b + LS_WAIT_NS_TOTAL];
+        accumulate(waitHist, ls, b + LS_WAIT_HIST);
+        for (let s = 0; s < LOCKSTAT_SITES; s++) {
+          contention[s] += ls[b + LS_CONTENTION_POINT + s];
+          contending[s] += ls[b + LS_CONTENDING_POINT + s];
+        }
+      }
+      if (ls[b + LS_HOLDS] > 0) {
+        holds += ls[b + LS_HOLDS];
+        holdMin = Math.min(holdMin, ls[b + LS_HOLD_NS_MIN]);
+        holdMax = Math.max(holdMax, ls[b + LS_HOLD_NS_MAX]);
+        holdTotal += ls[b + LS_HOLD_NS_TOTAL];
+        accumulate(holdHist, ls, b + LS_HOLD_HIST);
+      }
+    }
+    out.push({
+      class: LOCK_CLASSES[cls],
+      acquisitions,
+      contentions,
+      conBounces,
+      acqBounces,
+      waitNs: timeStats(contentions, waitMin, waitMax, waitTotal, waitHist),
+      holdNs: timeStats(holds, holdMin, holdMax, holdTotal, holdHist),
+      waitHistNs: nonEmptyBuckets(waitHist),
+      holdHistNs: nonEmptyBuckets(holdHist),
+      contentionPoints: topPoints(contention),
+      contendingPoints: topPoints(contending),
+    });
+  }
+  return out;
+}
