@@ -21,6 +21,10 @@
 //                  (read from LOCK_SITE in the lock's line, which the holder
 //                  stores after it acquires: the kernel's lock->ip)
 // Threads stand for CPUs, so "another thread" is lock_stat's "another CPU".
+// A waiter cannot be the holder, yet con-bounces can be a little below
+// contentions: the holder writes LOCK_OWNER just after its CAS (as the kernel
+// sets lock->cpu in lock_acquired(), after the hardware acquisition), so a
+// waiter arriving in that window reads the previous holder, maybe itself.
 //
 // Reading: main sums the slots of every thread after the roles stopped
 // (collectLockStats). Histograms reuse src/hist.ts: log2 buckets split in 4
@@ -60,6 +64,21 @@ import type { LockObserver } from './sync.js';
 export const LOCKSTAT_POINTS = 4;
 
 const NS_PER_MS = 1e6;
+
+/**
+ * bucketOf() from src/hist.ts without Math.log2 and 2**e (the hot path calls
+ * it on every wait and hold): for 4 <= v < 2^31 the octave is the top set bit
+ * of floor(v) and the sub-bucket its next two bits, which is what bucketOf's
+ * float arithmetic computes (tested against it). Other values take bucketOf.
+ */
+export function fastBucketOf(v: number): number {
+  if (v >= 4 && v < 2147483648) {
+    const vi = v >>> 0;
+    const e = 31 - Math.clz32(vi);
+    return (e << 2) + ((vi - (1 << e)) >>> (e - 2));
+  }
+  return bucketOf(v);
+}
 
 /** Per-thread recorder: install as `sync.observer` when --lockstat is on. */
 export class LockStat implements LockObserver {
@@ -106,7 +125,7 @@ export class LockStat implements LockObserver {
     if (n === 0 || waitNs < ls[b + LS_WAIT_NS_MIN]) ls[b + LS_WAIT_NS_MIN] = waitNs;
     if (waitNs > ls[b + LS_WAIT_NS_MAX]) ls[b + LS_WAIT_NS_MAX] = waitNs;
     ls[b + LS_WAIT_NS_TOTAL] += waitNs;
-    ls[b + LS_WAIT_HIST + bucketOf(waitNs)]++;
+    ls[b + LS_WAIT_HIST + fastBucketOf(waitNs)]++;
     ls[b + LS_CONTENTION_POINT + (site >>> 0 < LOCKSTAT_SITES ? site : 0)]++;
     ls[b + LS_CONTENDING_POINT + (holderSiteAtWait >>> 0 < LOCKSTAT_SITES ? holderSiteAtWait : 0)]++;
   }
@@ -119,7 +138,7 @@ export class LockStat implements LockObserver {
     if (n === 0 || holdNs < ls[b + LS_HOLD_NS_MIN]) ls[b + LS_HOLD_NS_MIN] = holdNs;
     if (holdNs > ls[b + LS_HOLD_NS_MAX]) ls[b + LS_HOLD_NS_MAX] = holdNs;
     ls[b + LS_HOLD_NS_TOTAL] += holdNs;
-    ls[b + LS_HOLD_HIST + bucketOf(holdNs)]++;
+    ls[b + LS_HOLD_HIST + fastBucketOf(holdNs)]++;
   }
 
   /** After this thread's last lock operation: publish the slot's plain stores (seq-cst RMW). */

@@ -30,7 +30,8 @@ import {
   createShared,
   lockstatBase,
 } from '../src/layout.js';
-import { type LockClassStats, collectLockStats } from '../src/lockstat.js';
+import { type LockClassStats, collectLockStats, fastBucketOf } from '../src/lockstat.js';
+import fc from 'fast-check';
 import { PROC_COLUMNS, PROC_RULE_WIDTH, lockstatTable, parseLockstatFlags, procLockStat, procTime, sortLockStats } from '../src/lockstat-report.js';
 import { Sync } from '../src/sync.js';
 
@@ -129,6 +130,12 @@ describe('lockstat: histograms and aggregation', () => {
     expect(bucketOf(2048)).toBe(bucketOf(1024) + 4);
     expect(bucketLow(bucketOf(3000))).toBe(2560);
     expect(bucketHigh(bucketOf(3000))).toBe(3072);
+  });
+
+  it('the hot-path bucket function agrees with hist.ts bucketOf', () => {
+    for (let e = 0; e < 42; e++) for (const d of [-1, -0.5, 0, 0.5, 1]) expect(fastBucketOf(2 ** e + d)).toBe(bucketOf(2 ** e + d));
+    fc.assert(fc.property(fc.double({ min: 0, max: 2 ** 41, noNaN: true }), (v) => fastBucketOf(v) === bucketOf(v)), { numRuns: 20_000 });
+    fc.assert(fc.property(fc.integer({ min: 0, max: 2 ** 31 + 10 }), (v) => fastBucketOf(v) === bucketOf(v)), { numRuns: 20_000 });
   });
 
   it('percentiles are the upper bound of the bucket holding the rank, clamped to max', () => {
