@@ -4,7 +4,9 @@
 // Recording: each thread owns one slot per lock class (layout LS_* fields)
 // and writes it with plain stores: no atomics, no sharing, so the hot path is
 // a handful of loads/stores and two performance.now() calls (acquire and
-// release, for the hold time). With --lockstat off no observer is installed
+// release, for the hold time). An acquisition is counted when it is released
+// (the bookkeeping runs after the unlock); a lock still held when a thread
+// ends is not counted. With --lockstat off no observer is installed
 // and the lock path pays one null check (src/sync.ts).
 //
 // Semantics, as lock_stat defines them:
@@ -15,7 +17,8 @@
 //   acq-bounces    acquisitions whose previous holder was another thread
 //                  (kernel: lock->cpu != this cpu at lock_acquired())
 //   wait time      from the failed fast path to holding the lock
-//   hold time      from holding the lock to the start of the release
+//   hold time      from holding the lock to the release (timed just after the
+//                  releasing RMW, before any wake-up)
 //   contention points  the waiter's call site, per contention
 //   contending points  the holder's call site when the waiter began to wait
 //                  (read from LOCK_SITE in the lock's line, which the holder
@@ -80,14 +83,29 @@ export function fastBucketOf(v: number): number {
   return bucketOf(v);
 }
 
-/** Per-thread recorder: install as `sync.observer` when --lockstat is on. */
+/**
+ * Per-thread recorder: install as `sync.observer` when --lockstat is on.
+ * While the lock is held it only notes what it needs (one clock read and a
+ * few stores into thread-local arrays, plus the LOCK_SITE store waiters read);
+ * all counting happens in released(), after the lock is free again, so the
+ * instrumentation stretches the critical section as little as possible (a
+ * longer hold means more contention, which would distort what we measure).
+ */
 export class LockStat implements LockObserver {
   private readonly ls: Float64Array;
   private readonly locks: Int32Array;
   /** Float64 index of this thread's slot for each lock instance's class. */
   private readonly slotOfLock: Int32Array;
-  /** performance.now() at which this thread took each lock instance (hold start). */
+  // Per lock instance, about this thread's current hold (a thread holds an
+  // instance at most once at a time: the locks are not recursive).
+  /** performance.now() when the lock was taken: hold start, and wait end. */
   private readonly heldSinceMs: Float64Array;
+  /** performance.now() when the wait began; -1 if the lock was taken without waiting. */
+  private readonly waitStartMs: Float64Array;
+  private readonly site: Int32Array;
+  private readonly prevOwner: Int32Array;
+  private readonly holderAtWait: Int32Array;
+  private readonly holderSiteAtWait: Int32Array;
 
   constructor(
     readonly views: Views,
@@ -99,43 +117,56 @@ export class LockStat implements LockObserver {
     this.slotOfLock = new Int32Array(l.locks);
     for (let i = 0; i < l.locks; i++) this.slotOfLock[i] = lockstatBase(lockClassOf(i), threadId, l.threads);
     this.heldSinceMs = new Float64Array(l.locks);
+    this.waitStartMs = new Float64Array(l.locks);
+    this.site = new Int32Array(l.locks);
+    this.prevOwner = new Int32Array(l.locks);
+    this.holderAtWait = new Int32Array(l.locks);
+    this.holderSiteAtWait = new Int32Array(l.locks);
   }
 
   acquired(lock: number, site: number, prevOwner: number): void {
-    const ls = this.ls;
-    const b = this.slotOfLock[lock];
-    ls[b + LS_ACQUISITIONS]++;
-    if (prevOwner >= 0 && prevOwner !== this.threadId) ls[b + LS_ACQ_BOUNCES]++;
     // Holder's site for waiters' contending points: a plain store by the holder.
     this.locks[lock * LOCK_LINE_WORDS + LOCK_SITE] = site;
+    this.site[lock] = site;
+    this.prevOwner[lock] = prevOwner;
+    this.waitStartMs[lock] = -1;
     this.heldSinceMs[lock] = performance.now();
   }
 
   acquiredContended(lock: number, site: number, prevOwner: number, waitStartMs: number, holderAtWait: number, holderSiteAtWait: number): void {
-    const now = performance.now();
-    const ls = this.ls;
-    const b = this.slotOfLock[lock];
-    ls[b + LS_ACQUISITIONS]++;
-    if (prevOwner >= 0 && prevOwner !== this.threadId) ls[b + LS_ACQ_BOUNCES]++;
     this.locks[lock * LOCK_LINE_WORDS + LOCK_SITE] = site;
-    this.heldSinceMs[lock] = now;
-    const waitNs = (now - waitStartMs) * NS_PER_MS;
-    const n = ls[b + LS_CONTENTIONS]++;
-    if (holderAtWait !== this.threadId) ls[b + LS_CON_BOUNCES]++;
-    if (n === 0 || waitNs < ls[b + LS_WAIT_NS_MIN]) ls[b + LS_WAIT_NS_MIN] = waitNs;
-    if (waitNs > ls[b + LS_WAIT_NS_MAX]) ls[b + LS_WAIT_NS_MAX] = waitNs;
-    ls[b + LS_WAIT_NS_TOTAL] += waitNs;
-    ls[b + LS_WAIT_HIST + fastBucketOf(waitNs)]++;
-    ls[b + LS_CONTENTION_POINT + (site >>> 0 < LOCKSTAT_SITES ? site : 0)]++;
-    ls[b + LS_CONTENDING_POINT + (holderSiteAtWait >>> 0 < LOCKSTAT_SITES ? holderSiteAtWait : 0)]++;
+    this.site[lock] = site;
+    this.prevOwner[lock] = prevOwner;
+    this.waitStartMs[lock] = waitStartMs;
+    this.holderAtWait[lock] = holderAtWait;
+    this.holderSiteAtWait[lock] = holderSiteAtWait;
+    this.heldSinceMs[lock] = performance.now();
   }
 
-  releasing(lock: number): void {
-    const holdNs = (performance.now() - this.heldSinceMs[lock]) * NS_PER_MS;
+  released(lock: number, releasedAtMs: number): void {
     const ls = this.ls;
     const b = this.slotOfLock[lock];
-    const n = ls[b + LS_HOLDS]++;
-    if (n === 0 || holdNs < ls[b + LS_HOLD_NS_MIN]) ls[b + LS_HOLD_NS_MIN] = holdNs;
+    const heldSince = this.heldSinceMs[lock];
+    ls[b + LS_ACQUISITIONS]++;
+    const prev = this.prevOwner[lock];
+    if (prev >= 0 && prev !== this.threadId) ls[b + LS_ACQ_BOUNCES]++;
+    const waitStart = this.waitStartMs[lock];
+    if (waitStart >= 0) {
+      const waitNs = (heldSince - waitStart) * NS_PER_MS;
+      const n = ls[b + LS_CONTENTIONS]++;
+      if (this.holderAtWait[lock] !== this.threadId) ls[b + LS_CON_BOUNCES]++;
+      if (n === 0 || waitNs < ls[b + LS_WAIT_NS_MIN]) ls[b + LS_WAIT_NS_MIN] = waitNs;
+      if (waitNs > ls[b + LS_WAIT_NS_MAX]) ls[b + LS_WAIT_NS_MAX] = waitNs;
+      ls[b + LS_WAIT_NS_TOTAL] += waitNs;
+      ls[b + LS_WAIT_HIST + fastBucketOf(waitNs)]++;
+      const site = this.site[lock];
+      const holderSite = this.holderSiteAtWait[lock];
+      ls[b + LS_CONTENTION_POINT + (site >>> 0 < LOCKSTAT_SITES ? site : 0)]++;
+      ls[b + LS_CONTENDING_POINT + (holderSite >>> 0 < LOCKSTAT_SITES ? holderSite : 0)]++;
+    }
+    const holdNs = (releasedAtMs - heldSince) * NS_PER_MS;
+    const h = ls[b + LS_HOLDS]++;
+    if (h === 0 || holdNs < ls[b + LS_HOLD_NS_MIN]) ls[b + LS_HOLD_NS_MIN] = holdNs;
     if (holdNs > ls[b + LS_HOLD_NS_MAX]) ls[b + LS_HOLD_NS_MAX] = holdNs;
     ls[b + LS_HOLD_NS_TOTAL] += holdNs;
     ls[b + LS_HOLD_HIST + fastBucketOf(holdNs)]++;

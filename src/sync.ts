@@ -38,8 +38,12 @@ export interface LockObserver {
    * from the lock's line when this thread started to wait (lock_contended()).
    */
   acquiredContended(lock: number, site: number, prevOwner: number, waitStartMs: number, holderAtWait: number, holderSiteAtWait: number): void;
-  /** Called just before the lock is released. */
-  releasing(lock: number): void;
+  /**
+   * Called after the lock was released (and any sleeper woken), with the time
+   * of the release. Observers do their bookkeeping here, outside the critical
+   * section, so that lock statistics stretch hold times as little as possible.
+   */
+  released(lock: number, releasedAtMs: number): void;
 }
 
 export interface SyncOptions {
@@ -122,13 +126,30 @@ export class Sync {
 
   unlock(lock: number): void {
     const w = this.locks;
-    if (this.observer !== null) this.observer.releasing(lock);
+    if (this.observer !== null) {
+      this.unlockObserved(lock, this.observer);
+      return;
+    }
     const i = lock * LOCK_LINE_WORDS + LOCK_WORD;
     // Release: the seq-cst RMW publishes every write made under the lock.
     // 1 -> 0 means nobody waits; from 2 we must store 0 and wake one sleeper.
     if (Atomics.sub(w, i, 1) !== 1) {
       Atomics.store(w, i, 0);
       Atomics.notify(w, i, 1);
+    }
+  }
+
+  /** unlock() with an observer: the same release, timed just after it, reported after the wake-up. */
+  private unlockObserved(lock: number, obs: LockObserver): void {
+    const w = this.locks;
+    const i = lock * LOCK_LINE_WORDS + LOCK_WORD;
+    if (Atomics.sub(w, i, 1) !== 1) {
+      Atomics.store(w, i, 0);
+      const t = performance.now();
+      Atomics.notify(w, i, 1);
+      obs.released(lock, t);
+    } else {
+      obs.released(lock, performance.now());
     }
   }
 
