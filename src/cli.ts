@@ -24,6 +24,8 @@ import {
   sizeFlag,
 } from './config.js';
 import { PAGE_SIZE } from './layout.js';
+import { runCompareCommand } from './compare.js';
+import { LOCKSTAT_FORMATS, LOCKSTAT_SORTS, formatLockstat, parseLockstatFlags } from './lockstat-report.js';
 import { configLines, resultText, toJson } from './report.js';
 import { runSimulation } from './run.js';
 
@@ -52,6 +54,9 @@ export const RUN_OPTIONS = {
   poison: { type: 'boolean', default: d.poison, describe: 'page poisoning: freed pages hold --poison-byte, checked when allocated again' },
   'poison-byte': { type: 'string', default: '0x' + d.poisonByte.toString(16), describe: 'poison pattern byte (0..255, decimal or 0x hex); 0 models init_on_free zeroing' },
   json: { type: 'boolean', default: false, describe: 'print exactly one JSON object on stdout (human text goes to stderr)' },
+  lockstat: { type: 'boolean', default: false, describe: 'lock statistics (lock_stat): table at the end, `locks` in --json' },
+  'lockstat-sort': { type: 'string', describe: `lockstat order: ${LOCKSTAT_SORTS.join(', ')} (default: wait-total; proc: contentions, as the kernel); implies --lockstat` },
+  'lockstat-format': { type: 'string', describe: `lockstat output: ${LOCKSTAT_FORMATS.join(', ')} (proc = the /proc/lock_stat text; default table); implies --lockstat` },
 } as const;
 
 type RawFlags = Record<string, unknown>;
@@ -87,6 +92,7 @@ export function parseRunFlags(a: RawFlags): Config {
     ringAlign,
     poison: Boolean(a.poison),
     poisonByte: byteFlag('poison-byte', a['poison-byte']),
+    lockstat: parseLockstatFlags(a).enabled,
   });
 }
 
@@ -130,6 +136,7 @@ async function runCommand(a: RawFlags): Promise<void> {
   }
   if (tty) process.stderr.write('\r' + ' '.repeat(100) + '\r');
   human.write(resultText(result) + '\n');
+  if (result.locks) human.write('\n' + formatLockstat(result.locks, parseLockstatFlags(a).output) + '\n');
   if (json) process.stdout.write(JSON.stringify(toJson(result)) + '\n');
   process.exitCode = result.exitCode;
 }
@@ -139,6 +146,7 @@ export function buildCli(argv: string[]): Argv {
     .scriptName('sim')
     .usage('$0 [run] --cpus N --workload W [--memory SIZE] [--duration TIME] [--hinting MODE] [--seed S] [--json]')
     .command(['run', '$0'], 'run a simulation (default command)', (y) => y.options(RUN_OPTIONS), (a) => runCommand(a as RawFlags))
+    .command('compare', 'run one workload and seed with hinting off and each hinting mode; print them side by side', (y) => y.options(RUN_OPTIONS), (a) => runCompareCommand(a as RawFlags, parseRunFlags))
     .strict()
     .parserConfiguration({ 'duplicate-arguments-array': false })
     .help()

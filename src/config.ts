@@ -44,6 +44,8 @@ export interface Config {
   /** Page poisoning: freed pages hold poisonByte, checked on allocation. */
   poison: boolean;
   poisonByte: number;
+  /** Lock statistics (src/lockstat.ts): per-thread counters on every lock operation. */
+  lockstat: boolean;
 }
 
 export interface Range {
@@ -162,6 +164,7 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   ringAlign: 4,
   poison: false,
   poisonByte: 0xaa,
+  lockstat: false,
 };
 
 /** Cross-field checks once every flag parsed on its own. */
@@ -185,6 +188,7 @@ export function rerunCommand(c: Config): string {
   if (c.queueSize !== d.queueSize) parts.push('--queue-size', String(c.queueSize));
   if (c.ringAlign !== d.ringAlign) parts.push('--ring-align', String(c.ringAlign));
   if (c.poison) parts.push('--poison', '--poison-byte', '0x' + c.poisonByte.toString(16));
+  if (c.lockstat) parts.push('--lockstat');
   return parts.join(' ');
 }
 

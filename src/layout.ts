@@ -10,9 +10,11 @@
 //   header      Int32 words: magic, layout version, config echo, run state,
 //               generation counters (HDR_* below).
 //   locks       one 64-byte line per lock instance (LOCK_*): the futex word,
-//               the last holder, the lock class. Own line each: no false sharing.
+//               the last holder, the lock class, the holder's call site (lockstat).
+//               Own line each: no false sharing.
 //   lockstat    per lock class, per thread, LOCKSTAT_SLOT_BYTES of Float64
-//               counters (written by the owning thread only, read by main at the end).
+//               counters (LS_* fields; written by the owning thread only, with
+//               plain stores; read by main at the end, see src/lockstat.ts).
 //   pages       struct page array, PAGE_WORDS Int32 per 4 KiB frame (16 bytes).
 //   zone        ZONE_* words: free_area[order] {head, tail, nr_free}, free-page
 //               count, watermarks, reported counters; then one 64-byte line per
@@ -27,12 +29,14 @@
 //   violations  a small shared record of the first oracle violation (VIO_*).
 //   guest       pages * 4096 bytes of real guest memory.
 
+import { HIST_BUCKETS } from './hist.js';
+
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
 /** Orders 0..MAX_ORDER-1 as in Linux before 6.4 (MAX_ORDER 11: largest block 4 MiB). */
 export const MAX_ORDER = 11;
 export const LAYOUT_MAGIC = 0x42414c4e; // 'BALN'
-export const LAYOUT_VERSION = 3;
+export const LAYOUT_VERSION = 4; // 4: lockstat slot layout (LS_*), LOCK_SITE
 export const CACHE_LINE = 64;
 export const NIL = -1; // "no page" in free-list links
 
@@ -48,6 +52,10 @@ export const HDR_READY = 5;
 /** Bumped (and notified) whenever the run state changes: the wait word for idle roles. */
 export const HDR_STATE_GEN = 6;
 export const HDR_QUEUE_SIZE = 7;
+/** Bumped (Atomics.add) by each role after its last lockstat write: the seq-cst
+ *  RMW publishes the plain stores to its lockstat slots; main Atomics.loads it
+ *  before it reads the slots (src/lockstat.ts). */
+export const HDR_LOCKSTAT_PUBLISHED = 8;
 export const HDR_WORDS = 16;
 
 export const RUN_INIT = 0;
@@ -62,7 +70,12 @@ export const RUN_ABORT = 4;
 // ---- locks (one cache line each, Int32 words within the line) ----
 export const LOCK_WORD = 0; // futex word: 0 unlocked, 1 locked, 2 locked with waiters
 export const LOCK_OWNER = 1; // thread id of the current/last holder (+1; 0 = never held)
-export const LOCK_CLASS = 2;
+export const LOCK_CLASS = 2; // LOCKCLASS_* of the instance, stamped by createShared
+/** Call site (SITE_*) of the current holder: a plain store by the holder right
+ *  after it acquires the lock, only with lockstat on; a waiter reads it when it
+ *  contends (the kernel's lock->ip, source of lock_stat's contending points).
+ *  Racy by design: statistics, never used for correctness. */
+export const LOCK_SITE = 3;
 export const LOCK_LINE_WORDS = CACHE_LINE / 4;
 
 /** Lock classes (lock_stat "class name"). */
@@ -79,8 +92,35 @@ export const LOCK_BALLOON = 1;
 export const LOCK_VQ = 2;
 export const LOCK_PCP0 = 3;
 
-/** Bytes of lock statistics per (lock class, thread). Float64 fields; see src/lockstat.ts. */
-export const LOCKSTAT_SLOT_BYTES = 2048;
+/** Lock class of lock instance `lock` (fixed instances are their own class; the rest are pcp locks). */
+export const lockClassOf = (lock: number): number => (lock < LOCK_PCP0 ? lock : LOCKCLASS_PCP);
+
+// ---- lockstat slot: Float64 fields per (lock class, thread), see src/lockstat.ts ----
+// Only the owning thread writes its slot (plain stores, no atomics: the hot
+// path stays cheap); main sums the slots of every thread after the run.
+// 4096 bytes: 96 counter words + two HIST_BUCKETS (160) histograms = 416 Float64.
+export const LOCKSTAT_SLOT_BYTES = 4096;
+export const LS_ACQUISITIONS = 0; // lock + successful trylock
+export const LS_CONTENTIONS = 1; // acquisitions that had to wait (fast-path CAS failed)
+export const LS_CON_BOUNCES = 2; // contentions while another thread held the lock (lock_stat con-bounces)
+export const LS_ACQ_BOUNCES = 3; // acquisitions whose previous holder was another thread (acq-bounces)
+export const LS_WAIT_NS_MIN = 4; // valid when LS_CONTENTIONS > 0
+export const LS_WAIT_NS_MAX = 5;
+export const LS_WAIT_NS_TOTAL = 6;
+export const LS_HOLDS = 7; // releases, i.e. hold-time samples
+export const LS_HOLD_NS_MIN = 8; // valid when LS_HOLDS > 0
+export const LS_HOLD_NS_MAX = 9;
+export const LS_HOLD_NS_TOTAL = 10;
+/** Call-site ids tracked per slot (SITE_* from src/buddy.ts and later modules); larger ids count as site 0. */
+export const LOCKSTAT_SITES = 32;
+/** [LOCKSTAT_SITES] contentions by the waiter's site (lock_stat contention points). */
+export const LS_CONTENTION_POINT = 32;
+/** [LOCKSTAT_SITES] contentions by the site of the holder at the time (lock_stat contending points). */
+export const LS_CONTENDING_POINT = LS_CONTENTION_POINT + LOCKSTAT_SITES;
+/** [HIST_BUCKETS] wait-time histogram in ns (src/hist.ts: log2 with 4 sub-buckets). */
+export const LS_WAIT_HIST = 96;
+/** [HIST_BUCKETS] hold-time histogram in ns. */
+export const LS_HOLD_HIST = LS_WAIT_HIST + HIST_BUCKETS;
 
 // ---- struct page (Int32 words per page) ----
 export const PAGE_WORDS = 4;
@@ -308,6 +348,8 @@ export function assertLayout(l: Layout): void {
   }
   if (l.metrics.offset % 8 !== 0 || l.lockstat.offset % 8 !== 0) throw new Error('layout: Float64 region misaligned');
   if (PAGE_WORDS * 4 > 32) throw new Error('layout: struct page exceeds 32 bytes');
+  if ((LS_HOLD_HIST + HIST_BUCKETS) * 8 > LOCKSTAT_SLOT_BYTES || LS_CONTENDING_POINT + LOCKSTAT_SITES > LS_WAIT_HIST) throw new Error('layout: lockstat fields overrun their slot');
+  if (LOCKSTAT_SLOT_BYTES % CACHE_LINE !== 0) throw new Error('layout: lockstat slot not cache-line padded');
 }
 
 /** Absolute byte offsets of every word used with Atomics.wait. */
@@ -377,6 +419,7 @@ export function createShared(params: LayoutParams): Views {
   v.header[HDR_CPUS] = params.cpus;
   v.header[HDR_PAGES] = layout.pages;
   v.header[HDR_QUEUE_SIZE] = params.queueSize;
+  for (let l = 0; l < layout.locks; l++) v.locks[l * LOCK_LINE_WORDS + LOCK_CLASS] = lockClassOf(l);
   return v;
 }
 
@@ -394,6 +437,8 @@ export function openShared(sab: SharedArrayBuffer, params: LayoutParams): Views 
 
 /** Int32 index of a lock instance's word within views.locks. */
 export const lockWordIndex = (lock: number) => lock * LOCK_LINE_WORDS + LOCK_WORD;
+/** Float64 index of the lockstat slot of (lock class, thread) within views.lockstat. */
+export const lockstatBase = (lockClass: number, thread: number, threads: number) => (lockClass * threads + thread) * (LOCKSTAT_SLOT_BYTES / 8);
 /** Float64 index of a thread's metric slot base within views.metrics. */
 export const metricBase = (thread: number) => thread * (METRIC_SLOT_BYTES / 8);
 /** Int32 index of cpu's pcp line within views.zone. */

@@ -6,6 +6,7 @@ import { type Config, layoutParams } from './config.js';
 import { HDR_READY, HDR_RUN_STATE, HDR_STATE_GEN, RUN_ABORT, RUN_INIT, openShared, threadIds, type Views } from './layout.js';
 import { OracleViolation, type Violation } from './oracle.js';
 import { subSeed } from './rng.js';
+import { LockStat } from './lockstat.js';
 import { LivenessError, Sync, bump, waitWhileEquals } from './sync.js';
 import { Cpu } from './workload.js';
 
@@ -53,6 +54,8 @@ export function runRole(task: RoleTask): RoleResult {
     views = openShared(task.sab, layoutParams(config));
     const thread = roleThreadId(task);
     const sync = new Sync(views, thread, { spin: config.spin, waitTimeoutMs: config.waitTimeoutMs });
+    const lockStat = config.lockstat ? new LockStat(views, thread) : null;
+    sync.observer = lockStat;
     const zone = new Zone(views, sync, { pcp: config.pcp, pcpBatch: config.pcpBatch, pcpHigh: config.pcpHigh });
     // Start barrier: say we are ready, then wait for main to flip the run
     // state out of INIT (it bumps HDR_STATE_GEN and notifies).
@@ -69,6 +72,7 @@ export function runRole(task: RoleTask): RoleResult {
     } else {
       throw new Error(`role ${role} is not available in this build`);
     }
+    lockStat?.publish();
     return { role, index, violations: [] };
   } catch (e) {
     return failureResult(views, role, index, e);

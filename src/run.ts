@@ -37,6 +37,7 @@ import {
 import { GuestMemory } from './memory.js';
 import { ORACLES, checkConservation, checkFreeLists, type OracleName, type PageCensus, type Violation } from './oracle.js';
 import type { RoleName, RoleResult, RoleTask } from './roles.js';
+import { LockStat, collectLockStats, type LockClassStats } from './lockstat.js';
 import { Sync, bump } from './sync.js';
 
 export interface Percentiles {
@@ -78,6 +79,8 @@ export interface RunResult {
   host: { rssBytes: number; peakRssBytes: number; refaults: number };
   series: SeriesPoint[];
   setupMs: number;
+  /** Per lock class, with --lockstat (src/lockstat.ts). */
+  locks?: LockClassStats[];
 }
 
 export interface SeriesPoint {
@@ -118,6 +121,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   const views = createShared(layoutParams(cfg));
   const ids = threadIds(cfg.cpus);
   const sync = new Sync(views, ids.main, { spin: cfg.spin, waitTimeoutMs: cfg.waitTimeoutMs });
+  if (cfg.lockstat) sync.observer = new LockStat(views, ids.main);
   const zone = new Zone(views, sync);
   zone.init();
   const mem = new GuestMemory(views);
@@ -342,6 +346,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
     host: { rssBytes: end.hostRssBytes, peakRssBytes: peakRss * PAGE_SIZE, refaults },
     series,
     setupMs: Math.round(setupMs),
+    ...(cfg.lockstat ? { locks: collectLockStats(views) } : {}),
   };
 }
 

@@ -15,7 +15,7 @@
 // past its bound throws LivenessError, which the role turns into a reported
 // `liveness` violation carrying the seed.
 
-import { LOCK_LINE_WORDS, LOCK_OWNER, LOCK_WORD, type Views } from './layout.js';
+import { LOCK_LINE_WORDS, LOCK_OWNER, LOCK_SITE, LOCK_WORD, type Views } from './layout.js';
 
 export class LivenessError extends Error {
   constructor(message: string) {
@@ -24,12 +24,26 @@ export class LivenessError extends Error {
   }
 }
 
-/** Optional observer of lock events (lock statistics, scheduler). */
+/**
+ * Optional observer of lock events (lock statistics, scheduler). With no
+ * observer the lock paths pay one null check and nothing else.
+ * Thread ids are 0-based; -1 means "nobody" (the lock was never held).
+ */
 export interface LockObserver {
-  /** Called once the lock is held. `waitedNs` is 0 on the uncontended path. */
-  acquired(lock: number, site: number, contended: boolean, waitStartMs: number, prevOwner: number): void;
-  /** Called just before the lock is released. */
-  releasing(lock: number): void;
+  /** Lock held without waiting (fast-path CAS or tryLock). `prevOwner`: the previous holder. */
+  acquired(lock: number, site: number, prevOwner: number): void;
+  /**
+   * Lock held after waiting since `waitStartMs` (performance.now()).
+   * `holderAtWait` / `holderSiteAtWait`: the holder and its call site as read
+   * from the lock's line when this thread started to wait (lock_contended()).
+   */
+  acquiredContended(lock: number, site: number, prevOwner: number, waitStartMs: number, holderAtWait: number, holderSiteAtWait: number): void;
+  /**
+   * Called after the lock was released (and any sleeper woken), with the time
+   * of the release. Observers do their bookkeeping here, outside the critical
+   * section, so that lock statistics stretch hold times as little as possible.
+   */
+  released(lock: number, releasedAtMs: number): void;
 }
 
 export interface SyncOptions {
@@ -63,17 +77,26 @@ export class Sync {
     // previous holder wrote before its release (Atomics.sub/store) is visible.
     let c = Atomics.compareExchange(w, i, 0, 1);
     if (c === 0) {
-      if (this.observer !== null) this.observer.acquired(lock, site, false, 0, this.takeOwner(w, lock));
+      if (this.observer !== null) this.observer.acquired(lock, site, this.takeOwner(w, lock));
       else w[lock * LOCK_LINE_WORDS + LOCK_OWNER] = this.threadId + 1;
       return;
     }
     const t0 = performance.now();
+    // Lock statistics (slow path only): who holds the lock, and where it was
+    // taken, as we start to wait. Plain loads of words the holder wrote with
+    // plain stores: a stale value only misattributes one sample.
+    let holderAtWait = -1;
+    let holderSiteAtWait = 0;
+    if (this.observer !== null) {
+      holderAtWait = w[lock * LOCK_LINE_WORDS + LOCK_OWNER] - 1;
+      holderSiteAtWait = w[lock * LOCK_LINE_WORDS + LOCK_SITE];
+    }
     // Bounded spin on plain loads (cheap, no bus lock) before going to sleep.
     for (let s = this.opts.spin; s > 0; s--) {
       if (w[i] === 0) {
         c = Atomics.compareExchange(w, i, 0, 1);
         if (c === 0) {
-          this.onContended(lock, site, t0);
+          this.onContended(lock, site, t0, holderAtWait, holderSiteAtWait);
           return;
         }
       }
@@ -89,27 +112,44 @@ export class Sync {
         throw new LivenessError(`lock ${lock} not acquired within ${this.opts.waitTimeoutMs} ms by thread ${this.threadId} (holder: thread ${owner})`);
       }
     }
-    this.onContended(lock, site, t0);
+    this.onContended(lock, site, t0, holderAtWait, holderSiteAtWait);
   }
 
   /** Try once; true if now held. */
   tryLock(lock: number, site = 0): boolean {
     const w = this.locks;
     if (Atomics.compareExchange(w, lock * LOCK_LINE_WORDS + LOCK_WORD, 0, 1) !== 0) return false;
-    if (this.observer !== null) this.observer.acquired(lock, site, false, 0, this.takeOwner(w, lock));
+    if (this.observer !== null) this.observer.acquired(lock, site, this.takeOwner(w, lock));
     else w[lock * LOCK_LINE_WORDS + LOCK_OWNER] = this.threadId + 1;
     return true;
   }
 
   unlock(lock: number): void {
     const w = this.locks;
-    if (this.observer !== null) this.observer.releasing(lock);
+    if (this.observer !== null) {
+      this.unlockObserved(lock, this.observer);
+      return;
+    }
     const i = lock * LOCK_LINE_WORDS + LOCK_WORD;
     // Release: the seq-cst RMW publishes every write made under the lock.
     // 1 -> 0 means nobody waits; from 2 we must store 0 and wake one sleeper.
     if (Atomics.sub(w, i, 1) !== 1) {
       Atomics.store(w, i, 0);
       Atomics.notify(w, i, 1);
+    }
+  }
+
+  /** unlock() with an observer: the same release, timed just after it, reported after the wake-up. */
+  private unlockObserved(lock: number, obs: LockObserver): void {
+    const w = this.locks;
+    const i = lock * LOCK_LINE_WORDS + LOCK_WORD;
+    if (Atomics.sub(w, i, 1) !== 1) {
+      Atomics.store(w, i, 0);
+      const t = performance.now();
+      Atomics.notify(w, i, 1);
+      obs.released(lock, t);
+    } else {
+      obs.released(lock, performance.now());
     }
   }
 
@@ -126,9 +166,9 @@ export class Sync {
     return prev;
   }
 
-  private onContended(lock: number, site: number, t0: number): void {
+  private onContended(lock: number, site: number, t0: number, holderAtWait: number, holderSiteAtWait: number): void {
     const w = this.locks;
-    if (this.observer !== null) this.observer.acquired(lock, site, true, t0, this.takeOwner(w, lock));
+    if (this.observer !== null) this.observer.acquiredContended(lock, site, this.takeOwner(w, lock), t0, holderAtWait, holderSiteAtWait);
     else w[lock * LOCK_LINE_WORDS + LOCK_OWNER] = this.threadId + 1;
   }
 }
