@@ -49,6 +49,9 @@ export const RUN_OPTIONS = {
   spin: { type: 'string', default: String(d.spin), describe: `lock spins before sleeping in Atomics.wait (${r.spin.min}..${r.spin.max})` },
   'queue-size': { type: 'string', default: String(d.queueSize), describe: `virtqueue size, a power of 2 (${r.queueSize.min}..${r.queueSize.max})` },
   'ring-align': { type: 'string', default: String(d.ringAlign), describe: 'used-ring alignment: 4 (virtio 1.x split ring) or 4096 (legacy layout)' },
+  'event-idx': { type: 'boolean', default: d.eventIdx, describe: 'offer VIRTIO_RING_F_EVENT_IDX: notification suppression with used_event/avail_event (vring_need_event)' },
+  'vq-numbering': { type: 'string', default: d.vqNumbering, describe: 'balloon queue numbering: spec (reporting queue is index 4) or linux (only existing queues numbered, as Linux/QEMU/Firecracker)' },
+  'poison-policy': { type: 'string', default: d.poisonPolicy, describe: 'device with PAGE_POISON and poison_val != 0: skip (do not discard, as QEMU) or fill (discard, then write poison_val)' },
   json: { type: 'boolean', default: false, describe: 'print exactly one JSON object on stdout (human text goes to stderr)' },
 } as const;
 
@@ -83,6 +86,9 @@ export function parseRunFlags(a: RawFlags): Config {
     spin: intFlag('spin', a.spin, r.spin),
     queueSize: powerOfTwoFlag('queue-size', a['queue-size'], r.queueSize),
     ringAlign,
+    eventIdx: Boolean(a['event-idx']),
+    vqNumbering: choiceFlag('vq-numbering', a['vq-numbering'], ['spec', 'linux'] as const),
+    poisonPolicy: choiceFlag('poison-policy', a['poison-policy'], ['skip', 'fill'] as const),
   });
 }
 

@@ -41,6 +41,12 @@ export interface Config {
   spin: number;
   queueSize: number;
   ringAlign: number;
+  /** Offer VIRTIO_RING_F_EVENT_IDX (used_event / avail_event notification suppression). */
+  eventIdx: boolean;
+  /** Balloon queue numbering: 'spec' (reporting queue 4) or 'linux' (only existing queues numbered); see src/device.ts. */
+  vqNumbering: 'spec' | 'linux';
+  /** With PAGE_POISON and poison_val != 0: 'skip' the discard (QEMU) or discard and 'fill' with poison_val. */
+  poisonPolicy: 'skip' | 'fill';
 }
 
 export interface Range {
@@ -157,6 +163,9 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   spin: 200,
   queueSize: 128,
   ringAlign: 4,
+  eventIdx: false,
+  vqNumbering: 'linux',
+  poisonPolicy: 'skip',
 };
 
 /** Cross-field checks once every flag parsed on its own. */
@@ -179,6 +188,9 @@ export function rerunCommand(c: Config): string {
   if (c.spin !== d.spin) parts.push('--spin', String(c.spin));
   if (c.queueSize !== d.queueSize) parts.push('--queue-size', String(c.queueSize));
   if (c.ringAlign !== d.ringAlign) parts.push('--ring-align', String(c.ringAlign));
+  if (c.eventIdx) parts.push('--event-idx');
+  if (c.vqNumbering !== d.vqNumbering) parts.push('--vq-numbering', c.vqNumbering);
+  if (c.poisonPolicy !== d.poisonPolicy) parts.push('--poison-policy', c.poisonPolicy);
   return parts.join(' ');
 }
 
