@@ -239,6 +239,10 @@ export class BalloonDevice {
   private readonly mb: number;
   /** True when serve() stopped at its budget with chains still available. */
   pending = false;
+  /** Validated ranges of the current chain waiting to be discarded: one run of adjacent pages. */
+  private runPfn = 0;
+  private runPages = 0;
+  private runPoison: number | null = null;
 
   constructor(
     readonly views: Views,
@@ -345,8 +349,12 @@ export class BalloonDevice {
         continue;
       }
       const v = this.reportRange(c.addr[k], c.len[k]);
-      if (v !== null) return v;
+      if (v !== null) {
+        this.flushDiscard();
+        return v;
+      }
     }
+    this.flushDiscard();
     return null;
   }
 
@@ -390,9 +398,13 @@ export class BalloonDevice {
         }
         const gpa = hi * 4294967296 + (lo - order);
         const v = this.reportRange(gpa, PAGE_SIZE << order);
-        if (v !== null) return v;
+        if (v !== null) {
+          this.flushDiscard();
+          return v;
+        }
       }
     }
+    this.flushDiscard();
     return null;
   }
 
@@ -424,9 +436,25 @@ export class BalloonDevice {
       this.m[this.mb + DEVM_BYTES_POISON_SKIPPED] += len;
       return null;
     }
-    this.m[this.mb + DEVM_PAGES_DROPPED] += this.mem.discard(pfn, count, poisonVal === 0 ? null : poisonVal);
+    const fill = poisonVal === 0 ? null : poisonVal;
+    // Adjacent ranges of one chain are discarded as one run (one fill call:
+    // large fills take V8's fastest path); the chain's used element is pushed
+    // only after flushDiscard(), so the driver never sees an ack before the discard.
+    if (this.runPages > 0 && (this.runPfn + this.runPages !== pfn || this.runPoison !== fill)) this.flushDiscard();
+    if (this.runPages === 0) {
+      this.runPfn = pfn;
+      this.runPoison = fill;
+    }
+    this.runPages += count;
     this.m[this.mb + DEVM_BYTES_DISCARDED] += len;
     return null;
+  }
+
+  /** Discard the pending run of validated, oracle-checked pages. */
+  flushDiscard(): void {
+    if (this.runPages === 0) return;
+    this.m[this.mb + DEVM_PAGES_DROPPED] += this.mem.discard(this.runPfn, this.runPages, this.runPoison);
+    this.runPages = 0;
   }
 
   /**

@@ -156,6 +156,31 @@ describe('balloon device: discard, oracle, poison, numbering', () => {
     expect(f.mem.checkStamp(7, 0, 7)).toMatch(/zeros/);
   });
 
+  it('GuestMemory.discard drops exactly the resident pages of a range straddling bitmap words, and marks them discarded', () => {
+    const f = ringFixture({ queueSize: 8 });
+    for (let p = 0; p < 128; p += 2) f.mem.touch(p); // every even page resident
+    const dropped = f.mem.discard(5, 70, null); // pages 5..74: words 0, 1 and 2, partially
+    expect(dropped).toBe(35); // even pages in 6..74
+    for (let p = 0; p < 128; p++) expect(f.mem.isResident(p), `pfn ${p}`).toBe(p % 2 === 0 && (p < 5 || p >= 75));
+    expect(f.mem.touch(6)).toBe(2); // refault
+    expect(f.mem.touch(75)).toBe(1); // never discarded: first touch
+    expect(f.mem.touch(4)).toBe(0); // still resident
+  });
+
+  it('discards adjacent ranges of one chain as one run and separate ranges separately, counting each byte once', () => {
+    const f = ringFixture({ queueSize: 8 });
+    for (let p = 0; p < 64; p++) f.mem.touch(p);
+    // 0..3 and 4..7 are adjacent; 10..11 is separate.
+    f.driver.addInbuf([0, 4 * PAGE_SIZE, 10 * PAGE_SIZE], [4 * PAGE_SIZE, 4 * PAGE_SIZE, 2 * PAGE_SIZE], 3, 0);
+    f.driver.kick();
+    expect(f.device.serve()).toBeNull();
+    const c = counters(f);
+    expect(c.bytesDiscarded).toBe(10 * PAGE_SIZE);
+    expect(c.pagesDropped).toBe(10);
+    expect(f.mem.residentPages()).toBe(54);
+    for (const p of [8, 9, 12]) expect(f.mem.isResident(p)).toBe(true);
+  });
+
   it('reports device-allocated-range when a reported range overlaps an allocated block, and does not discard it', () => {
     const f = ringFixture({ queueSize: 8 });
     const pfn = f.zone.alloc(3, 0); // an order-3 block: 8 pages
