@@ -232,6 +232,9 @@ export class VringVirtqueue {
     // descriptor and avail.ring write above is visible to a device that
     // Atomics.loads this idx value.
     Atomics.store(r.u16, r.availIdxI, this.availIdxShadow);
+    // As Linux: 65535 additions without a kick would make the 16-bit
+    // vring_need_event window ambiguous, so kick now.
+    if (this.numAdded === 0xffff) this.kick();
     return head;
   }
 
@@ -373,7 +376,8 @@ export type PopStatus = typeof POP_EMPTY | typeof POP_CHAIN | typeof POP_BAD | t
 
 export interface DeviceQueueOptions {
   eventIdx: boolean;
-  indirect: boolean;
+  /** VIRTIO_RING_F_INDIRECT_DESC negotiated. The device never offers it, so INDIRECT is always counted as bad. */
+  indirect: false;
 }
 
 /** The device's half, after QEMU's VirtQueue: last_avail_idx, used_idx, signalled_used. */
