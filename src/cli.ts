@@ -53,6 +53,9 @@ export const RUN_OPTIONS = {
   'ring-align': { type: 'string', default: String(d.ringAlign), describe: 'used-ring alignment: 4 (virtio 1.x split ring) or 4096 (legacy layout)' },
   poison: { type: 'boolean', default: d.poison, describe: 'page poisoning: freed pages hold --poison-byte, checked when allocated again' },
   'poison-byte': { type: 'string', default: '0x' + d.poisonByte.toString(16), describe: 'poison pattern byte (0..255, decimal or 0x hex); 0 models init_on_free zeroing' },
+  'event-idx': { type: 'boolean', default: d.eventIdx, describe: 'offer VIRTIO_RING_F_EVENT_IDX: notification suppression with used_event/avail_event (vring_need_event)' },
+  'vq-numbering': { type: 'string', default: d.vqNumbering, describe: 'balloon queue numbering: spec (reporting queue is index 4) or linux (only existing queues numbered, as Linux/QEMU/Firecracker)' },
+  'poison-policy': { type: 'string', default: d.poisonPolicy, describe: 'device with PAGE_POISON and poison_val != 0: skip (do not discard, as QEMU) or fill (discard, then write poison_val)' },
   json: { type: 'boolean', default: false, describe: 'print exactly one JSON object on stdout (human text goes to stderr)' },
   lockstat: { type: 'boolean', default: false, describe: 'lock statistics (lock_stat): table at the end, `locks` in --json' },
   'lockstat-sort': { type: 'string', describe: `lockstat order: ${LOCKSTAT_SORTS.join(', ')} (default: wait-total; proc: contentions, as the kernel); implies --lockstat` },
@@ -93,6 +96,9 @@ export function parseRunFlags(a: RawFlags): Config {
     poison: Boolean(a.poison),
     poisonByte: byteFlag('poison-byte', a['poison-byte']),
     lockstat: parseLockstatFlags(a).enabled,
+    eventIdx: Boolean(a['event-idx']),
+    vqNumbering: choiceFlag('vq-numbering', a['vq-numbering'], ['spec', 'linux'] as const),
+    poisonPolicy: choiceFlag('poison-policy', a['poison-policy'], ['skip', 'fill'] as const),
   });
 }
 

@@ -46,6 +46,12 @@ export interface Config {
   poisonByte: number;
   /** Lock statistics (src/lockstat.ts): per-thread counters on every lock operation. */
   lockstat: boolean;
+  /** Offer VIRTIO_RING_F_EVENT_IDX (used_event / avail_event notification suppression). */
+  eventIdx: boolean;
+  /** Balloon queue numbering: 'spec' (reporting queue 4) or 'linux' (only existing queues numbered); see src/device.ts. */
+  vqNumbering: 'spec' | 'linux';
+  /** With PAGE_POISON and poison_val != 0: 'skip' the discard (QEMU) or discard and 'fill' with poison_val. */
+  poisonPolicy: 'skip' | 'fill';
 }
 
 export interface Range {
@@ -165,6 +171,9 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   poison: false,
   poisonByte: 0xaa,
   lockstat: false,
+  eventIdx: false,
+  vqNumbering: 'linux',
+  poisonPolicy: 'skip',
 };
 
 /** Cross-field checks once every flag parsed on its own. */
@@ -189,6 +198,9 @@ export function rerunCommand(c: Config): string {
   if (c.ringAlign !== d.ringAlign) parts.push('--ring-align', String(c.ringAlign));
   if (c.poison) parts.push('--poison', '--poison-byte', '0x' + c.poisonByte.toString(16));
   if (c.lockstat) parts.push('--lockstat');
+  if (c.eventIdx) parts.push('--event-idx');
+  if (c.vqNumbering !== d.vqNumbering) parts.push('--vq-numbering', c.vqNumbering);
+  if (c.poisonPolicy !== d.poisonPolicy) parts.push('--poison-policy', c.poisonPolicy);
   return parts.join(' ');
 }
 

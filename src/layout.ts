@@ -158,6 +158,10 @@ export const DEV_FREE_PAGE_HINT_CMD_ID = 2;
 export const DEV_POISON_VAL = 3;
 export const DEV_FEATURES_OFFERED = 4;
 export const DEV_FEATURES_NEGOTIATED = 5;
+/** Index of the reporting (or aeration hinting) queue as the device numbers it (--vq-numbering, src/device.ts). */
+export const DEV_VQ_INDEX = 6;
+/** Queue index the driver wrote with its last notification (VIRTIO_PCI_QUEUE_NOTIFY); checked by the device. */
+export const DEV_NOTIFY_QUEUE = 7;
 /** Driver->device doorbell: a counter bumped and notified by virtqueue_kick. */
 export const DEV_KICK = 16;
 /** Device->driver interrupt: a counter bumped and notified on each used push. */
@@ -168,7 +172,7 @@ export const DEV_CONFIG_GEN = 48;
 export const DEV_STATUS = 64;
 /** Device counters (Int32). */
 export const DEV_CHAINS = 65;
-export const DEV_BAD_BASE = 66; // BAD_* kinds follow, see src/device.ts
+export const DEV_BAD_BASE = 66; // bad guest input counters by kind, BAD_KINDS order (src/device.ts), up to DEV_WORDS
 export const DEV_WORDS = 128;
 
 // ---- reporting (Int32 words) ----

@@ -22,11 +22,14 @@ export type Fault = 0 | 1 | 2; // 0 resident, 1 first touch, 2 refault after dis
 export class GuestMemory {
   readonly f64: Float64Array;
   readonly i32: Int32Array;
+  /** Guest memory as 64-bit lanes for the fastest zero fill. */
+  readonly u64: BigUint64Array;
   readonly host: Int32Array;
   readonly hostWords: number;
   constructor(readonly views: Views) {
     this.f64 = views.guestF64;
     this.i32 = views.guestI32;
+    this.u64 = new BigUint64Array(views.sab, views.layout.guest.offset, views.layout.guest.bytes / 8);
     this.host = views.hostResident;
     this.hostWords = views.layout.hostWords;
   }
@@ -61,49 +64,40 @@ export class GuestMemory {
    * zero-filled: reporting untouched memory costs no real memory here either.
    */
   discard(pfn: number, count: number, poisonVal: number | null): number {
+    // One Atomics.and / Atomics.or per bitmap word (32 pages), not per page:
+    // CPUs fault pages of the same words in concurrently.
     let dropped = 0;
-    const h = this.host;
     const end = pfn + count;
+    const zero = poisonVal === null || poisonVal === 0;
+    // A zero discard only has to clear pages that were resident: the bytes
+    // of a non-resident page are already zero (never touched, or zeroed when
+    // it was discarded), so reporting untouched memory costs no real memory.
     let runStart = -1;
-    const flush = (upTo: number) => {
-      if (runStart < 0) return;
-      // Fresh memory reads as zeros; with PAGE_POISON the device writes
-      // poison_val instead (the guest expects poisoned free pages).
-      if (poisonVal === null || poisonVal === 0) this.f64.fill(0, runStart * F64_PER_PAGE, upTo * F64_PER_PAGE);
-      else this.fillPoison(runStart, upTo - runStart, poisonVal);
-      runStart = -1;
-    };
+    const zeroRun = (a: number, b: number) => this.u64.fill(0n, a * F64_PER_PAGE, b * F64_PER_PAGE);
     for (let p = pfn; p < end; ) {
       const w = p >>> 5;
-      // Whole aligned words at once: the common case for large blocks.
-      if ((p & 31) === 0 && p + 32 <= end) {
-        const before = Atomics.exchange(h, w, 0);
-        Atomics.store(h, this.hostWords + w, -1);
-        if (before === -1) {
+      const lo = p & 31;
+      const hi = Math.min(32, lo + (end - p));
+      const mask = hi - lo === 32 ? -1 : (((1 << (hi - lo)) - 1) << lo) | 0;
+      const before = Atomics.and(this.host, w, ~mask);
+      const resident = before & mask;
+      dropped += popcount(resident);
+      Atomics.or(this.host, this.hostWords + w, mask);
+      if (zero) {
+        if (resident === mask) {
           if (runStart < 0) runStart = p;
-          dropped += 32;
         } else {
-          flush(p);
-          for (let b = 0; b < 32; b++) {
-            if ((before & (1 << b)) !== 0) {
-              this.zeroOrPoison(p + b, poisonVal);
-              dropped++;
-            }
-          }
+          if (runStart >= 0) zeroRun(runStart, p);
+          runStart = -1;
+          for (let b = lo; b < hi && resident !== 0; b++) if ((resident & (1 << b)) !== 0) zeroRun(w * 32 + b, w * 32 + b + 1);
         }
-        p += 32;
-        continue;
       }
-      const bit = 1 << (p & 31);
-      const before = Atomics.and(h, w, ~bit);
-      Atomics.or(h, this.hostWords + w, bit);
-      if ((before & bit) !== 0) {
-        if (runStart < 0) runStart = p;
-        dropped++;
-      } else flush(p);
-      p++;
+      p += hi - lo;
     }
-    flush(end);
+    if (runStart >= 0) zeroRun(runStart, end);
+    // With PAGE_POISON the device must only ever write poison_val into
+    // reported pages ('fill' policy): the whole range reads back as poison.
+    if (!zero) this.fillPoison(pfn, count, poisonVal);
     return dropped;
   }
 
@@ -186,6 +180,12 @@ function poisonLane(b: number): number | null {
     lanes.set(b, v);
   }
   return v;
+}
+
+function popcount(x: number): number {
+  x = x - ((x >>> 1) & 0x55555555);
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
 }
 
 const hex = (x: number) => '0x' + (x >>> 0).toString(16);

@@ -10,7 +10,8 @@ export function configLines(c: Config): string[] {
     `balloon-sim: seed ${c.seed}`,
     `config: cpus=${c.cpus} workload=${c.workload} memory=${fmtBytes(c.memoryBytes)} duration=${fmtDuration(c.durationMs)} hinting=${c.hinting} ` +
       `pcp=${c.pcp ? `on(batch=${c.pcpBatch},high=${c.pcpHigh})` : 'off'} region=${c.regionBytes ? fmtBytes(c.regionBytes) : 'auto'} hog=${Math.round(c.hogShare * 1000) / 10}% hold=${fmtDuration(c.holdMs)} ` +
-      `check-interval=${c.checkIntervalMs ? fmtDuration(c.checkIntervalMs) : 'end-only'} wait-timeout=${fmtDuration(c.waitTimeoutMs)} spin=${c.spin} queue-size=${c.queueSize} ring-align=${c.ringAlign} poison=${c.poison ? '0x' + c.poisonByte.toString(16) : 'off'} lockstat=${c.lockstat ? 'on' : 'off'}`,
+      `check-interval=${c.checkIntervalMs ? fmtDuration(c.checkIntervalMs) : 'end-only'} wait-timeout=${fmtDuration(c.waitTimeoutMs)} spin=${c.spin} queue-size=${c.queueSize} ring-align=${c.ringAlign} poison=${c.poison ? '0x' + c.poisonByte.toString(16) : 'off'} lockstat=${c.lockstat ? 'on' : 'off'} ` +
+      `event-idx=${c.eventIdx ? 'on' : 'off'} vq-numbering=${c.vqNumbering} poison-policy=${c.poisonPolicy}`,
   ];
 }
 
@@ -36,7 +37,16 @@ export function resultText(r: RunResult): string {
   out.push(`free memory: ${fmtBytes(r.memory.freeBytes)} of ${fmtBytes(r.memory.totalBytes)} (watermarks min/low/high ${fmtBytes(r.memory.wmarkMinBytes)}/${fmtBytes(r.memory.wmarkLowBytes)}/${fmtBytes(r.memory.wmarkHighBytes)})`);
   out.push(table([['order', ...orders.map((_, i) => String(i))], ['free blocks', ...orders.map((n) => String(n))]]));
   out.push('');
-  out.push(`host: rss ${fmtBytes(r.host.rssBytes)} at end, peak ${fmtBytes(r.host.peakRssBytes)}, refaults ${r.host.refaults}`);
+  out.push(`host: rss ${fmtBytes(r.host.rssBytes)} at end, peak ${fmtBytes(r.host.peakRssBytes)}, discarded ${fmtBytes(r.host.discardedBytes)}, refaults ${r.host.refaults}`);
+  if (r.device) {
+    const d = r.device;
+    out.push(`device: ${d.queueKind} queue index ${d.queueIndex} (numbering ${d.vqNumbering}), event-idx ${d.eventIdx ? 'on' : 'off'}, features 0x${d.featuresNegotiated.toString(16)}`);
+    const badKinds = Object.entries(d.bad).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`);
+    out.push(table([
+      ['chains', 'descriptors', 'discarded', 'rss dropped', 'hints', 'kicks', 'interrupts', 'bad input'],
+      [num(d.chains), num(d.descriptors), fmtBytes(d.bytesDiscarded), fmtBytes(d.pagesDropped * 4096), num(d.hints), num(d.kicks), num(d.interrupts), d.badTotal ? badKinds.join(' ') : '0'],
+    ]));
+  }
   out.push('');
   const crow = [['oracle', 'runs', 'failures']];
   for (const c of r.checks) crow.push([c.oracle, num(c.runs), String(c.failures)]);
@@ -76,6 +86,7 @@ export function toJson(r: RunResult): Record<string, unknown> {
     memory: r.memory,
     checks: r.checks,
     host: r.host,
+    ...(r.device ? { device: r.device } : {}),
     series: r.series.map(({ ops: _ops, ...p }) => p),
     ...(r.locks ? { locks: r.locks } : {}),
   };

@@ -3,7 +3,8 @@
 
 import { Zone } from './buddy.js';
 import { type Config, layoutParams } from './config.js';
-import { HDR_READY, HDR_RUN_STATE, HDR_STATE_GEN, RUN_ABORT, RUN_INIT, openShared, threadIds, type Views } from './layout.js';
+import { BalloonDevice, type DeviceOptions } from './device.js';
+import { HDR_READY, HDR_RUN_STATE, HDR_STATE_GEN, RUN_ABORT, RUN_INIT, RUN_RUNNING, RUN_SETTLING, openShared, threadIds, type Views } from './layout.js';
 import { OracleViolation, type Violation } from './oracle.js';
 import { subSeed } from './rng.js';
 import { LockStat } from './lockstat.js';
@@ -47,6 +48,11 @@ export function failureResult(views: Views | null, role: RoleName, index: number
   return { role, index, violations: [], error: `${role}[${index}] failed: ${msg}` };
 }
 
+/** The device's options for a run: the queue kind follows the hinting mode. */
+export function deviceOptions(config: Config): DeviceOptions {
+  return { queueKind: config.hinting === 'aeration' ? 'aeration' : 'reporting', poisonPolicy: config.poisonPolicy, spin: config.spin, sliceMs: 50 };
+}
+
 export function runRole(task: RoleTask): RoleResult {
   const { config, role, index } = task;
   let views: Views | null = null;
@@ -69,6 +75,15 @@ export function runRole(task: RoleTask): RoleResult {
     selfTestFault(role, index);
     if (role === 'cpu') {
       new Cpu(views, zone, index, config, subSeed(config.seed, thread)).run();
+    } else if (role === 'device') {
+      // The host keeps serving while the workload settles; it stops once the
+      // run state leaves RUNNING/SETTLING (STOPPING or ABORT).
+      const serving = () => {
+        const st = Atomics.load(h, HDR_RUN_STATE);
+        return st === RUN_RUNNING || st === RUN_SETTLING;
+      };
+      const v = new BalloonDevice(views, deviceOptions(config)).run(() => !serving());
+      if (v !== null) throw new OracleViolation(v);
     } else {
       throw new Error(`role ${role} is not available in this build`);
     }

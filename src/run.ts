@@ -34,6 +34,7 @@ import {
   threadIds,
   type Views,
 } from './layout.js';
+import { type DeviceCounters, deviceInit, negotiateFeatures, readDeviceCounters } from './device.js';
 import { GuestMemory } from './memory.js';
 import { ORACLES, checkConservation, checkFreeLists, type OracleName, type PageCensus, type Violation } from './oracle.js';
 import type { RoleName, RoleResult, RoleTask } from './roles.js';
@@ -76,7 +77,9 @@ export interface RunResult {
   cpus: CpuResult[];
   memory: { totalBytes: number; freeBytes: number; freeBlocksByOrder: number[]; wmarkMinBytes: number; wmarkLowBytes: number; wmarkHighBytes: number };
   checks: CheckResult[];
-  host: { rssBytes: number; peakRssBytes: number; refaults: number };
+  host: { rssBytes: number; peakRssBytes: number; refaults: number; discardedBytes: number };
+  /** Device counters; present when the device role ran (hinting != off). */
+  device?: DeviceCounters;
   series: SeriesPoint[];
   setupMs: number;
   /** Per lock class, with --lockstat (src/lockstat.ts). */
@@ -113,6 +116,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 function roleList(cfg: Config): { role: RoleName; index: number }[] {
   const out: { role: RoleName; index: number }[] = [];
   for (let i = 0; i < cfg.cpus; i++) out.push({ role: 'cpu', index: i });
+  if (cfg.hinting !== 'off') out.push({ role: 'device', index: 0 });
   return out;
 }
 
@@ -125,6 +129,14 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   const zone = new Zone(views, sync);
   zone.init();
   const mem = new GuestMemory(views);
+  const withDevice = cfg.hinting !== 'off';
+  if (withDevice) {
+    // Device reset and feature negotiation before any role runs (DRIVER_OK):
+    // the driver accepts every offered feature; poison_val stays 0 until
+    // page poisoning is modelled by the driver side.
+    deviceInit(views, { eventIdx: cfg.eventIdx, vqNumbering: cfg.vqNumbering });
+    negotiateFeatures(views, 0xffffffff, cfg.vqNumbering, 0);
+  }
   const checks = new Map<OracleName, CheckResult>(ORACLES.map((o) => [o, { oracle: o, runs: 0, failures: 0 }]));
   const violations: Violation[] = [];
   const errors: string[] = [];
@@ -319,6 +331,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   const exitCode: 0 | 1 | 3 = errors.length > 0 ? 3 : violations.length > 0 ? 1 : 0;
   await pool.destroy().catch(() => undefined);
   const blocks = census?.blocksByOrder ?? new Array(MAX_ORDER).fill(0);
+  const device = withDevice ? readDeviceCounters(views, cfg.hinting === 'aeration' ? 'aeration' : 'reporting', cfg.vqNumbering) : undefined;
   return {
     seed: cfg.seed,
     config: cfg,
@@ -343,7 +356,8 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
       wmarkHighBytes: zone.wmarkHigh * PAGE_SIZE,
     },
     checks: [...checks.values()],
-    host: { rssBytes: end.hostRssBytes, peakRssBytes: peakRss * PAGE_SIZE, refaults },
+    host: { rssBytes: end.hostRssBytes, peakRssBytes: peakRss * PAGE_SIZE, refaults, discardedBytes: device?.bytesDiscarded ?? 0 },
+    device,
     series,
     setupMs: Math.round(setupMs),
     ...(cfg.lockstat ? { locks: collectLockStats(views) } : {}),
