@@ -27,6 +27,7 @@ import { PAGE_SIZE } from './layout.js';
 import { runCompareCommand } from './compare.js';
 import { LOCKSTAT_FORMATS, LOCKSTAT_SORTS, formatLockstat, parseLockstatFlags } from './lockstat-report.js';
 import { configLines, resultText, toJson } from './report.js';
+import { renderChart } from './chart.js';
 import { runSimulation } from './run.js';
 
 const r = RANGES;
@@ -56,6 +57,11 @@ export const RUN_OPTIONS = {
   'event-idx': { type: 'boolean', default: d.eventIdx, describe: 'offer VIRTIO_RING_F_EVENT_IDX: notification suppression with used_event/avail_event (vring_need_event)' },
   'vq-numbering': { type: 'string', default: d.vqNumbering, describe: 'balloon queue numbering: spec (reporting queue is index 4) or linux (only existing queues numbered, as Linux/QEMU/Firecracker)' },
   'poison-policy': { type: 'string', default: d.poisonPolicy, describe: 'device with PAGE_POISON and poison_val != 0: skip (do not discard, as QEMU) or fill (discard, then write poison_val)' },
+  'report-delay': { type: 'string', default: fmtDuration(d.reportDelayMs), describe: `delay from a report request to the pass (PAGE_REPORTING_DELAY; the kernel uses 2s) (0..1m)` },
+  capacity: { type: 'string', default: String(d.capacity), describe: `blocks per report, a power of 2 <= --queue-size (PAGE_REPORTING_CAPACITY; aeration: <= 32) (${r.capacity.min}..${r.capacity.max})` },
+  'report-order': { type: 'string', default: String(d.reportOrder), describe: `smallest order reported (pageblock order) (${r.reportOrder.min}..${r.reportOrder.max})` },
+  'settle-timeout': { type: 'string', default: fmtDuration(d.settleTimeoutMs), describe: 'after the workload, how long the reporter may take to return free memory before the reported-accounting check (0..10m)' },
+  'page-poison-feature': { type: 'boolean', default: d.pagePoisonFeature, describe: 'the device offers VIRTIO_BALLOON_F_PAGE_POISON (--no-page-poison-feature: it does not)' },
   json: { type: 'boolean', default: false, describe: 'print exactly one JSON object on stdout (human text goes to stderr)' },
   lockstat: { type: 'boolean', default: false, describe: 'lock statistics (lock_stat): table at the end, `locks` in --json' },
   'lockstat-sort': { type: 'string', describe: `lockstat order: ${LOCKSTAT_SORTS.join(', ')} (default: wait-total; proc: contentions, as the kernel); implies --lockstat` },
@@ -93,6 +99,11 @@ export function parseRunFlags(a: RawFlags): Config {
     spin: intFlag('spin', a.spin, r.spin),
     queueSize: powerOfTwoFlag('queue-size', a['queue-size'], r.queueSize),
     ringAlign,
+    reportDelayMs: durationFlag('report-delay', a['report-delay'], r.reportDelayMs),
+    capacity: powerOfTwoFlag('capacity', a.capacity, r.capacity),
+    reportOrder: intFlag('report-order', a['report-order'], r.reportOrder),
+    settleTimeoutMs: durationFlag('settle-timeout', a['settle-timeout'], r.settleTimeoutMs),
+    pagePoisonFeature: a['page-poison-feature'] !== false,
     poison: Boolean(a.poison),
     poisonByte: byteFlag('poison-byte', a['poison-byte']),
     lockstat: parseLockstatFlags(a).enabled,
@@ -142,6 +153,7 @@ async function runCommand(a: RawFlags): Promise<void> {
   }
   if (tty) process.stderr.write('\r' + ' '.repeat(100) + '\r');
   human.write(resultText(result) + '\n');
+  if (tty && cfg.hinting !== 'off') process.stderr.write('\n' + renderChart(result.series).join('\n') + '\n');
   if (result.locks) human.write('\n' + formatLockstat(result.locks, parseLockstatFlags(a).output) + '\n');
   if (json) process.stdout.write(JSON.stringify(toJson(result)) + '\n');
   process.exitCode = result.exitCode;
@@ -152,7 +164,7 @@ export function buildCli(argv: string[]): Argv {
     .scriptName('sim')
     .usage('$0 [run] --cpus N --workload W [--memory SIZE] [--duration TIME] [--hinting MODE] [--seed S] [--json]')
     .command(['run', '$0'], 'run a simulation (default command)', (y) => y.options(RUN_OPTIONS), (a) => runCommand(a as RawFlags))
-    .command('compare', 'run one workload and seed with hinting off and each hinting mode; print them side by side', (y) => y.options(RUN_OPTIONS), (a) => runCompareCommand(a as RawFlags, parseRunFlags))
+    .command('compare', 'run one workload and seed with hinting off and each hinting mode; print them side by side', (y) => y.options({ ...RUN_OPTIONS, hinting: { type: 'string', describe: 'not accepted: compare runs every hinting mode' } }), (a) => runCompareCommand(a as RawFlags, parseRunFlags))
     .strict()
     .parserConfiguration({ 'duplicate-arguments-array': false })
     .help()

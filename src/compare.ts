@@ -115,7 +115,7 @@ export async function runCompareCommand(a: Record<string, unknown>, parse: (a: R
   let base: Config;
   try {
     // The command sets --hinting itself, one run per mode.
-    if (a.hinting !== undefined && a.hinting !== 'off') throw new UsageError(`--hinting: not accepted by compare, which runs every mode (${HINTING_MODES.join(', ')})`);
+    if (a.hinting !== undefined) throw new UsageError(`--hinting: not accepted by compare, which runs every mode (${HINTING_MODES.join(', ')})`);
     base = parse({ ...a, hinting: 'off', lockstat: true });
   } catch (e) {
     if (e instanceof UsageError) {

@@ -46,6 +46,16 @@ export interface Config {
   poisonByte: number;
   /** Lock statistics (src/lockstat.ts): per-thread counters on every lock operation. */
   lockstat: boolean;
+  /** Delay between a report request and the pass (PAGE_REPORTING_DELAY, 2 s upstream). */
+  reportDelayMs: number;
+  /** Blocks per report (PAGE_REPORTING_CAPACITY, 32 upstream), a power of 2. */
+  capacity: number;
+  /** Smallest order reported (pageblock order, 9 on x86). */
+  reportOrder: number;
+  /** After the workload stops, how long the reporter may take to settle before the quiescent check. */
+  settleTimeoutMs: number;
+  /** The device offers VIRTIO_BALLOON_F_PAGE_POISON. */
+  pagePoisonFeature: boolean;
   /** Offer VIRTIO_RING_F_EVENT_IDX (used_event / avail_event notification suppression). */
   eventIdx: boolean;
   /** Balloon queue numbering: 'spec' (reporting queue 4) or 'linux' (only existing queues numbered); see src/device.ts. */
@@ -71,6 +81,10 @@ export const RANGES = {
   waitTimeoutMs: { min: 100, max: 3600 * 1000 },
   spin: { min: 0, max: 1_000_000 },
   queueSize: { min: 2, max: 32768 },
+  reportDelayMs: { min: 0, max: 60_000 },
+  capacity: { min: 1, max: 512 },
+  reportOrder: { min: 0, max: 10 },
+  settleTimeoutMs: { min: 0, max: 600_000 },
 } satisfies Record<string, Range>;
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 2 ** 10, kb: 2 ** 10, kib: 2 ** 10, m: 2 ** 20, mb: 2 ** 20, mib: 2 ** 20, g: 2 ** 30, gb: 2 ** 30, gib: 2 ** 30 };
@@ -156,7 +170,7 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   workload: 'page_fault1',
   memoryBytes: 2 ** 30,
   durationMs: 5000,
-  hinting: 'off',
+  hinting: 'reporting',
   pcp: false,
   pcpBatch: 32,
   pcpHigh: 192,
@@ -171,6 +185,11 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   poison: false,
   poisonByte: 0xaa,
   lockstat: false,
+  reportDelayMs: 100,
+  capacity: 32,
+  reportOrder: 9,
+  settleTimeoutMs: 10_000,
+  pagePoisonFeature: true,
   eventIdx: false,
   vqNumbering: 'linux',
   poisonPolicy: 'skip',
@@ -178,6 +197,8 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
 
 /** Cross-field checks once every flag parsed on its own. */
 export function checkConfig(c: Config): Config {
+  if (c.capacity > c.queueSize) throw new UsageError(`--capacity: ${c.capacity} blocks do not fit in one chain of a ${c.queueSize}-entry queue; accepted: a power of 2 up to --queue-size`);
+  if (c.hinting === 'aeration' && c.capacity > 32) throw new UsageError(`--capacity: aeration sends at most 32 hints per buffer (VIRTIO_BALLOON_ARRAY_HINTS_MAX); accepted: a power of 2 from 1 to 32`);
   if (c.pcpHigh <= c.pcpBatch) throw new UsageError(`--pcp-high: ${c.pcpHigh} must be greater than --pcp-batch (${c.pcpBatch})`);
   if (c.regionBytes !== 0 && c.regionBytes % PAGE_SIZE !== 0) throw new UsageError(`--region: must be a multiple of 4KiB`);
   return c;
@@ -198,6 +219,11 @@ export function rerunCommand(c: Config): string {
   if (c.ringAlign !== d.ringAlign) parts.push('--ring-align', String(c.ringAlign));
   if (c.poison) parts.push('--poison', '--poison-byte', '0x' + c.poisonByte.toString(16));
   if (c.lockstat) parts.push('--lockstat');
+  if (c.reportDelayMs !== d.reportDelayMs) parts.push('--report-delay', fmtDuration(c.reportDelayMs));
+  if (c.capacity !== d.capacity) parts.push('--capacity', String(c.capacity));
+  if (c.reportOrder !== d.reportOrder) parts.push('--report-order', String(c.reportOrder));
+  if (c.settleTimeoutMs !== d.settleTimeoutMs) parts.push('--settle-timeout', fmtDuration(c.settleTimeoutMs));
+  if (!c.pagePoisonFeature) parts.push('--no-page-poison-feature');
   if (c.eventIdx) parts.push('--event-idx');
   if (c.vqNumbering !== d.vqNumbering) parts.push('--vq-numbering', c.vqNumbering);
   if (c.poisonPolicy !== d.poisonPolicy) parts.push('--poison-policy', c.poisonPolicy);

@@ -53,6 +53,13 @@ export class GuestMemory {
     return 1;
   }
 
+  /** Boot-time poisoning writes every page: the host backs all of guest memory. */
+  markAllResident(): void {
+    const pages = this.views.layout.pages;
+    this.host.fill(-1, 0, pages >>> 5);
+    if (pages & 31) this.host[pages >>> 5] = (1 << (pages & 31)) - 1;
+  }
+
   isResident(pfn: number): boolean {
     return (this.host[pfn >>> 5] & (1 << (pfn & 31))) !== 0;
   }
@@ -82,7 +89,9 @@ export class GuestMemory {
       const before = Atomics.and(this.host, w, ~mask);
       const resident = before & mask;
       dropped += popcount(resident);
-      Atomics.or(this.host, this.hostWords + w, mask);
+      // Only pages the host backed count as discarded: MADV_DONTNEED on a
+      // never-populated page is a no-op, and its first touch is no refault.
+      if (resident !== 0) Atomics.or(this.host, this.hostWords + w, resident);
       if (zero) {
         if (resident === mask) {
           if (runStart < 0) runStart = p;

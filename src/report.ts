@@ -11,7 +11,8 @@ export function configLines(c: Config): string[] {
     `config: cpus=${c.cpus} workload=${c.workload} memory=${fmtBytes(c.memoryBytes)} duration=${fmtDuration(c.durationMs)} hinting=${c.hinting} ` +
       `pcp=${c.pcp ? `on(batch=${c.pcpBatch},high=${c.pcpHigh})` : 'off'} region=${c.regionBytes ? fmtBytes(c.regionBytes) : 'auto'} hog=${Math.round(c.hogShare * 1000) / 10}% hold=${fmtDuration(c.holdMs)} ` +
       `check-interval=${c.checkIntervalMs ? fmtDuration(c.checkIntervalMs) : 'end-only'} wait-timeout=${fmtDuration(c.waitTimeoutMs)} spin=${c.spin} queue-size=${c.queueSize} ring-align=${c.ringAlign} poison=${c.poison ? '0x' + c.poisonByte.toString(16) : 'off'} lockstat=${c.lockstat ? 'on' : 'off'} ` +
-      `event-idx=${c.eventIdx ? 'on' : 'off'} vq-numbering=${c.vqNumbering} poison-policy=${c.poisonPolicy}`,
+      `event-idx=${c.eventIdx ? 'on' : 'off'} vq-numbering=${c.vqNumbering} poison-policy=${c.poisonPolicy} ` +
+      `report-delay=${fmtDuration(c.reportDelayMs)} capacity=${c.capacity} report-order=${c.reportOrder} settle-timeout=${fmtDuration(c.settleTimeoutMs)} page-poison-feature=${c.pagePoisonFeature ? 'on' : 'off'}`,
   ];
 }
 
@@ -47,6 +48,18 @@ export function resultText(r: RunResult): string {
       [num(d.chains), num(d.descriptors), fmtBytes(d.bytesDiscarded), fmtBytes(d.pagesDropped * 4096), num(d.hints), num(d.kicks), num(d.interrupts), d.badTotal ? badKinds.join(' ') : '0'],
     ]));
   }
+  if (r.hinting) {
+    const h = r.hinting;
+    out.push('');
+    if (!h.enabled) out.push(`hinting: ${h.mode} DISABLED`);
+    else {
+      out.push(`hinting: ${h.mode}: ${num(h.reports)} reports, ${num(h.reportedBlocks)} blocks, ${fmtBytes(h.reportedBytes)} reported, ${num(h.reReportedBlocks)} re-reported after merging, ${num(h.failedReports)} failed`);
+      out.push(`  round trip p50 ${ns(h.roundTripNs.p50)} p99 ${ns(h.roundTripNs.p99)}; ${num(h.passes)} passes from ${num(h.requests)} requests; reporter held the zone lock ${ns(h.reporterZoneLockHoldNs)} in all`);
+      if (h.passesSkippedBelowWatermark || h.isolationsRefusedByMinWatermark) out.push(`  watermarks: ${h.passesSkippedBelowWatermark} passes skipped (zone below low + capacity << order), ${h.isolationsRefusedByMinWatermark} isolations refused (min)`);
+      if (h.settle) out.push(`  settled in ${h.settleMs} ms: host RSS ${fmtBytes(h.settle.rssBytes)}${h.settle.excuses.length ? '; ' + h.settle.excuses.join('; ') : ''}`);
+    }
+  }
+  for (const n of r.notes) out.push(`note: ${n}`);
   out.push('');
   const crow = [['oracle', 'runs', 'failures']];
   for (const c of r.checks) crow.push([c.oracle, num(c.runs), String(c.failures)]);
@@ -87,6 +100,8 @@ export function toJson(r: RunResult): Record<string, unknown> {
     checks: r.checks,
     host: r.host,
     ...(r.device ? { device: r.device } : {}),
+    ...(r.hinting ? { hinting: r.hinting } : {}),
+    notes: r.notes,
     series: r.series.map(({ ops: _ops, ...p }) => p),
     ...(r.locks ? { locks: r.locks } : {}),
   };

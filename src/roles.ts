@@ -4,7 +4,9 @@
 import { Zone } from './buddy.js';
 import { type Config, layoutParams } from './config.js';
 import { BalloonDevice, type DeviceOptions } from './device.js';
-import { HDR_READY, HDR_RUN_STATE, HDR_STATE_GEN, RUN_ABORT, RUN_INIT, RUN_RUNNING, RUN_SETTLING, openShared, threadIds, type Views } from './layout.js';
+import { VirtioBalloonDriver, reportingAllowed } from './balloon.js';
+import { PageReporting, type ReportingOptions, makeFreeNotifier, requestReporting } from './reporting.js';
+import { NIL, HDR_READY, HDR_RUN_STATE, HDR_STATE_GEN, RUN_ABORT, RUN_INIT, RUN_RUNNING, RUN_SETTLING, openShared, threadIds, type Views } from './layout.js';
 import { OracleViolation, type Violation } from './oracle.js';
 import { subSeed } from './rng.js';
 import { LockStat } from './lockstat.js';
@@ -26,6 +28,37 @@ export interface RoleResult {
   violations: Violation[];
   /** Set when the role itself failed (a bug or a harness problem): exit 3. */
   error?: string;
+  /** Things the role wants the user to know (e.g. why reporting stayed off). */
+  notes?: string[];
+}
+
+export function reportingOptions(config: Config): ReportingOptions {
+  return { mode: config.hinting === 'aeration' ? 'aeration' : 'reporting', capacity: config.capacity, reportOrder: config.reportOrder, delayMs: config.reportDelayMs };
+}
+
+/**
+ * The reporter thread: page_reporting_register() (initial flush request),
+ * then the worker loop until the run ends. Returns notes for the user.
+ */
+function runReporter(views: Views, zone: Zone, sync: Sync, config: Config, thread: number, serving: () => boolean): string[] {
+  const allowed = reportingAllowed(views, config.poison);
+  if (!allowed.allowed) return [allowed.why];
+  const opts = reportingOptions(config);
+  let hintPfn = NIL;
+  if (opts.mode === 'aeration') {
+    // vb->hints[] lives in guest memory: one page the driver owns for the run.
+    hintPfn = zone.alloc(0, thread);
+    if (hintPfn === NIL) throw new Error('reporter: no page for the aeration hint buffer');
+  }
+  try {
+    const driver = new VirtioBalloonDriver(views, sync, { mode: opts.mode, ackTimeoutMs: config.waitTimeoutMs, spin: config.spin, serving, hintBufferPfn: hintPfn });
+    const pr = new PageReporting(views, zone, driver, opts, thread);
+    requestReporting(views);
+    pr.run();
+  } finally {
+    if (hintPfn !== NIL) zone.free(hintPfn, 0, thread);
+  }
+  return [];
 }
 
 export function roleThreadId(task: Pick<RoleTask, 'role' | 'index' | 'config'>): number {
@@ -73,22 +106,30 @@ export function runRole(task: RoleTask): RoleResult {
       waitWhileEquals(h, HDR_STATE_GEN, Atomics.load(h, HDR_STATE_GEN), 50, () => Atomics.load(h, HDR_RUN_STATE) !== RUN_INIT);
     }
     selfTestFault(role, index);
+    // The host and the reporter keep serving while the workload settles;
+    // they stop once the run state leaves RUNNING/SETTLING (STOPPING or ABORT).
+    const serving = () => {
+      const st = Atomics.load(h, HDR_RUN_STATE);
+      return st === RUN_RUNNING || st === RUN_SETTLING;
+    };
+    const notes: string[] = [];
     if (role === 'cpu') {
+      if (config.hinting !== 'off' && reportingAllowed(views, config.poison).allowed) {
+        // page_reporting_notify_free() on this CPU's free path.
+        zone.onHighOrderFree = makeFreeNotifier(views, reportingOptions(config), thread);
+        zone.reportOrder = config.reportOrder;
+      }
       new Cpu(views, zone, index, config, subSeed(config.seed, thread)).run();
+    } else if (role === 'reporter') {
+      notes.push(...runReporter(views, zone, sync, config, thread, serving));
     } else if (role === 'device') {
-      // The host keeps serving while the workload settles; it stops once the
-      // run state leaves RUNNING/SETTLING (STOPPING or ABORT).
-      const serving = () => {
-        const st = Atomics.load(h, HDR_RUN_STATE);
-        return st === RUN_RUNNING || st === RUN_SETTLING;
-      };
       const v = new BalloonDevice(views, deviceOptions(config)).run(() => !serving());
       if (v !== null) throw new OracleViolation(v);
     } else {
       throw new Error(`role ${role} is not available in this build`);
     }
     lockStat?.publish();
-    return { role, index, violations: [] };
+    return { role, index, violations: [], notes };
   } catch (e) {
     return failureResult(views, role, index, e);
   }

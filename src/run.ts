@@ -25,16 +25,26 @@ import {
   METRIC_PAGES_TOUCHED,
   METRIC_REFAULTS,
   METRIC_STAMP_CHECKS,
+  METRIC_POISON_CHECKS,
   PAGE_SIZE,
   RUN_ABORT,
   RUN_RUNNING,
   RUN_STOPPING,
   createShared,
+  DEV_FEATURES_OFFERED,
+  REP_STATE,
+  RUN_SETTLING,
+  ZONE_ISOLATED_PAGES,
+  ZONE_REPORTED_PAGES,
   metricBase,
   threadIds,
   type Views,
 } from './layout.js';
-import { type DeviceCounters, deviceInit, negotiateFeatures, readDeviceCounters } from './device.js';
+import { type DeviceCounters, VIRTIO_BALLOON_F_PAGE_POISON, bit, deviceInit, negotiateFeatures, readDeviceCounters } from './device.js';
+import { reportingAllowed } from './balloon.js';
+import { PAGE_REPORTING_IDLE, PAGE_REPORTING_REQUESTED, RM_PASSES } from './reporting.js';
+import { checkReportedAccounting, type SettleReport } from './settle.js';
+import { readHintingStats, type HintingStats } from './hinting-stats.js';
 import { GuestMemory } from './memory.js';
 import { ORACLES, checkConservation, checkFreeLists, type OracleName, type PageCensus, type Violation } from './oracle.js';
 import type { RoleName, RoleResult, RoleTask } from './roles.js';
@@ -80,6 +90,10 @@ export interface RunResult {
   host: { rssBytes: number; peakRssBytes: number; refaults: number; discardedBytes: number };
   /** Device counters; present when the device role ran (hinting != off). */
   device?: DeviceCounters;
+  /** Reporter counters (hinting != off). */
+  hinting?: HintingStats;
+  /** What roles want the user to know (e.g. why reporting stayed off). */
+  notes: string[];
   series: SeriesPoint[];
   setupMs: number;
   /** Per lock class, with --lockstat (src/lockstat.ts). */
@@ -116,7 +130,10 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 function roleList(cfg: Config): { role: RoleName; index: number }[] {
   const out: { role: RoleName; index: number }[] = [];
   for (let i = 0; i < cfg.cpus; i++) out.push({ role: 'cpu', index: i });
-  if (cfg.hinting !== 'off') out.push({ role: 'device', index: 0 });
+  if (cfg.hinting !== 'off') {
+    out.push({ role: 'reporter', index: 0 });
+    out.push({ role: 'device', index: 0 });
+  }
   return out;
 }
 
@@ -130,16 +147,25 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   zone.init();
   const mem = new GuestMemory(views);
   const withDevice = cfg.hinting !== 'off';
+  if (cfg.poison) {
+    // Boot with page poisoning: every free page is written with the pattern,
+    // which faults all of guest memory in on the host.
+    mem.fillPoison(0, views.layout.pages, cfg.poisonByte);
+    mem.markAllResident();
+  }
   if (withDevice) {
-    // Device reset and feature negotiation before any role runs (DRIVER_OK):
-    // the driver accepts every offered feature; poison_val stays 0 until
-    // page poisoning is modelled by the driver side.
+    // Device reset and feature negotiation before any role runs (DRIVER_OK).
     deviceInit(views, { eventIdx: cfg.eventIdx, vqNumbering: cfg.vqNumbering });
-    negotiateFeatures(views, 0xffffffff, cfg.vqNumbering, 0);
+    if (!cfg.pagePoisonFeature) views.device[DEV_FEATURES_OFFERED] &= ~bit(VIRTIO_BALLOON_F_PAGE_POISON);
+    // virtballoon_validate(): the driver only keeps PAGE_POISON when it
+    // poisons freed pages; poison_val is the pattern in every byte.
+    const driverFeatures = cfg.poison ? 0xffffffff : 0xffffffff & ~bit(VIRTIO_BALLOON_F_PAGE_POISON);
+    negotiateFeatures(views, driverFeatures, cfg.vqNumbering, cfg.poison ? Math.imul(cfg.poisonByte, 0x01010101) : 0);
   }
   const checks = new Map<OracleName, CheckResult>(ORACLES.map((o) => [o, { oracle: o, runs: 0, failures: 0 }]));
   const violations: Violation[] = [];
   const errors: string[] = [];
+  const notes: string[] = [];
   const noteCheck = (oracle: OracleName, found: Violation[], runs = 1) => {
     const c = checks.get(oracle)!;
     c.runs += runs;
@@ -202,7 +228,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
       hostRssBytes: rss * PAGE_SIZE,
       guestUsedBytes: (views.layout.pages - free) * PAGE_SIZE,
       guestFreeBytes: free * PAGE_SIZE,
-      reportedFreeBytes: 0,
+      reportedFreeBytes: views.zone[ZONE_REPORTED_PAGES] * PAGE_SIZE,
       ops,
     };
     return p;
@@ -221,6 +247,32 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
       sync.unlock(LOCK_ZONE);
     }
   };
+
+  // Liveness of reporting: a request must lead to a pass within the delay
+  // plus the wait bound; a request nobody serves is a lost wake-up.
+  let lastPasses = -1;
+  let requestedSince = -1;
+  const reporterSlot = metricBase(ids.reporter);
+  const watchReporter = () => {
+    if (!withDevice) return;
+    const passes = views.metrics[reporterSlot + RM_PASSES];
+    const st = Atomics.load(views.reporting, REP_STATE);
+    const now = performance.now();
+    if (st !== PAGE_REPORTING_REQUESTED || passes !== lastPasses) {
+      requestedSince = st === PAGE_REPORTING_REQUESTED ? now : -1;
+      lastPasses = passes;
+      return;
+    }
+    if (requestedSince < 0) requestedSince = now;
+    const bound = cfg.reportDelayMs + cfg.waitTimeoutMs;
+    const reporterIdxNow = roles.findIndex((r) => r.role === 'reporter');
+    const reporterRunning = reporterIdxNow >= 0 && results[reporterIdxNow] === null;
+    if (reporterRunning && reportingAllowed(views, cfg.poison).allowed && now - requestedSince > bound) {
+      noteCheck('liveness', [{ oracle: 'liveness', message: `reporting was requested but no pass ran for ${Math.round(now - requestedSince)} ms (bound: --report-delay + --wait-timeout = ${bound} ms): a lost wake-up` }]);
+      abortLoop = true;
+    }
+  };
+  let abortLoop = false;
 
   let t0 = performance.now();
   let elapsed = 0;
@@ -241,6 +293,12 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
         hooks.onSample?.(p, elapsed);
         nextSample += 100;
       }
+      watchReporter();
+      if (abortLoop) {
+        Atomics.store(views.header, HDR_RUN_STATE, RUN_ABORT);
+        bump(views.header, HDR_STATE_GEN);
+        break;
+      }
       if (elapsed >= nextCheck) {
         const before = violations.length;
         structuralCheck(false);
@@ -251,18 +309,88 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
         }
         nextCheck += cfg.checkIntervalMs;
       }
-      await sleep(Math.max(1, Math.min(nextSample, nextCheck, cfg.durationMs) - elapsed));
+      await sleep(Math.max(1, Math.min(nextSample, nextCheck, cfg.durationMs, elapsed + 50) - elapsed));
     }
   }
   const durationMs = Math.min(performance.now() - t0, Math.max(elapsed, 0));
+  const abortNow = () => {
+    Atomics.store(views.header, HDR_RUN_STATE, RUN_ABORT);
+    bump(views.header, HDR_STATE_GEN);
+  };
+  const grace = hooks.stopGraceMs ?? cfg.waitTimeoutMs + 5000;
+  const within = async (p: Promise<unknown>, ms: number): Promise<boolean> => {
+    let timer: NodeJS.Timeout | undefined;
+    const ok = await Promise.race([p.then(() => true), new Promise<boolean>((res) => (timer = setTimeout(() => res(false), ms)))]);
+    clearTimeout(timer);
+    return ok;
+  };
+
+  // Settling (hinting on): the workload stops, every CPU frees what it holds,
+  // and the reporter gets a bounded time to hand the free memory back before
+  // the quiescent property is checked (reported-accounting).
+  let settle: SettleReport | null = null;
+  let settleMs = 0;
+  const reporterIdx = roles.findIndex((r) => r.role === 'reporter');
+  if (withDevice && Atomics.load(views.header, HDR_RUN_STATE) === RUN_RUNNING && errors.length === 0) {
+    Atomics.store(views.header, HDR_RUN_STATE, RUN_SETTLING);
+    bump(views.header, HDR_STATE_GEN);
+    const cpuTasks = Promise.all(tasks.filter((_, i) => roles[i].role === 'cpu'));
+    if (!(await within(cpuTasks, grace))) {
+      const stuck = roles.filter((r, i) => r.role === 'cpu' && results[i] === null).map((r) => `${r.role}[${r.index}]`);
+      errors.push(`CPUs did not stop within ${grace} ms after the workload ended: ${stuck.join(', ')} (hang)`);
+    }
+    const settleOpts = {
+      mode: cfg.hinting === 'aeration' ? ('aeration' as const) : ('reporting' as const),
+      reportOrder: cfg.reportOrder,
+      capacity: cfg.capacity,
+      reportingDisabled: !reportingAllowed(views, cfg.poison).allowed,
+      deviceKeepsPages: cfg.poison && cfg.poisonByte !== 0 && cfg.poisonPolicy === 'skip' && reportingAllowed(views, cfg.poison).allowed,
+    };
+    const tSettle = performance.now();
+    let nextSample = performance.now() - t0;
+    const quiet = () => {
+      sync.lock(LOCK_ZONE, SITE_CHECK);
+      try {
+        return checkReportedAccounting(zone, mem, settleOpts);
+      } finally {
+        sync.unlock(LOCK_ZONE);
+      }
+    };
+    while (errors.length === 0 && Atomics.load(views.header, HDR_RUN_STATE) === RUN_SETTLING) {
+      const now = performance.now();
+      if (now - t0 >= nextSample) {
+        const p = sample(now - t0);
+        series.push(p);
+        hooks.onSample?.(p, now - t0);
+        nextSample += 100;
+      }
+      watchReporter();
+      if (abortLoop) {
+        abortNow();
+        break;
+      }
+      const idle = Atomics.load(views.reporting, REP_STATE) === PAGE_REPORTING_IDLE && views.zone[ZONE_ISOLATED_PAGES] === 0;
+      const reporterGone = reporterIdx >= 0 && results[reporterIdx] !== null;
+      if (idle || reporterGone) {
+        settle = quiet();
+        if (settle.ok || reporterGone) break;
+      }
+      if (now - tSettle >= cfg.settleTimeoutMs) break;
+      await sleep(20);
+    }
+    settleMs = performance.now() - tSettle;
+    if (Atomics.load(views.header, HDR_RUN_STATE) === RUN_SETTLING) {
+      settle = quiet();
+      const v = settle.violations.map((x) => ({ ...x, message: `${x.message} (checked ${Math.round(settleMs)} ms after the workload stopped; --settle-timeout ${cfg.settleTimeoutMs} ms)` }));
+      noteCheck('reported-accounting', v);
+      if (v.length > 0) abortNow();
+    }
+  }
 
   // Stop: everyone leaves its loop, frees what it holds and returns.
   if (Atomics.load(views.header, HDR_RUN_STATE) !== RUN_ABORT) Atomics.store(views.header, HDR_RUN_STATE, RUN_STOPPING);
   bump(views.header, HDR_STATE_GEN);
-  const grace = hooks.stopGraceMs ?? cfg.waitTimeoutMs + 5000;
-  let graceTimer: NodeJS.Timeout | undefined;
-  const stopped = await Promise.race([allDone.then(() => true), new Promise<boolean>((res) => (graceTimer = setTimeout(() => res(false), grace)))]);
-  clearTimeout(graceTimer);
+  const stopped = await within(allDone, grace);
   if (!stopped) {
     const stuck = roles.filter((_, i) => results[i] === null).map((r) => `${r.role}[${r.index}]`);
     errors.push(`roles did not stop within ${grace} ms after the run ended: ${stuck.join(', ')} (hang)`);
@@ -275,6 +403,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
       c.failures++;
     }
     if (r.error) errors.push(r.error);
+    if (r.notes) notes.push(...r.notes.map((n) => `${r.role}: ${n}`));
   }
   const aborted = Atomics.load(views.header, HDR_RUN_STATE) === RUN_ABORT;
 
@@ -295,6 +424,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   const allHist = new Float64Array(HIST_BUCKETS);
   let allMax = 0;
   let stampChecks = 0;
+  let poisonChecks = 0;
   let ownershipChecks = 0;
   let refaults = 0;
   const sum = { ops: 0, allocs: 0, frees: 0, allocFailures: 0, pagesTouched: 0 };
@@ -321,17 +451,29 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
     sum.allocFailures += m[b + METRIC_ALLOC_FAILS];
     sum.pagesTouched += m[b + METRIC_PAGES_TOUCHED];
     stampChecks += m[b + METRIC_STAMP_CHECKS];
+    poisonChecks += m[b + METRIC_POISON_CHECKS];
     ownershipChecks += m[b + METRIC_OWNERSHIP_CHECKS];
     refaults += m[b + METRIC_REFAULTS];
     void m[b + METRIC_ALLOC_SAMPLES];
   }
   checks.get('stamp')!.runs += stampChecks;
+  checks.get('poison')!.runs += poisonChecks;
   checks.get('ownership')!.runs += ownershipChecks;
 
   const exitCode: 0 | 1 | 3 = errors.length > 0 ? 3 : violations.length > 0 ? 1 : 0;
   await pool.destroy().catch(() => undefined);
   const blocks = census?.blocksByOrder ?? new Array(MAX_ORDER).fill(0);
+  let hinting: HintingStats | undefined;
+  if (withDevice) {
+    const enabled = reportingAllowed(views, cfg.poison).allowed;
+    hinting = readHintingStats(views, cfg.hinting, enabled, notes);
+    hinting.settleMs = Math.round(settleMs);
+    const st = settle as SettleReport | null;
+    if (st) hinting.settle = { ok: st.ok, rssBytes: st.rssPages * PAGE_SIZE, excuses: st.excuses, unreportedBlocks: st.unreportedBlocks };
+  }
   const device = withDevice ? readDeviceCounters(views, cfg.hinting === 'aeration' ? 'aeration' : 'reporting', cfg.vqNumbering) : undefined;
+  // The device checks every range it is told to discard against the struct pages.
+  if (device) checks.get('device-allocated-range')!.runs += device.hints + (device.queueKind === 'reporting' ? device.descriptors : 0);
   return {
     seed: cfg.seed,
     config: cfg,
@@ -358,6 +500,8 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
     checks: [...checks.values()],
     host: { rssBytes: end.hostRssBytes, peakRssBytes: peakRss * PAGE_SIZE, refaults, discardedBytes: device?.bytesDiscarded ?? 0 },
     device,
+    hinting,
+    notes,
     series,
     setupMs: Math.round(setupMs),
     ...(cfg.lockstat ? { locks: collectLockStats(views) } : {}),

@@ -111,6 +111,8 @@ describe('page reporting pass', () => {
   it('clears Reported when a reported block is split by an allocation, and counts re-reports after merging', () => {
     const w = makeWorld({ memoryBytes: 256 * MiB });
     const { pr } = reporter(w);
+    const boot = new GuestMemory(w.views);
+    for (let p = 0; p < w.views.layout.pages; p++) boot.touch(p); // the guest used all of it once
     pr.process();
     expect(w.zone.freeArea(MAX_ORDER - 1, 3)).toBe(64);
     const c = new Cpu(w.views, zoneAs(w, 0), 0, w.cfg, 1);

@@ -10,7 +10,7 @@ describe('threaded runs with 8 vCPUs', () => {
   for (const workload of WORKLOADS) {
     for (const pcp of [false, true]) {
       it(`${workload}${pcp ? ' with --pcp' : ''}: ops > 0, zero violations, everything freed at the end`, async () => {
-        const cfg: Config = { ...DEFAULT_CONFIG, cpus: 8, workload, memoryBytes: 64 * 2 ** 20, durationMs: pcp ? 400 : 800, seed: 42, pcp, holdMs: 100, checkIntervalMs: 100 };
+        const cfg: Config = { ...DEFAULT_CONFIG, cpus: 8, workload, memoryBytes: 64 * 2 ** 20, durationMs: pcp ? 400 : 800, seed: 42, pcp, hinting: 'off', holdMs: 100, checkIntervalMs: 100 };
         const r = await runSimulation(cfg);
         expect(r.errors).toEqual([]);
         expect(r.violations).toEqual([]);

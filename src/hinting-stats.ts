@@ -1,0 +1,54 @@
+// The `hinting` section of a run's results (DESIGN §10), read from the
+// reporter thread's metric slot after it has stopped.
+
+import { HIST_BUCKETS, accumulate, percentile } from './hist.js';
+import { METRIC_HIST_BASE, PAGE_SIZE, metricBase, threadIds, type Views } from './layout.js';
+import { CM_REPORT_REQUESTS, RM_BLOCKS, RM_FAILS, RM_ISOLATE_WMARK, RM_LOCK_HOLD_NS, RM_PAGES, RM_PASSES, RM_REPORTS, RM_REREPORTED, RM_RT_NS_MAX, RM_SET_REPORTED, RM_SKIPPED_WMARK } from './reporting.js';
+
+export interface HintingStats {
+  mode: string;
+  enabled: boolean;
+  notes: string[];
+  reports: number;
+  reportedBlocks: number;
+  reportedBytes: number;
+  reReportedBlocks: number;
+  flaggedReported: number;
+  failedReports: number;
+  passes: number;
+  requests: number;
+  passesSkippedBelowWatermark: number;
+  isolationsRefusedByMinWatermark: number;
+  roundTripNs: { p50: number; p99: number; max: number };
+  reporterZoneLockHoldNs: number;
+  settleMs?: number;
+  settle?: { ok: boolean; rssBytes: number; excuses: string[]; unreportedBlocks: number };
+}
+
+export function readHintingStats(views: Views, mode: string, enabled: boolean, notes: string[]): HintingStats {
+  const cpus = views.layout.params.cpus;
+  const m = views.metrics;
+  const b = metricBase(threadIds(cpus).reporter);
+  const h = new Float64Array(HIST_BUCKETS);
+  accumulate(h, m, b + METRIC_HIST_BASE);
+  const max = m[b + RM_RT_NS_MAX];
+  let requests = 0;
+  for (let c = 0; c < cpus; c++) requests += m[metricBase(c) + CM_REPORT_REQUESTS];
+  return {
+    mode,
+    enabled,
+    notes,
+    reports: m[b + RM_REPORTS],
+    reportedBlocks: m[b + RM_BLOCKS],
+    reportedBytes: m[b + RM_PAGES] * PAGE_SIZE,
+    reReportedBlocks: m[b + RM_REREPORTED],
+    flaggedReported: m[b + RM_SET_REPORTED],
+    failedReports: m[b + RM_FAILS],
+    passes: m[b + RM_PASSES],
+    requests,
+    passesSkippedBelowWatermark: m[b + RM_SKIPPED_WMARK],
+    isolationsRefusedByMinWatermark: m[b + RM_ISOLATE_WMARK],
+    roundTripNs: { p50: percentile(h, 0.5, max), p99: percentile(h, 0.99, max), max },
+    reporterZoneLockHoldNs: m[b + RM_LOCK_HOLD_NS],
+  };
+}
