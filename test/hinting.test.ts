@@ -1,0 +1,108 @@
+// Free page hinting end to end (reporter thread + device thread + CPUs).
+import { describe, expect, it } from 'vitest';
+import { type Config, DEFAULT_CONFIG } from '../src/config.js';
+import { PAGE_SIZE } from '../src/layout.js';
+import { type RunResult, runSimulation } from '../src/run.js';
+
+const MiB = 2 ** 20;
+const base: Config = { ...DEFAULT_CONFIG, seed: 11, cpus: 4, memoryBytes: 512 * MiB, reportDelayMs: 50, checkIntervalMs: 200, settleTimeoutMs: 8000 };
+const memhog = (hinting: Config['hinting'], extra: Partial<Config> = {}) => runSimulation({ ...base, workload: 'memhog', hogShare: 0.8, holdMs: 200, durationMs: 1500, hinting, ...extra });
+const clean = (r: RunResult) => {
+  expect(r.errors).toEqual([]);
+  expect(r.violations).toEqual([]);
+  expect(r.exitCode).toBe(0);
+};
+/** One batch: capacity blocks of the report order. */
+const batchBytes = (c: Config) => (c.capacity << c.reportOrder) * PAGE_SIZE;
+
+describe('memhog then idle: memory goes back to the host', () => {
+  for (const mode of ['reporting', 'aeration'] as const) {
+    it(`${mode}: after the free phase host RSS falls to guest used + one batch within a bounded time`, async () => {
+      const r = await memhog(mode);
+      clean(r);
+      const peak = r.host.peakRssBytes;
+      expect(peak).toBeGreaterThan(0.7 * 512 * MiB);
+      // The free phase: the first sample after the peak where the guest uses little again.
+      let iPeak = 0;
+      r.series.forEach((p, i) => {
+        if (p.guestUsedBytes > r.series[iPeak].guestUsedBytes) iPeak = i;
+      });
+      expect(r.series[iPeak].guestUsedBytes).toBeGreaterThan(0.7 * 512 * MiB);
+      const iFree = r.series.findIndex((p, i) => i > iPeak && p.guestUsedBytes < 0.2 * 512 * MiB);
+      expect(iFree).toBeGreaterThan(iPeak);
+      const tFree = r.series[iFree].tMs;
+      const iBack = r.series.findIndex((p, i) => i >= iFree && p.hostRssBytes <= p.guestUsedBytes + batchBytes(r.config));
+      expect(iBack).toBeGreaterThanOrEqual(iFree);
+      const tBack = r.series[iBack].tMs - tFree;
+      // bounded: the report delay, a few passes and the device's discards; generous for a busy 2-core machine
+      expect(tBack).toBeLessThan(5000);
+      expect(r.host.rssBytes).toBeLessThanOrEqual(batchBytes(r.config));
+      expect(r.hinting!.reportedBytes).toBeGreaterThan(0.7 * 512 * MiB);
+      expect(r.checks.find((c) => c.oracle === 'reported-accounting')!.runs).toBe(1);
+      expect(r.checks.find((c) => c.oracle === 'device-allocated-range')!.runs).toBeGreaterThan(0);
+    });
+  }
+
+  it('off: host RSS stays at its peak after the guest frees everything', async () => {
+    const r = await memhog('off');
+    clean(r);
+    expect(r.host.rssBytes).toBe(r.host.peakRssBytes);
+    expect(r.host.rssBytes).toBeGreaterThan(0.7 * 512 * MiB);
+    expect(r.hinting).toBeUndefined();
+  });
+
+  it('reporting and aeration return the same memory on the same memhog run, within one batch', async () => {
+    const a = await memhog('reporting');
+    const b = await memhog('aeration');
+    clean(a);
+    clean(b);
+    const returnedA = a.host.peakRssBytes - a.host.rssBytes;
+    const returnedB = b.host.peakRssBytes - b.host.rssBytes;
+    expect(Math.abs(returnedA - returnedB)).toBeLessThanOrEqual(batchBytes(a.config));
+  });
+});
+
+describe('CPUs racing the reporter: zero violations', () => {
+  for (const mode of ['reporting', 'aeration'] as const) {
+    for (const workload of ['page_fault1', 'churn'] as const) {
+      it(`${workload} at --cpus 8 with ${mode}`, async () => {
+        // Small capacity and report order so the reporter is busy while CPUs allocate.
+        const r = await runSimulation({ ...base, cpus: 8, memoryBytes: 256 * MiB, workload, hinting: mode, durationMs: 700, capacity: 8, reportOrder: 6, reportDelayMs: 5, checkIntervalMs: 100 });
+        clean(r);
+        expect(r.hinting!.reports).toBeGreaterThan(0);
+        // every range the device was told to discard was checked against the struct pages
+        expect(r.checks.find((c) => c.oracle === 'device-allocated-range')!.runs).toBeGreaterThan(0);
+        expect(r.totals.ops).toBeGreaterThan(0);
+      });
+    }
+  }
+});
+
+describe('page poisoning and PAGE_POISON negotiation', () => {
+  it('without PAGE_POISON negotiated, --poison keeps reporting disabled and says so', async () => {
+    const r = await memhog('reporting', { poison: true, pagePoisonFeature: false, memoryBytes: 256 * MiB });
+    clean(r);
+    expect(r.hinting!.enabled).toBe(false);
+    expect(r.hinting!.reports).toBe(0);
+    expect(r.notes.join('\n')).toMatch(/PAGE_POISON was not negotiated: free page reporting stays disabled/);
+    expect(r.host.rssBytes).toBe(256 * MiB); // boot poisoning touched everything; nothing was returned
+    expect(r.checks.find((c) => c.oracle === 'poison')!.runs).toBeGreaterThan(0);
+  });
+
+  it('with PAGE_POISON and poison_val != 0, the device skips the discard (QEMU) and poison stays intact', async () => {
+    const r = await memhog('reporting', { poison: true, poisonPolicy: 'skip', memoryBytes: 256 * MiB });
+    clean(r);
+    expect(r.hinting!.enabled).toBe(true);
+    expect(r.hinting!.reports).toBeGreaterThan(0);
+    expect(r.device!.bytesPoisonSkipped).toBeGreaterThan(0);
+    expect(r.host.rssBytes).toBe(256 * MiB);
+  });
+
+  it('with PAGE_POISON and the fill policy, the device writes poison_val into discarded pages and memory goes back', async () => {
+    const r = await memhog('reporting', { poison: true, poisonPolicy: 'fill', memoryBytes: 256 * MiB });
+    clean(r);
+    expect(r.hinting!.reports).toBeGreaterThan(0);
+    expect(r.host.rssBytes).toBeLessThanOrEqual(batchBytes(r.config));
+    expect(r.checks.find((c) => c.oracle === 'poison')!.runs).toBeGreaterThan(0);
+  });
+});
