@@ -9,6 +9,9 @@ import type { BenchReport } from './types.js';
 
 const modules: Record<string, () => Promise<{ bench: (o: { quick?: boolean }) => Promise<BenchReport> }>> = {
   core: () => import('./core.js'),
+  reporting: () => import('./reporting.js'),
+  vring: () => import('./vring.js'),
+  lockstat: () => import('./lockstat.js'),
 };
 
 const args = process.argv.slice(2);

@@ -112,6 +112,8 @@ export interface SeriesPoint {
 export interface RunHooks {
   /** Called about every 100 ms with the latest sample (progress line). */
   onSample?: (p: SeriesPoint, elapsedMs: number) => void;
+  /** Series sampling interval (default 100 ms). */
+  sampleIntervalMs?: number;
   /** Seconds to wait for roles to stop after the run ends before declaring a hang (default: the wait timeout + 5 s). */
   stopGraceMs?: number;
 }
@@ -216,6 +218,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   const setupMs = performance.now() - tSetup;
 
   const series: SeriesPoint[] = [];
+  const sampleMs = Math.max(1, hooks.sampleIntervalMs ?? 100);
   let peakRss = 0;
   const sample = (tMs: number): SeriesPoint => {
     const rss = mem.residentPages();
@@ -291,7 +294,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
         const p = sample(elapsed);
         series.push(p);
         hooks.onSample?.(p, elapsed);
-        nextSample += 100;
+        nextSample += sampleMs;
       }
       watchReporter();
       if (abortLoop) {
@@ -362,7 +365,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
         const p = sample(now - t0);
         series.push(p);
         hooks.onSample?.(p, now - t0);
-        nextSample += 100;
+        nextSample += sampleMs;
       }
       watchReporter();
       if (abortLoop) {
@@ -376,7 +379,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
         if (settle.ok || reporterGone) break;
       }
       if (now - tSettle >= cfg.settleTimeoutMs) break;
-      await sleep(20);
+      await sleep(Math.min(20, sampleMs));
     }
     settleMs = performance.now() - tSettle;
     if (Atomics.load(views.header, HDR_RUN_STATE) === RUN_SETTLING) {
