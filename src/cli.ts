@@ -62,6 +62,7 @@ export const RUN_OPTIONS = {
   'report-order': { type: 'string', default: String(d.reportOrder), describe: `smallest order reported (pageblock order) (${r.reportOrder.min}..${r.reportOrder.max})` },
   'settle-timeout': { type: 'string', default: fmtDuration(d.settleTimeoutMs), describe: 'after the workload, how long the reporter may take to return free memory before the reported-accounting check (0..10m)' },
   'page-poison-feature': { type: 'boolean', default: d.pagePoisonFeature, describe: 'the device offers VIRTIO_BALLOON_F_PAGE_POISON (--no-page-poison-feature: it does not)' },
+  chart: { type: 'boolean', describe: 'print the host RSS vs guest used chart at the end (default: on a TTY with hinting on)' },
   json: { type: 'boolean', default: false, describe: 'print exactly one JSON object on stdout (human text goes to stderr)' },
   lockstat: { type: 'boolean', default: false, describe: 'lock statistics (lock_stat): table at the end, `locks` in --json' },
   'lockstat-sort': { type: 'string', describe: `lockstat order: ${LOCKSTAT_SORTS.join(', ')} (default: wait-total; proc: contentions, as the kernel); implies --lockstat` },
@@ -153,7 +154,8 @@ async function runCommand(a: RawFlags): Promise<void> {
   }
   if (tty) process.stderr.write('\r' + ' '.repeat(100) + '\r');
   human.write(resultText(result) + '\n');
-  if (tty && cfg.hinting !== 'off') process.stderr.write('\n' + renderChart(result.series).join('\n') + '\n');
+  const chart = a.chart === undefined ? tty && cfg.hinting !== 'off' : Boolean(a.chart);
+  if (chart) (tty ? process.stderr : human).write('\n' + renderChart(result.series).join('\n') + '\n');
   if (result.locks) human.write('\n' + formatLockstat(result.locks, parseLockstatFlags(a).output) + '\n');
   if (json) process.stdout.write(JSON.stringify(toJson(result)) + '\n');
   process.exitCode = result.exitCode;
