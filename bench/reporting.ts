@@ -61,7 +61,7 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
   const pf: Record<string, number[]> = { off: [], reporting: [], aeration: [] };
   for (let rep = 0; rep < reps; rep++) {
     for (const hinting of ['off', 'reporting', 'aeration'] as const) {
-      const cfg: Config = { ...DEFAULT_CONFIG, cpus: 8, workload: 'page_fault1', memoryBytes: 1024 * MiB, durationMs: opts.quick ? 600 : 1500, seed: 500 + rep, hinting, checkIntervalMs: 0 };
+      const cfg: Config = { ...DEFAULT_CONFIG, cpus: 8, workload: 'page_fault1', memoryBytes: 1024 * MiB, durationMs: opts.quick ? 600 : 1500, seed: 500 + rep, hinting, checkIntervalMs: 0, prefault: true };
       const r = await runSimulation(cfg);
       if (!r.ok) throw new Error(`bench run failed: ${r.rerun}`);
       pf[hinting].push(r.totals.opsPerSec);

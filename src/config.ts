@@ -56,6 +56,8 @@ export interface Config {
   settleTimeoutMs: number;
   /** The device offers VIRTIO_BALLOON_F_PAGE_POISON. */
   pagePoisonFeature: boolean;
+  /** Write all guest memory once at set-up so the simulator process's own page faults stay out of the measurement. */
+  prefault: boolean;
   /** Offer VIRTIO_RING_F_EVENT_IDX (used_event / avail_event notification suppression). */
   eventIdx: boolean;
   /** Balloon queue numbering: 'spec' (reporting queue 4) or 'linux' (only existing queues numbered); see src/device.ts. */
@@ -190,6 +192,7 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   reportOrder: 9,
   settleTimeoutMs: 10_000,
   pagePoisonFeature: true,
+  prefault: false,
   eventIdx: false,
   vqNumbering: 'linux',
   poisonPolicy: 'skip',
@@ -224,6 +227,7 @@ export function rerunCommand(c: Config): string {
   if (c.reportOrder !== d.reportOrder) parts.push('--report-order', String(c.reportOrder));
   if (c.settleTimeoutMs !== d.settleTimeoutMs) parts.push('--settle-timeout', fmtDuration(c.settleTimeoutMs));
   if (!c.pagePoisonFeature) parts.push('--no-page-poison-feature');
+  if (c.prefault) parts.push('--prefault');
   if (c.eventIdx) parts.push('--event-idx');
   if (c.vqNumbering !== d.vqNumbering) parts.push('--vq-numbering', c.vqNumbering);
   if (c.poisonPolicy !== d.poisonPolicy) parts.push('--poison-policy', c.poisonPolicy);
