@@ -6,7 +6,8 @@ import { type RunResult, runSimulation } from '../src/run.js';
 
 const MiB = 2 ** 20;
 const base: Config = { ...DEFAULT_CONFIG, seed: 11, cpus: 4, memoryBytes: 512 * MiB, reportDelayMs: 50, checkIntervalMs: 200, settleTimeoutMs: 8000 };
-const memhog = (hinting: Config['hinting'], extra: Partial<Config> = {}) => runSimulation({ ...base, workload: 'memhog', hogShare: 0.8, holdMs: 200, durationMs: 1500, hinting, ...extra });
+// Long enough for memhog to fill, hold and free even on a busy 2-core machine.
+const memhog = (hinting: Config['hinting'], extra: Partial<Config> = {}) => runSimulation({ ...base, memoryBytes: 256 * MiB, workload: 'memhog', hogShare: 0.8, holdMs: 200, durationMs: 3000, hinting, ...extra });
 const clean = (r: RunResult) => {
   expect(r.errors).toEqual([]);
   expect(r.violations).toEqual([]);
@@ -21,14 +22,14 @@ describe('memhog then idle: memory goes back to the host', () => {
       const r = await memhog(mode);
       clean(r);
       const peak = r.host.peakRssBytes;
-      expect(peak).toBeGreaterThan(0.7 * 512 * MiB);
+      expect(peak).toBeGreaterThan(0.7 * 256 * MiB);
       // The free phase: the first sample after the peak where the guest uses little again.
       let iPeak = 0;
       r.series.forEach((p, i) => {
         if (p.guestUsedBytes > r.series[iPeak].guestUsedBytes) iPeak = i;
       });
-      expect(r.series[iPeak].guestUsedBytes).toBeGreaterThan(0.7 * 512 * MiB);
-      const iFree = r.series.findIndex((p, i) => i > iPeak && p.guestUsedBytes < 0.2 * 512 * MiB);
+      expect(r.series[iPeak].guestUsedBytes).toBeGreaterThan(0.7 * 256 * MiB);
+      const iFree = r.series.findIndex((p, i) => i > iPeak && p.guestUsedBytes < 0.2 * 256 * MiB);
       expect(iFree).toBeGreaterThan(iPeak);
       const tFree = r.series[iFree].tMs;
       const iBack = r.series.findIndex((p, i) => i >= iFree && p.hostRssBytes <= p.guestUsedBytes + batchBytes(r.config));
@@ -37,7 +38,7 @@ describe('memhog then idle: memory goes back to the host', () => {
       // bounded: the report delay, a few passes and the device's discards; generous for a busy 2-core machine
       expect(tBack).toBeLessThan(5000);
       expect(r.host.rssBytes).toBeLessThanOrEqual(batchBytes(r.config));
-      expect(r.hinting!.reportedBytes).toBeGreaterThan(0.7 * 512 * MiB);
+      expect(r.hinting!.reportedBytes).toBeGreaterThan(0.7 * 256 * MiB);
       expect(r.checks.find((c) => c.oracle === 'reported-accounting')!.runs).toBe(1);
       expect(r.checks.find((c) => c.oracle === 'device-allocated-range')!.runs).toBeGreaterThan(0);
     });
@@ -47,7 +48,7 @@ describe('memhog then idle: memory goes back to the host', () => {
     const r = await memhog('off');
     clean(r);
     expect(r.host.rssBytes).toBe(r.host.peakRssBytes);
-    expect(r.host.rssBytes).toBeGreaterThan(0.7 * 512 * MiB);
+    expect(r.host.rssBytes).toBeGreaterThan(0.7 * 256 * MiB);
     expect(r.hinting).toBeUndefined();
   });
 
