@@ -12,6 +12,7 @@ const modules: Record<string, () => Promise<{ bench: (o: { quick?: boolean }) =>
   reporting: () => import('./reporting.js'),
   vring: () => import('./vring.js'),
   lockstat: () => import('./lockstat.js'),
+  hint: () => import('./hint.js'),
 };
 
 const args = process.argv.slice(2);

@@ -25,6 +25,8 @@ import {
   PG_NEXT,
   PG_OWNER,
   PG_PREV,
+  ZONE_BALLOON_LIST_BLOCKS,
+  ZONE_BALLOON_LIST_HEAD,
   ZONE_BALLOON_PAGES,
   ZONE_FREE_AREA,
   ZONE_FREE_PAGES,
@@ -80,6 +82,11 @@ export class Zone {
   onHighOrderFree: ((order: number) => void) | null = null;
   /** Orders >= this raise onHighOrderFree (page_reporting_order). */
   reportOrder = MAX_ORDER;
+  /**
+   * Free page hint: the balloon's shrinker (src/hint.ts makeShrinker), called by a
+   * CPU whose allocation failed; returns how many blocks it gave back.
+   */
+  shrinker: ((order: number, thread: number) => number) | null = null;
   /** Injection `keep-reported-on-merge`: a merge does not clear PageReported. */
   keepReportedOnMerge = false;
 
@@ -109,6 +116,8 @@ export class Zone {
     z[ZONE_ISOLATED_PAGES] = 0;
     z[ZONE_REPORTED_PAGES] = 0;
     z[ZONE_BALLOON_PAGES] = 0;
+    z[ZONE_BALLOON_LIST_HEAD] = NIL;
+    z[ZONE_BALLOON_LIST_BLOCKS] = 0;
     z[ZONE_MANAGED] = this.nrPages;
     const w = watermarks(this.nrPages);
     z[ZONE_WMARK_MIN] = w.min;

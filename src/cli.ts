@@ -64,6 +64,10 @@ export const RUN_OPTIONS = {
   'page-poison-feature': { type: 'boolean', default: d.pagePoisonFeature, describe: 'the device offers VIRTIO_BALLOON_F_PAGE_POISON (--no-page-poison-feature: it does not)' },
   prefault: { type: 'boolean', default: d.prefault, describe: "write all guest memory at set-up so the simulator process's own first-touch page faults (Linux, not the modelled host) stay out of the measured run" },
   chart: { type: 'boolean', describe: 'print the host RSS vs guest used chart at the end (default: on a TTY with hinting on)' },
+  'hint-interval': { type: 'string', default: fmtDuration(d.hintIntervalMs), describe: 'hint: the device starts a hint run (new free_page_hint_cmd_id, config interrupt) at start and then every this long (10ms..1h)' },
+  'hint-action': { type: 'string', default: d.hintAction, describe: 'hint: what the device does with a hinted range: discard (Firecracker: drop the backing) or migrate (QEMU live migration: skip sending it)' },
+  'hint-done-after': { type: 'string', default: fmtDuration(d.hintDoneAfterMs), describe: 'hint: the device writes VIRTIO_BALLOON_CMD_ID_DONE this long after the driver\'s STOP; the balloon holds its pages until then (0..1h)' },
+  'hint-shrink': { type: 'string', default: String(d.hintShrinkBlocks), describe: `hint: max-order blocks the balloon's shrinker gives back per call from a CPU whose allocation failed (${r.hintShrinkBlocks.min}..${r.hintShrinkBlocks.max})` },
   json: { type: 'boolean', default: false, describe: 'print exactly one JSON object on stdout (human text goes to stderr)' },
   lockstat: { type: 'boolean', default: false, describe: 'lock statistics (lock_stat): table at the end, `locks` in --json' },
   'lockstat-sort': { type: 'string', describe: `lockstat order: ${LOCKSTAT_SORTS.join(', ')} (default: wait-total; proc: contentions, as the kernel); implies --lockstat` },
@@ -113,6 +117,10 @@ export function parseRunFlags(a: RawFlags): Config {
     eventIdx: Boolean(a['event-idx']),
     vqNumbering: choiceFlag('vq-numbering', a['vq-numbering'], ['spec', 'linux'] as const),
     poisonPolicy: choiceFlag('poison-policy', a['poison-policy'], ['skip', 'fill'] as const),
+    hintIntervalMs: durationFlag('hint-interval', a['hint-interval'], r.hintIntervalMs),
+    hintAction: choiceFlag('hint-action', a['hint-action'], ['discard', 'migrate'] as const),
+    hintDoneAfterMs: durationFlag('hint-done-after', a['hint-done-after'], r.hintDoneAfterMs),
+    hintShrinkBlocks: intFlag('hint-shrink', a['hint-shrink'], r.hintShrinkBlocks),
   });
 }
 

@@ -24,6 +24,8 @@ export interface CompareRow {
   locks: LockClassStats[];
   violations: RunResult['violations'];
   errors: string[];
+  /** hint / naive: what the balloon did (src/hint-stats.ts). */
+  hint?: { runs: number; bytesHinted: number; bytesPerRun: number; runMsP50: number; duplicateRatio: number; distinctBytes: number; shrinkerBlocksReturned: number; allocFailuresBalloonHeld: number };
 }
 
 export interface CompareResult {
@@ -57,6 +59,20 @@ export function compareRow(mode: HintingMode, r: RunResult): CompareRow {
     locks: r.locks ?? [],
     violations: r.violations,
     errors: r.errors,
+    ...(r.hinting?.hint
+      ? {
+          hint: {
+            runs: r.hinting.hint.runs,
+            bytesHinted: r.hinting.hint.bytesHinted,
+            bytesPerRun: r.hinting.hint.bytesPerRun,
+            runMsP50: r.hinting.hint.runMs.p50,
+            duplicateRatio: r.hinting.hint.duplicateRatio,
+            distinctBytes: r.hinting.hint.distinctBytes,
+            shrinkerBlocksReturned: r.hinting.hint.shrinker.blocksReturned,
+            allocFailuresBalloonHeld: r.hinting.hint.shrinker.emptyWhileBalloonHeld,
+          },
+        }
+      : {}),
   };
 }
 
@@ -97,6 +113,8 @@ export function compareText(c: CompareResult): string {
   }
   const out = ['', `compare: workload=${c.config.workload} cpus=${c.config.cpus} seed=${c.seed}, one run per hinting mode, lockstat on in each`, table(rows)];
   for (const m of c.modes) {
+    if (m.hint && m.mode === 'hint') out.push(`hint: ${m.hint.runs} runs, ${fmtBytes(m.hint.bytesPerRun)} hinted per run (p50 ${m.hint.runMsP50.toFixed(1)} ms), shrinker returned ${m.hint.shrinkerBlocksReturned} blocks, ${m.hint.allocFailuresBalloonHeld} allocation failures with the balloon holding pages; host-rss is after the last DONE`);
+    if (m.hint && m.mode === 'naive') out.push(`naive: ${fmtBytes(m.hint.bytesHinted)} sent but only ${fmtBytes(m.hint.distinctBytes)} distinct (duplicate ratio ${m.hint.duplicateRatio.toFixed(3)}): the same block again and again`);
     if (!m.hintingActive) out.push(`note: hinting=${m.mode} reported no hinting activity in this build (no hinting section in its result): its row is a hinting-off run`);
     for (const e of m.errors) out.push(`FAILED (simulator) hinting=${m.mode}: ${e}`);
     for (const v of m.violations.slice(0, 5)) out.push(`VIOLATION hinting=${m.mode} ${v.oracle}: ${v.message}`);

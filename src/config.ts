@@ -14,7 +14,7 @@ export class UsageError extends Error {
 export const WORKLOADS = ['page_fault1', 'churn', 'memhog', 'fragment'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
-export const HINTING_MODES = ['off', 'reporting', 'aeration'] as const;
+export const HINTING_MODES = ['off', 'reporting', 'aeration', 'hint', 'naive'] as const;
 export type HintingMode = (typeof HINTING_MODES)[number];
 
 export interface Config {
@@ -64,6 +64,15 @@ export interface Config {
   vqNumbering: 'spec' | 'linux';
   /** With PAGE_POISON and poison_val != 0: 'skip' the discard (QEMU) or discard and 'fill' with poison_val. */
   poisonPolicy: 'skip' | 'fill';
+  // ---- free page hint (--hinting hint / naive; src/hint.ts, src/hint-device.ts) ----
+  /** The device starts a hint run (new free_page_hint_cmd_id) at start and then every this long. */
+  hintIntervalMs: number;
+  /** What the device does with a hinted range: 'discard' (Firecracker) or 'migrate' (QEMU live migration: skip sending it). */
+  hintAction: 'discard' | 'migrate';
+  /** The device writes VIRTIO_BALLOON_CMD_ID_DONE this long after it received the driver's STOP. */
+  hintDoneAfterMs: number;
+  /** Blocks the balloon's shrinker gives back per call. */
+  hintShrinkBlocks: number;
 }
 
 export interface Range {
@@ -87,6 +96,9 @@ export const RANGES = {
   capacity: { min: 1, max: 512 },
   reportOrder: { min: 0, max: 10 },
   settleTimeoutMs: { min: 0, max: 600_000 },
+  hintIntervalMs: { min: 10, max: 3600 * 1000 },
+  hintDoneAfterMs: { min: 0, max: 3600 * 1000 },
+  hintShrinkBlocks: { min: 1, max: 1024 },
 } satisfies Record<string, Range>;
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 2 ** 10, kb: 2 ** 10, kib: 2 ** 10, m: 2 ** 20, mb: 2 ** 20, mib: 2 ** 20, g: 2 ** 30, gb: 2 ** 30, gib: 2 ** 30 };
@@ -196,6 +208,10 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   eventIdx: false,
   vqNumbering: 'linux',
   poisonPolicy: 'skip',
+  hintIntervalMs: 1000,
+  hintAction: 'discard',
+  hintDoneAfterMs: 100,
+  hintShrinkBlocks: 4,
 };
 
 /** Cross-field checks once every flag parsed on its own. */
@@ -231,6 +247,10 @@ export function rerunCommand(c: Config): string {
   if (c.eventIdx) parts.push('--event-idx');
   if (c.vqNumbering !== d.vqNumbering) parts.push('--vq-numbering', c.vqNumbering);
   if (c.poisonPolicy !== d.poisonPolicy) parts.push('--poison-policy', c.poisonPolicy);
+  if (c.hintIntervalMs !== d.hintIntervalMs) parts.push('--hint-interval', fmtDuration(c.hintIntervalMs));
+  if (c.hintAction !== d.hintAction) parts.push('--hint-action', c.hintAction);
+  if (c.hintDoneAfterMs !== d.hintDoneAfterMs) parts.push('--hint-done-after', fmtDuration(c.hintDoneAfterMs));
+  if (c.hintShrinkBlocks !== d.hintShrinkBlocks) parts.push('--hint-shrink', String(c.hintShrinkBlocks));
   return parts.join(' ');
 }
 

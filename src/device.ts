@@ -113,7 +113,8 @@ export const VQ_NUMBERINGS = ['spec', 'linux'] as const;
 export type VqNumbering = (typeof VQ_NUMBERINGS)[number];
 export const POISON_POLICIES = ['skip', 'fill'] as const;
 export type PoisonPolicy = (typeof POISON_POLICIES)[number];
-export type QueueKind = 'reporting' | 'aeration';
+/** 'free_page': the free_page_vq of VIRTIO_BALLOON_F_FREE_PAGE_HINT (src/hint-device.ts). */
+export type QueueKind = 'reporting' | 'aeration' | 'free_page';
 
 /** Queue index of the reporting (aeration: hinting, same feature bit) queue. */
 export function reportingQueueIndex(numbering: VqNumbering, features: number): number {
@@ -235,8 +236,8 @@ export class BalloonDevice {
   readonly negotiated: number;
   readonly queueIndex: number;
   private readonly chain: Chain;
-  private readonly m: Float64Array;
-  private readonly mb: number;
+  protected readonly m: Float64Array;
+  protected readonly mb: number;
   /** True when serve() stopped at its budget with chains still available. */
   pending = false;
   /** Validated ranges of the current chain waiting to be discarded: one run of adjacent pages. */
@@ -265,7 +266,7 @@ export class BalloonDevice {
     this.mb = metricBase(threadIds(views.layout.params.cpus).device) + METRIC_EXTRA;
   }
 
-  private bad(kind: number): void {
+  protected bad(kind: number): void {
     Atomics.add(this.dev, DEV_BAD_BASE + kind, 1);
   }
 
@@ -293,7 +294,7 @@ export class BalloonDevice {
           if (st === POP_DROPPED) continue;
           Atomics.add(this.dev, DEV_CHAINS, 1);
           let v: Violation | null = null;
-          if (st === POP_CHAIN) v = this.opts.queueKind === 'reporting' ? this.handleReport(c) : this.handleHints(c);
+          if (st === POP_CHAIN) v = this.handleChain(c);
           else if (st !== POP_BAD) throw new Error(`device: unexpected pop status ${st}`);
           // Used len 0: the device wrote nothing into the buffers.
           vq.push(c.head, 0);
@@ -338,6 +339,11 @@ export class BalloonDevice {
     } finally {
       Atomics.store(d, DEV_STATUS, 0);
     }
+  }
+
+  /** One well-formed chain of this device's queue (src/hint-device.ts overrides it for the free_page_vq). */
+  protected handleChain(c: Chain): Violation | null {
+    return this.opts.queueKind === 'reporting' ? this.handleReport(c) : this.handleHints(c);
   }
 
   /** Reporting queue: every descriptor is one device-writable free block. */

@@ -1,6 +1,7 @@
 // The `hinting` section of a run's results (DESIGN §10), read from the
 // reporter thread's metric slot after it has stopped.
 
+import type { HintStats } from './hint-stats.js';
 import { HIST_BUCKETS, accumulate, percentile } from './hist.js';
 import { METRIC_HIST_BASE, PAGE_SIZE, metricBase, threadIds, type Views } from './layout.js';
 import { CM_REPORT_REQUESTS, RM_BLOCKS, RM_FAILS, RM_ISOLATE_WMARK, RM_LOCK_HOLD_NS, RM_PAGES, RM_PASSES, RM_REPORTS, RM_REREPORTED, RM_RT_NS_MAX, RM_SET_REPORTED, RM_SKIPPED_WMARK } from './reporting.js';
@@ -23,6 +24,8 @@ export interface HintingStats {
   reporterZoneLockHoldNs: number;
   settleMs?: number;
   settle?: { ok: boolean; rssBytes: number; excuses: string[]; unreportedBlocks: number };
+  /** --hinting hint / naive (src/hint-stats.ts). */
+  hint?: HintStats;
 }
 
 export function readHintingStats(views: Views, mode: string, enabled: boolean, notes: string[]): HintingStats {

@@ -144,6 +144,11 @@ export const ZONE_MANAGED = ZONE_FREE_PAGES + 4;
 export const ZONE_ISOLATED_PAGES = ZONE_FREE_PAGES + 5; // pages isolated by the reporter
 export const ZONE_REPORTED_PAGES = ZONE_FREE_PAGES + 6; // free pages with PageReported
 export const ZONE_BALLOON_PAGES = ZONE_FREE_PAGES + 7; // pages held by the hint-mode balloon
+/** Free page hint (src/hint.ts): head pfn of the balloon's free_page_list, NIL when empty. Only blocks the
+ *  device has acknowledged (used) are on it; they are linked through PG_NEXT. Zone lock held for every access. */
+export const ZONE_BALLOON_LIST_HEAD = ZONE_FREE_PAGES + 8;
+/** Blocks on the balloon's free_page_list (num_free_page_blocks minus those still in flight). Zone lock held. */
+export const ZONE_BALLOON_LIST_BLOCKS = ZONE_FREE_PAGES + 9;
 export const ZONE_WORDS_FIXED = 64;
 // per-CPU pcp line (Int32 words)
 export const PCP_HEAD = 0;
@@ -168,6 +173,10 @@ export const DEV_KICK = 16;
 export const DEV_INTERRUPT = 32;
 /** Config-change interrupt (hint mode: new command id). */
 export const DEV_CONFIG_GEN = 48;
+/** Free page hint (src/hint-device.ts): the device's hint status (QEMU free_page_hint_status, HINT_S_*). */
+export const DEV_HINT_STATUS = 8;
+/** Free page hint: the command id of the run the device is in (START) or last asked for. */
+export const DEV_HINT_RUN_ID = 9;
 /** Device status: 0 down, 1 serving. */
 export const DEV_STATUS = 64;
 /** Device counters (Int32). */
@@ -178,6 +187,11 @@ export const DEV_WORDS = 128;
 // ---- reporting (Int32 words) ----
 export const REP_STATE = 0; // PAGE_REPORTING_IDLE / REQUESTED / ACTIVE
 export const REP_REQUEST_GEN = 16; // bumped by the free path on a request; reporter waits on it
+/** Free page hint driver (src/hint.ts): HINT_DRV_* state of the reporter thread's driver (main reads it to settle). */
+export const REP_HINT_DRIVER_STATE = 32;
+/** Free page hint: bumped (and notified) by the driver after it moves acknowledged blocks onto the
+ *  balloon's free_page_list; a CPU in the shrinker waits on it for blocks still in flight. */
+export const REP_HINT_LIST_GEN = 48;
 export const REP_WORDS = 64;
 
 // ---- metrics (Float64 per thread) ----
@@ -358,7 +372,7 @@ export function assertLayout(l: Layout): void {
 
 /** Absolute byte offsets of every word used with Atomics.wait. */
 export function waitWordOffsets(l: Layout): number[] {
-  const out = [l.header.offset + HDR_STATE_GEN * 4, l.device.offset + DEV_KICK * 4, l.device.offset + DEV_INTERRUPT * 4, l.device.offset + DEV_CONFIG_GEN * 4, l.reporting.offset + REP_REQUEST_GEN * 4];
+  const out = [l.header.offset + HDR_STATE_GEN * 4, l.device.offset + DEV_KICK * 4, l.device.offset + DEV_INTERRUPT * 4, l.device.offset + DEV_CONFIG_GEN * 4, l.reporting.offset + REP_REQUEST_GEN * 4, l.reporting.offset + REP_HINT_LIST_GEN * 4];
   for (let i = 0; i < l.locks; i++) out.push(l.locksRegion.offset + i * CACHE_LINE + LOCK_WORD * 4);
   return out;
 }

@@ -4,6 +4,7 @@
 
 import { type Config, fmtBytes, fmtDuration } from './config.js';
 import type { RunResult } from './run.js';
+import type { HintStats } from './hint-stats.js';
 
 export function configLines(c: Config): string[] {
   return [
@@ -12,7 +13,8 @@ export function configLines(c: Config): string[] {
       `pcp=${c.pcp ? `on(batch=${c.pcpBatch},high=${c.pcpHigh})` : 'off'} region=${c.regionBytes ? fmtBytes(c.regionBytes) : 'auto'} hog=${Math.round(c.hogShare * 1000) / 10}% hold=${fmtDuration(c.holdMs)} ` +
       `check-interval=${c.checkIntervalMs ? fmtDuration(c.checkIntervalMs) : 'end-only'} wait-timeout=${fmtDuration(c.waitTimeoutMs)} spin=${c.spin} queue-size=${c.queueSize} ring-align=${c.ringAlign} poison=${c.poison ? '0x' + c.poisonByte.toString(16) : 'off'} lockstat=${c.lockstat ? 'on' : 'off'} ` +
       `event-idx=${c.eventIdx ? 'on' : 'off'} vq-numbering=${c.vqNumbering} poison-policy=${c.poisonPolicy} ` +
-      `report-delay=${fmtDuration(c.reportDelayMs)} capacity=${c.capacity} report-order=${c.reportOrder} settle-timeout=${fmtDuration(c.settleTimeoutMs)} page-poison-feature=${c.pagePoisonFeature ? 'on' : 'off'} prefault=${c.prefault ? 'on' : 'off'}`,
+      `report-delay=${fmtDuration(c.reportDelayMs)} capacity=${c.capacity} report-order=${c.reportOrder} settle-timeout=${fmtDuration(c.settleTimeoutMs)} page-poison-feature=${c.pagePoisonFeature ? 'on' : 'off'} prefault=${c.prefault ? 'on' : 'off'}` +
+      (c.hinting === 'hint' ? ` hint-interval=${fmtDuration(c.hintIntervalMs)} hint-action=${c.hintAction} hint-done-after=${fmtDuration(c.hintDoneAfterMs)} hint-shrink=${c.hintShrinkBlocks}` : ''),
   ];
 }
 
@@ -52,6 +54,7 @@ export function resultText(r: RunResult): string {
     const h = r.hinting;
     out.push('');
     if (!h.enabled) out.push(`hinting: ${h.mode} DISABLED`);
+    else if (h.hint) out.push(...hintLines(h.mode, h.hint, h.settleMs, h.settle?.ok));
     else {
       out.push(`hinting: ${h.mode}: ${num(h.reports)} reports, ${num(h.reportedBlocks)} blocks, ${fmtBytes(h.reportedBytes)} reported, ${num(h.reReportedBlocks)} re-reported after merging, ${num(h.failedReports)} failed`);
       out.push(`  round trip p50 ${ns(h.roundTripNs.p50)} p99 ${ns(h.roundTripNs.p99)}; ${num(h.passes)} passes from ${num(h.requests)} requests; reporter held the zone lock ${ns(h.reporterZoneLockHoldNs)} in all`);
@@ -68,6 +71,28 @@ export function resultText(r: RunResult): string {
   out.push(...verdictLines(r));
   return out.join('\n');
 }
+
+/** The end table of --hinting hint / naive (src/hint-stats.ts). */
+export function hintLines(mode: string, x: HintStats, settleMs?: number, settled?: boolean): string[] {
+  const out: string[] = [];
+  const pct = (f: number) => `${(f * 100).toFixed(1)}%`;
+  if (mode === 'naive') {
+    out.push(`hinting: naive: ${num(x.runs)} round trips (alloc, send, wait, free), ${num(x.blocksHinted)} blocks = ${fmtBytes(x.bytesHinted)} sent; round trip p50 ${ms(x.runMs.p50)} p99 ${ms(x.runMs.p99)}`);
+    out.push(`  distinct blocks ${num(x.distinctBlocks)} (${fmtBytes(x.distinctBytes)}, ${pct(x.distinctShareOfMemory)} of memory), duplicates ${num(x.duplicateBlocks)}: duplicate ratio ${x.duplicateRatio.toFixed(4)}; ${num(x.naiveAllocFailures)} times no block to take`);
+  } else {
+    const d = x.device;
+    out.push(`hinting: hint (FREE_PAGE_HINT, action ${d?.action ?? '?'}): ${num(x.runs)} runs, ${num(x.blocksHinted)} blocks = ${fmtBytes(x.bytesHinted)} hinted, ${fmtBytes(x.bytesPerRun)} per run; balloon held at most ${fmtBytes(x.heldBytesMax)}`);
+    out.push(`  run duration (cmd id -> STOP used) p50 ${ms(x.runMs.p50)} max ${ms(x.runMs.max)} mean ${ms(x.runMs.mean)}; runs ended: ${x.runEnds.allocationFailed} allocation failed, ${x.runEnds.newCmdId} new cmd id, ${x.runEnds.other} other`);
+    out.push(`  distinct blocks ${num(x.distinctBlocks)} (${fmtBytes(x.distinctBytes)}), duplicates ${num(x.duplicateBlocks)} (ratio ${x.duplicateRatio.toFixed(3)}); DONE handled ${x.donesHandled}, ${num(x.blocksFreedOnDone)} blocks freed on DONE; ring-full waits ${num(x.ringFullWaits)}`);
+    out.push(`  shrinker: ${num(x.shrinker.calls)} calls returned ${num(x.shrinker.blocksReturned)} blocks (${fmtBytes(x.shrinker.bytesReturned)}); CPU allocation failures ${num(x.cpuAllocFailures)}, of them with the balloon holding pages it could not return: ${num(x.shrinker.emptyWhileBalloonHeld)}`);
+    if (d) out.push(`  device: ${d.idsWritten} cmd ids written, ${d.starts} started, ${d.stops} stopped, ${d.dones} DONE; ${num(d.rangesActedOn)} ranges acted on (${fmtBytes(d.pagesHinted * 4096)}), ${num(d.rangesIgnored)} stale ranges and ${d.staleIds} stale ids ignored; device run mean ${ms(d.runMsMean)} max ${ms(d.runMsMax)}`);
+    if (x.migrateSkippedPages !== undefined) out.push(`  migrate: a pre-copy pass would skip ${num(x.migrateSkippedPages)} pages (${fmtBytes(x.migrateSkippedPages * 4096)}) cleared from the dirty bitmap`);
+  }
+  if (settleMs !== undefined && settled !== undefined) out.push(`  ${settled ? 'settled' : 'NOT settled'} in ${settleMs} ms (balloon empty after DONE)`);
+  return out;
+}
+
+const ms = (x: number) => (x >= 1 ? `${x.toFixed(1)}ms` : `${(x * 1000).toFixed(1)}us`);
 
 export function verdictLines(r: RunResult): string[] {
   const out: string[] = [];

@@ -12,6 +12,8 @@ import { subSeed } from './rng.js';
 import { LockStat } from './lockstat.js';
 import { LivenessError, Sync, bump, waitWhileEquals } from './sync.js';
 import { Cpu } from './workload.js';
+import { FreePageHintDriver, NaiveHinter, makeShrinker } from './hint.js';
+import { FreePageHintDevice } from './hint-device.js';
 
 export type RoleName = 'cpu' | 'reporter' | 'device';
 
@@ -83,7 +85,7 @@ export function failureResult(views: Views | null, role: RoleName, index: number
 
 /** The device's options for a run: the queue kind follows the hinting mode. */
 export function deviceOptions(config: Config): DeviceOptions {
-  return { queueKind: config.hinting === 'aeration' ? 'aeration' : 'reporting', poisonPolicy: config.poisonPolicy, spin: config.spin, sliceMs: 50 };
+  return { queueKind: config.hinting === 'aeration' ? 'aeration' : config.hinting === 'hint' ? 'free_page' : 'reporting', poisonPolicy: config.poisonPolicy, spin: config.spin, sliceMs: 50 };
 }
 
 export function runRole(task: RoleTask): RoleResult {
@@ -114,16 +116,27 @@ export function runRole(task: RoleTask): RoleResult {
     };
     const notes: string[] = [];
     if (role === 'cpu') {
-      if (config.hinting !== 'off' && reportingAllowed(views, config.poison).allowed) {
+      if (config.hinting === 'hint') {
+        // The balloon's shrinker on this CPU's allocation slow path (src/hint.ts).
+        zone.shrinker = makeShrinker(views, zone, config, thread);
+      } else if ((config.hinting === 'reporting' || config.hinting === 'aeration') && reportingAllowed(views, config.poison).allowed) {
         // page_reporting_notify_free() on this CPU's free path.
         zone.onHighOrderFree = makeFreeNotifier(views, reportingOptions(config), thread);
         zone.reportOrder = config.reportOrder;
       }
       new Cpu(views, zone, index, config, subSeed(config.seed, thread)).run();
+    } else if (role === 'reporter' && (config.hinting === 'hint' || config.hinting === 'naive')) {
+      const hopts = { ackTimeoutMs: config.waitTimeoutMs, spin: config.spin, serving, poisonByte: config.poison ? config.poisonByte : null };
+      if (config.hinting === 'hint') new FreePageHintDriver(views, zone, thread, hopts).run();
+      else new NaiveHinter(views, zone, sync, thread, hopts).run();
     } else if (role === 'reporter') {
       notes.push(...runReporter(views, zone, sync, config, thread, serving));
     } else if (role === 'device') {
-      const v = new BalloonDevice(views, deviceOptions(config)).run(() => !serving());
+      const dev =
+        config.hinting === 'hint'
+          ? new FreePageHintDevice(views, deviceOptions(config), { intervalMs: config.hintIntervalMs, action: config.hintAction, doneAfterMs: config.hintDoneAfterMs })
+          : new BalloonDevice(views, deviceOptions(config));
+      const v = dev.run(() => !serving());
       if (v !== null) throw new OracleViolation(v);
     } else {
       throw new Error(`role ${role} is not available in this build`);

@@ -45,6 +45,7 @@ import { reportingAllowed } from './balloon.js';
 import { PAGE_REPORTING_IDLE, PAGE_REPORTING_REQUESTED, RM_PASSES } from './reporting.js';
 import { checkReportedAccounting, type SettleReport } from './settle.js';
 import { readHintingStats, type HintingStats } from './hinting-stats.js';
+import { hintOffer, hintQueue, hintSettleViolation, hintSettled, isHintMode, readHintStats } from './hint-stats.js';
 import { GuestMemory } from './memory.js';
 import { ORACLES, checkConservation, checkFreeLists, type OracleName, type PageCensus, type Violation } from './oracle.js';
 import type { RoleName, RoleResult, RoleTask } from './roles.js';
@@ -168,7 +169,9 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
     // virtballoon_validate(): the driver only keeps PAGE_POISON when it
     // poisons freed pages; poison_val is the pattern in every byte.
     const driverFeatures = cfg.poison ? 0xffffffff : 0xffffffff & ~bit(VIRTIO_BALLOON_F_PAGE_POISON);
+    hintOffer(views, cfg);
     negotiateFeatures(views, driverFeatures, cfg.vqNumbering, cfg.poison ? Math.imul(cfg.poisonByte, 0x01010101) : 0);
+    hintQueue(views, cfg);
   }
   const checks = new Map<OracleName, CheckResult>(ORACLES.map((o) => [o, { oracle: o, runs: 0, failures: 0 }]));
   const violations: Violation[] = [];
@@ -338,6 +341,8 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   // and the reporter gets a bounded time to hand the free memory back before
   // the quiescent property is checked (reported-accounting).
   let settle: SettleReport | null = null;
+  let hintOk = false;
+  let hintSettleRss = -1;
   let settleMs = 0;
   const reporterIdx = roles.findIndex((r) => r.role === 'reporter');
   if (withDevice && Atomics.load(views.header, HDR_RUN_STATE) === RUN_RUNNING && errors.length === 0) {
@@ -378,9 +383,12 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
         abortNow();
         break;
       }
-      const idle = Atomics.load(views.reporting, REP_STATE) === PAGE_REPORTING_IDLE && views.zone[ZONE_ISOLATED_PAGES] === 0;
       const reporterGone = reporterIdx >= 0 && results[reporterIdx] !== null;
-      if (idle || reporterGone) {
+      if (isHintMode(cfg)) {
+        // hint / naive settle: DONE handled and the balloon empty (src/hint-stats.ts).
+        hintOk = hintSettled(views);
+        if (hintOk || reporterGone) break;
+      } else if ((Atomics.load(views.reporting, REP_STATE) === PAGE_REPORTING_IDLE && views.zone[ZONE_ISOLATED_PAGES] === 0) || reporterGone) {
         settle = quiet();
         if (settle.ok || reporterGone) break;
       }
@@ -388,7 +396,15 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
       await sleep(Math.min(20, sampleMs));
     }
     settleMs = performance.now() - tSettle;
-    if (Atomics.load(views.header, HDR_RUN_STATE) === RUN_SETTLING) {
+    if (isHintMode(cfg)) {
+      if (Atomics.load(views.header, HDR_RUN_STATE) === RUN_SETTLING) {
+        hintOk = hintSettled(views);
+        const v = hintOk ? [] : [hintSettleViolation(views, settleMs, cfg.settleTimeoutMs)];
+        noteCheck('reported-accounting', v);
+        if (v.length > 0) abortNow();
+        hintSettleRss = mem.residentPages() * PAGE_SIZE;
+      }
+    } else if (Atomics.load(views.header, HDR_RUN_STATE) === RUN_SETTLING) {
       settle = quiet();
       const v = settle.violations.map((x) => ({ ...x, message: `${x.message} (checked ${Math.round(settleMs)} ms after the workload stopped; --settle-timeout ${cfg.settleTimeoutMs} ms)` }));
       noteCheck('reported-accounting', v);
@@ -474,15 +490,26 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   const blocks = census?.blocksByOrder ?? new Array(MAX_ORDER).fill(0);
   let hinting: HintingStats | undefined;
   if (withDevice) {
-    const enabled = reportingAllowed(views, cfg.poison).allowed;
+    const enabled = isHintMode(cfg) || reportingAllowed(views, cfg.poison).allowed;
     hinting = readHintingStats(views, cfg.hinting, enabled, notes);
     hinting.settleMs = Math.round(settleMs);
     const st = settle as SettleReport | null;
     if (st) hinting.settle = { ok: st.ok, rssBytes: st.rssPages * PAGE_SIZE, excuses: st.excuses, unreportedBlocks: st.unreportedBlocks };
+    if (isHintMode(cfg)) {
+      const hs = readHintStats(views, cfg);
+      hinting.hint = hs;
+      // The generic fields, so consumers of `hinting` compare modes: a hint run
+      // (naive: a round trip) counts as one report.
+      hinting.reports = hs.runs;
+      hinting.reportedBlocks = hs.blocksHinted;
+      hinting.reportedBytes = hs.bytesHinted;
+      hinting.roundTripNs = { p50: hs.runMs.p50 * 1e6, p99: hs.runMs.p99 * 1e6, max: hs.runMs.max * 1e6 };
+      if (hintSettleRss >= 0) hinting.settle = { ok: hintOk, rssBytes: hintSettleRss, excuses: [], unreportedBlocks: 0 };
+    }
   }
-  const device = withDevice ? readDeviceCounters(views, cfg.hinting === 'aeration' ? 'aeration' : 'reporting', cfg.vqNumbering) : undefined;
+  const device = withDevice ? readDeviceCounters(views, cfg.hinting === 'aeration' ? 'aeration' : cfg.hinting === 'hint' ? 'free_page' : 'reporting', cfg.vqNumbering) : undefined;
   // The device checks every range it is told to discard against the struct pages.
-  if (device) checks.get('device-allocated-range')!.runs += device.hints + (device.queueKind === 'reporting' ? device.descriptors : 0);
+  if (device) checks.get('device-allocated-range')!.runs += device.hints + (device.queueKind === 'reporting' ? device.descriptors : 0) + (hinting?.hint?.device?.rangesActedOn ?? 0);
   return {
     seed: cfg.seed,
     config: cfg,

@@ -16,6 +16,8 @@ import { waitWhileEquals } from './sync.js';
 
 /** Default per-CPU region of page_fault1 (will-it-scale maps 128 MiB). */
 export const PAGE_FAULT1_REGION_BYTES = 128 * 2 ** 20;
+/** Free page hint: shrink-and-retry rounds after one failed allocation. */
+export const SHRINK_RETRIES_MAX = 64;
 /** Share of guest memory the CPUs together may hold in page_fault1/churn. */
 const WORKING_SHARE = 0.8;
 
@@ -83,7 +85,9 @@ export class Cpu {
   /** Allocate one block, timing it into the alloc-latency histogram. NIL on failure. */
   allocBlock(order: number): number {
     const t0 = performance.now();
-    const pfn = this.zone.alloc(order, this.cpu);
+    let pfn = this.zone.alloc(order, this.cpu);
+    // Free page hint: reclaim from the balloon's shrinker, then retry (src/hint.ts).
+    if (pfn === NIL && this.zone.shrinker !== null) pfn = this.allocAfterShrink(order);
     const ns = (performance.now() - t0) * 1e6;
     const m = this.m;
     const b = this.mb;
@@ -97,6 +101,22 @@ export class Cpu {
       if (this.cfg.poison) this.checkPoison(pfn, order);
     }
     return pfn;
+  }
+
+  /**
+   * The shrinker rule (free page hint): after a failed allocation the CPU asks
+   * the balloon's shrinker for blocks and retries; it repeats while the
+   * shrinker gives something back (bounded by SHRINK_RETRIES_MAX), so an
+   * allocation fails only once the balloon has nothing it can return.
+   */
+  private allocAfterShrink(order: number): number {
+    const shrink = this.zone.shrinker!;
+    for (let i = 0; i < SHRINK_RETRIES_MAX; i++) {
+      if (shrink(order, this.cpu) === 0) return NIL;
+      const pfn = this.zone.alloc(order, this.cpu);
+      if (pfn !== NIL) return pfn;
+    }
+    return NIL;
   }
 
   /**
