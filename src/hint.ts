@@ -280,8 +280,9 @@ export class FreePageHintDriver {
 
   /** virtio_balloon_cmd_id_received(): re-read the config only after a config interrupt. */
   cmdIdReceived(): number {
-    const g = Atomics.load(this.dev, DEV_CONFIG_GEN);
-    if (g !== this.lastConfigGen) this.lastConfigGen = g;
+    // Do not consume the config generation here: run() re-reads it before each
+    // onConfigChange(), so a new id that ends a run early (HM_END_NEW_ID) still
+    // wakes the worker for that run, as the requeued work item does in Linux.
     // ACQUIRE: the device stored the cmd id before bumping DEV_CONFIG_GEN.
     return Atomics.load(this.dev, DEV_FREE_PAGE_HINT_CMD_ID) >>> 0;
   }

@@ -415,10 +415,12 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   // Stop: everyone leaves its loop, frees what it holds and returns.
   if (Atomics.load(views.header, HDR_RUN_STATE) !== RUN_ABORT) Atomics.store(views.header, HDR_RUN_STATE, RUN_STOPPING);
   bump(views.header, HDR_STATE_GEN);
-  const stopped = await within(allDone, grace);
+  // A CPU already found hung while settling will not stop now: do not wait the full grace twice.
+  const finalGrace = errors.some((e) => e.endsWith('(hang)')) ? Math.min(grace, 1000) : grace;
+  const stopped = await within(allDone, finalGrace);
   if (!stopped) {
     const stuck = roles.filter((_, i) => results[i] === null).map((r) => `${r.role}[${r.index}]`);
-    errors.push(`roles did not stop within ${grace} ms after the run ended: ${stuck.join(', ')} (hang)`);
+    errors.push(`roles did not stop within ${finalGrace} ms after the run ended: ${stuck.join(', ')} (hang)`);
   }
   for (const r of results) {
     if (!r) continue;
