@@ -62,7 +62,21 @@ export interface Config {
   vqNumbering: 'spec' | 'linux';
   /** With PAGE_POISON and poison_val != 0: 'skip' the discard (QEMU) or discard and 'fill' with poison_val. */
   poisonPolicy: 'skip' | 'fill';
+  /** Seeded scheduler (src/sched.ts): 'off' runs free; 'random' or 'pct' runs one role at a time. */
+  sched: SchedStrategy;
+  /** PCT: bug depth d (d-1 priority change points). */
+  pctDepth: number;
+  /** --replay: a schedule file path or a schedule string ('' = none). */
+  replay: string;
+  /** Test-only fault switched on through config to show the oracles and the scheduler find it (see src/sched-faults.ts). */
+  testFault: TestFault;
 }
+
+export const SCHED_STRATEGIES = ['off', 'random', 'pct'] as const;
+export type SchedStrategy = (typeof SCHED_STRATEGIES)[number];
+/** Test-only faults (until `--inject` lands): each disables one protection. */
+export const TEST_FAULTS = ['none', 'keep-reported-on-merge', 'reporter-no-isolate-lock'] as const;
+export type TestFault = (typeof TEST_FAULTS)[number];
 
 export interface Range {
   min: number;
@@ -85,6 +99,7 @@ export const RANGES = {
   capacity: { min: 1, max: 512 },
   reportOrder: { min: 0, max: 10 },
   settleTimeoutMs: { min: 0, max: 600_000 },
+  pctDepth: { min: 1, max: 16 },
 } satisfies Record<string, Range>;
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 2 ** 10, kb: 2 ** 10, kib: 2 ** 10, m: 2 ** 20, mb: 2 ** 20, mib: 2 ** 20, g: 2 ** 30, gb: 2 ** 30, gib: 2 ** 30 };
@@ -193,6 +208,10 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   eventIdx: false,
   vqNumbering: 'linux',
   poisonPolicy: 'skip',
+  sched: 'off',
+  pctDepth: 3,
+  replay: '',
+  testFault: 'none',
 };
 
 /** Cross-field checks once every flag parsed on its own. */
@@ -227,6 +246,11 @@ export function rerunCommand(c: Config): string {
   if (c.eventIdx) parts.push('--event-idx');
   if (c.vqNumbering !== d.vqNumbering) parts.push('--vq-numbering', c.vqNumbering);
   if (c.poisonPolicy !== d.poisonPolicy) parts.push('--poison-policy', c.poisonPolicy);
+  if (c.sched !== d.sched) parts.push('--sched', c.sched);
+  if (c.sched === 'pct' && c.pctDepth !== d.pctDepth) parts.push('--pct-depth', String(c.pctDepth));
+  if (c.testFault !== d.testFault) parts.push('--test-fault', c.testFault);
+  // --replay is not part of the configuration: the rerun reproduces the same
+  // schedule from the seed (the schedule file pins it against code changes).
   return parts.join(' ');
 }
 
@@ -237,4 +261,6 @@ function fmtSizeFlag(b: number): string {
   return String(b);
 }
 
-export const layoutParams = (c: Config) => ({ cpus: c.cpus, memoryBytes: c.memoryBytes, queueSize: c.queueSize, ringAlign: c.ringAlign });
+/** Steps the scheduler's decision log holds (a schedule longer than this is replayed from its seed, not its file). */
+export const SCHED_LOG_STEPS = 1 << 22;
+export const layoutParams = (c: Config) => ({ cpus: c.cpus, memoryBytes: c.memoryBytes, queueSize: c.queueSize, ringAlign: c.ringAlign, schedLogSteps: c.sched !== undefined && c.sched !== 'off' ? SCHED_LOG_STEPS : 0 });
