@@ -13,6 +13,7 @@ const modules: Record<string, () => Promise<{ bench: (o: { quick?: boolean }) =>
   vring: () => import('./vring.js'),
   lockstat: () => import('./lockstat.js'),
   hint: () => import('./hint.js'),
+  sched: () => import('./sched.js'),
 };
 
 const args = process.argv.slice(2);

@@ -40,7 +40,7 @@ import {
   type Views,
 } from './layout.js';
 import { OracleViolation } from './oracle.js';
-import type { Sync } from './sync.js';
+import { SP_PAGE, schedPoint, type Sync } from './sync.js';
 import { FLAGS_MASK, ORDER_SHIFT, PG_ALLOCATED, PG_BUDDY, PG_PCP, PG_REPORTED, PG_STATE_MASK, describeFlags } from './page.js';
 
 export * from './page.js';
@@ -150,6 +150,7 @@ export class Zone {
   }
   setHead(pfn: number, flags: number, order: number): void {
     this.pages[pfn * PAGE_WORDS + PG_FLAGS] = flags | (order << ORDER_SHIFT);
+    schedPoint(SP_PAGE, pfn); // page state change: a scheduling point under --sched (no-op running free)
   }
   setFlags(pfn: number, flags: number): void {
     const i = pfn * PAGE_WORDS + PG_FLAGS;
@@ -237,6 +238,7 @@ export class Zone {
   setReported(pfn: number, order: number): void {
     const i = pfn * PAGE_WORDS + PG_FLAGS;
     this.pages[i] |= PG_REPORTED;
+    schedPoint(SP_PAGE, pfn);
     this.zone[ZONE_FREE_AREA + order * FA_WORDS + FA_NR_REPORTED]++;
     this.zone[ZONE_REPORTED_PAGES] += 1 << order;
   }

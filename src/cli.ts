@@ -3,6 +3,7 @@
 //   exit 0 ok, 1 an oracle found a violation, 2 bad usage, 3 the simulator failed.
 
 import { randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import {
@@ -10,6 +11,8 @@ import {
   DEFAULT_CONFIG,
   HINTING_MODES,
   RANGES,
+  SCHED_STRATEGIES,
+  TEST_FAULTS,
   UsageError,
   WORKLOADS,
   checkConfig,
@@ -29,6 +32,8 @@ import { LOCKSTAT_FORMATS, LOCKSTAT_SORTS, formatLockstat, parseLockstatFlags } 
 import { configLines, resultText, toJson } from './report.js';
 import { renderChart } from './chart.js';
 import { runSimulation } from './run.js';
+import { loadReplay } from './sched.js';
+import { reportSchedule } from './sched-cli.js';
 
 const r = RANGES;
 const d = DEFAULT_CONFIG;
@@ -68,6 +73,11 @@ export const RUN_OPTIONS = {
   'hint-action': { type: 'string', default: d.hintAction, describe: 'hint: what the device does with a hinted range: discard (Firecracker: drop the backing) or migrate (QEMU live migration: skip sending it)' },
   'hint-done-after': { type: 'string', default: fmtDuration(d.hintDoneAfterMs), describe: 'hint: the device writes VIRTIO_BALLOON_CMD_ID_DONE this long after the driver\'s STOP; the balloon holds its pages until then (0..1h)' },
   'hint-shrink': { type: 'string', default: String(d.hintShrinkBlocks), describe: `hint: max-order blocks the balloon's shrinker gives back per call from a CPU whose allocation failed (${r.hintShrinkBlocks.min}..${r.hintShrinkBlocks.max})` },
+  sched: { type: 'string', default: d.sched, describe: `seeded scheduler: ${SCHED_STRATEGIES.join(', ')} (random/pct: one role runs at a time, the seed picks who runs at every sync point; logical time)` },
+  'pct-depth': { type: 'string', default: String(d.pctDepth), describe: `--sched pct: bug depth d, d-1 priority change points (${r.pctDepth.min}..${r.pctDepth.max})` },
+  replay: { type: 'string', describe: 'replay a schedule: a file or a bsched1.… string from a failing --sched run (same configuration); exit 3 if the run diverges from it' },
+  'schedule-out': { type: 'string', describe: 'where a failing --sched run writes its schedule file (default: sim-schedule-<seed>.json in the current directory)' },
+  'test-fault': { type: 'string', default: d.testFault, hidden: true, describe: `test only: switch one protection off (${TEST_FAULTS.join(', ')})` },
   json: { type: 'boolean', default: false, describe: 'print exactly one JSON object on stdout (human text goes to stderr)' },
   lockstat: { type: 'boolean', default: false, describe: 'lock statistics (lock_stat): table at the end, `locks` in --json' },
   'lockstat-sort': { type: 'string', describe: `lockstat order: ${LOCKSTAT_SORTS.join(', ')} (default: wait-total; proc: contentions, as the kernel); implies --lockstat` },
@@ -87,7 +97,7 @@ export function parseRunFlags(a: RawFlags): Config {
   const ringAlign = Number(a['ring-align']);
   if (String(a['ring-align']) !== '4' && String(a['ring-align']) !== '4096') throw new UsageError(`--ring-align: '${a['ring-align']}' is not accepted; accepted: 4 or 4096`);
   const seed = a.seed === undefined ? randomInt(0, 2 ** 32) : intFlag('seed', a.seed, r.seed);
-  return checkConfig({
+  const cfg = checkConfig({
     cpus,
     workload: choiceFlag('workload', a.workload, WORKLOADS),
     memoryBytes,
@@ -121,7 +131,14 @@ export function parseRunFlags(a: RawFlags): Config {
     hintAction: choiceFlag('hint-action', a['hint-action'], ['discard', 'migrate'] as const),
     hintDoneAfterMs: durationFlag('hint-done-after', a['hint-done-after'], r.hintDoneAfterMs),
     hintShrinkBlocks: intFlag('hint-shrink', a['hint-shrink'], r.hintShrinkBlocks),
+    sched: choiceFlag('sched', a.sched ?? d.sched, SCHED_STRATEGIES),
+    pctDepth: intFlag('pct-depth', a['pct-depth'] ?? d.pctDepth, r.pctDepth),
+    replay: a.replay === undefined ? '' : String(a.replay),
+    testFault: choiceFlag('test-fault', a['test-fault'] ?? d.testFault, TEST_FAULTS),
   });
+  // A schedule to replay must parse and belong to this configuration (exit 2 otherwise).
+  if (cfg.replay) loadReplay(cfg, (p) => readFileSync(p, 'utf8'));
+  return cfg;
 }
 
 function byteFlag(flag: string, raw: unknown): number {
@@ -167,6 +184,7 @@ async function runCommand(a: RawFlags): Promise<void> {
   const chart = a.chart === undefined ? tty && cfg.hinting !== 'off' : Boolean(a.chart);
   if (chart) (tty ? process.stderr : human).write('\n' + renderChart(result.series).join('\n') + '\n');
   if (result.locks) human.write('\n' + formatLockstat(result.locks, parseLockstatFlags(a).output) + '\n');
+  if (result.sched) reportSchedule(result, a['schedule-out'] === undefined ? undefined : String(a['schedule-out']), process.stderr);
   if (json) process.stdout.write(JSON.stringify(toJson(result)) + '\n');
   process.exitCode = result.exitCode;
 }

@@ -73,7 +73,21 @@ export interface Config {
   hintDoneAfterMs: number;
   /** Blocks the balloon's shrinker gives back per call. */
   hintShrinkBlocks: number;
+  /** Seeded scheduler (src/sched.ts): 'off' runs free; 'random' or 'pct' runs one role at a time. */
+  sched: SchedStrategy;
+  /** PCT: bug depth d (d-1 priority change points). */
+  pctDepth: number;
+  /** --replay: a schedule file path or a schedule string ('' = none). */
+  replay: string;
+  /** Test-only fault switched on through config to show the oracles and the scheduler find it (see src/sched-faults.ts). */
+  testFault: TestFault;
 }
+
+export const SCHED_STRATEGIES = ['off', 'random', 'pct'] as const;
+export type SchedStrategy = (typeof SCHED_STRATEGIES)[number];
+/** Test-only faults (until `--inject` lands): each disables one protection. */
+export const TEST_FAULTS = ['none', 'keep-reported-on-merge', 'reporter-no-isolate-lock'] as const;
+export type TestFault = (typeof TEST_FAULTS)[number];
 
 export interface Range {
   min: number;
@@ -99,6 +113,7 @@ export const RANGES = {
   hintIntervalMs: { min: 10, max: 3600 * 1000 },
   hintDoneAfterMs: { min: 0, max: 3600 * 1000 },
   hintShrinkBlocks: { min: 1, max: 1024 },
+  pctDepth: { min: 1, max: 16 },
 } satisfies Record<string, Range>;
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 2 ** 10, kb: 2 ** 10, kib: 2 ** 10, m: 2 ** 20, mb: 2 ** 20, mib: 2 ** 20, g: 2 ** 30, gb: 2 ** 30, gib: 2 ** 30 };
@@ -212,6 +227,10 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   hintAction: 'discard',
   hintDoneAfterMs: 100,
   hintShrinkBlocks: 4,
+  sched: 'off',
+  pctDepth: 3,
+  replay: '',
+  testFault: 'none',
 };
 
 /** Cross-field checks once every flag parsed on its own. */
@@ -251,6 +270,11 @@ export function rerunCommand(c: Config): string {
   if (c.hintAction !== d.hintAction) parts.push('--hint-action', c.hintAction);
   if (c.hintDoneAfterMs !== d.hintDoneAfterMs) parts.push('--hint-done-after', fmtDuration(c.hintDoneAfterMs));
   if (c.hintShrinkBlocks !== d.hintShrinkBlocks) parts.push('--hint-shrink', String(c.hintShrinkBlocks));
+  if (c.sched !== d.sched) parts.push('--sched', c.sched);
+  if (c.sched === 'pct' && c.pctDepth !== d.pctDepth) parts.push('--pct-depth', String(c.pctDepth));
+  if (c.testFault !== d.testFault) parts.push('--test-fault', c.testFault);
+  // --replay is not part of the configuration: the rerun reproduces the same
+  // schedule from the seed (the schedule file pins it against code changes).
   return parts.join(' ');
 }
 
@@ -261,4 +285,6 @@ function fmtSizeFlag(b: number): string {
   return String(b);
 }
 
-export const layoutParams = (c: Config) => ({ cpus: c.cpus, memoryBytes: c.memoryBytes, queueSize: c.queueSize, ringAlign: c.ringAlign });
+/** Steps the scheduler's decision log holds (a schedule longer than this is replayed from its seed, not its file). */
+export const SCHED_LOG_STEPS = 1 << 22;
+export const layoutParams = (c: Config) => ({ cpus: c.cpus, memoryBytes: c.memoryBytes, queueSize: c.queueSize, ringAlign: c.ringAlign, schedLogSteps: c.sched !== undefined && c.sched !== 'off' ? SCHED_LOG_STEPS : 0 });

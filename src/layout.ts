@@ -27,6 +27,10 @@
 //   host        host view: resident bitmap then discarded bitmap (1 bit per page each).
 //   metrics     per-thread Float64 metric slots (METRIC_* fields), 64-byte padded.
 //   violations  a small shared record of the first oracle violation (VIO_*).
+//   sched       the seeded scheduler (--sched, src/sched.ts): control words,
+//               logical clock, per-thread run/wait records, decision and
+//               event-digest logs of `schedLogSteps` entries. Empty (0 bytes)
+//               when --sched is off. Field map: SCHED_* in src/sched.ts.
 //   guest       pages * 4096 bytes of real guest memory.
 
 import { HIST_BUCKETS } from './hist.js';
@@ -36,7 +40,7 @@ export const PAGE_SIZE = 1 << PAGE_SHIFT;
 /** Orders 0..MAX_ORDER-1 as in Linux before 6.4 (MAX_ORDER 11: largest block 4 MiB). */
 export const MAX_ORDER = 11;
 export const LAYOUT_MAGIC = 0x42414c4e; // 'BALN'
-export const LAYOUT_VERSION = 4; // 4: lockstat slot layout (LS_*), LOCK_SITE
+export const LAYOUT_VERSION = 5; // 4: lockstat slot layout (LS_*), LOCK_SITE; 5: sched region
 export const CACHE_LINE = 64;
 export const NIL = -1; // "no page" in free-list links
 
@@ -221,6 +225,8 @@ export interface LayoutParams {
   memoryBytes: number;
   queueSize: number;
   ringAlign: number;
+  /** Steps the scheduler's decision log holds (0: --sched off, no sched region). */
+  schedLogSteps?: number;
 }
 
 export interface Region {
@@ -249,8 +255,25 @@ export interface Layout {
   hostWords: number; // Int32 words per host bitmap
   metrics: Region;
   violations: Region;
+  /** The scheduler's region (src/sched.ts owns its field map); 0 bytes with --sched off. */
+  sched: Region;
   guest: Region;
   totalBytes: number;
+}
+
+/**
+ * Bytes of the sched region for `threads` threads and a log of `logSteps`
+ * steps (0: no region). Layout, all 64-byte aligned: 64 Int32 control words,
+ * 64 Float64 clock/phase words, 16 Int32 per thread, 1 Float64 per thread
+ * (padded to 64 B), 64 Int32 expected checkpoints, logSteps/1024 Int32
+ * recorded checkpoints, logSteps Uint8 decisions, logSteps Uint8 digests.
+ * src/sched.ts (schedViews) carves it with the same arithmetic.
+ */
+export function schedRegionBytes(threads: number, logSteps: number): number {
+  if (logSteps <= 0) return 0;
+  if (logSteps % 1024 !== 0) throw new Error('layout: schedLogSteps must be a multiple of 1024');
+  const a = (n: number) => Math.ceil(n / CACHE_LINE) * CACHE_LINE;
+  return 64 * 4 + 64 * 8 + a(threads * 16 * 4) + a(threads * 8) + 64 * 4 + a((logSteps / 1024) * 4) + 2 * a(logSteps);
 }
 
 /** Thread ids: CPUs are 0..cpus-1, then the reporter, the device and main. */
@@ -301,6 +324,7 @@ export function computeLayout(params: LayoutParams): Layout {
   const hostResident = take(2 * hostWords * 4);
   const metrics = take(threads * METRIC_SLOT_BYTES);
   const violations = take(VIO_WORDS * 4);
+  const sched = take(schedRegionBytes(threads, params.schedLogSteps ?? 0));
   const guest = take(memoryBytes, PAGE_SIZE);
   const layout: Layout = {
     params: { ...params },
@@ -323,6 +347,7 @@ export function computeLayout(params: LayoutParams): Layout {
     hostWords,
     metrics,
     violations,
+    sched,
     guest,
     totalBytes: alignUp(off, PAGE_SIZE),
   };
@@ -344,6 +369,7 @@ export function assertLayout(l: Layout): void {
     ['host', l.hostResident, 4],
     ['metrics', l.metrics, 64],
     ['violations', l.violations, 4],
+    ['sched', l.sched, 64],
     ['guest', l.guest, PAGE_SIZE],
   ];
   let prevEnd = 0;

@@ -5,6 +5,7 @@
 import { type Config, fmtBytes, fmtDuration } from './config.js';
 import type { RunResult } from './run.js';
 import type { HintStats } from './hint-stats.js';
+import { schedJson, schedLines } from './sched-report.js';
 
 export function configLines(c: Config): string[] {
   return [
@@ -99,6 +100,7 @@ export function verdictLines(r: RunResult): string[] {
   for (const e of r.errors) out.push(`FAILED (simulator): ${e}`);
   for (const v of r.violations.slice(0, 20)) out.push(`VIOLATION ${v.oracle}: ${v.message}`);
   if (r.violations.length > 20) out.push(`... and ${r.violations.length - 20} more violations`);
+  if (r.sched) out.push(...schedLines(r.sched, r.ok));
   if (r.ok) out.push(`OK: every oracle passed (seed ${r.seed})`);
   else {
     out.push(`FAILED with exit ${r.exitCode} (seed ${r.seed})`);
@@ -129,5 +131,6 @@ export function toJson(r: RunResult): Record<string, unknown> {
     notes: r.notes,
     series: r.series.map(({ ops: _ops, ...p }) => p),
     ...(r.locks ? { locks: r.locks } : {}),
+    ...(r.sched ? { sched: schedJson(r.sched) } : {}),
   };
 }

@@ -42,7 +42,7 @@ import {
 import { record } from './hist.js';
 import { OracleViolation } from './oracle.js';
 import { ORDER_SHIFT, describeFlags } from './page.js';
-import { bump, waitWhileEquals } from './sync.js';
+import { bump, clockMs, waitWhileEquals } from './sync.js';
 
 export const PAGE_REPORTING_IDLE = 0;
 export const PAGE_REPORTING_REQUESTED = 1;
@@ -82,6 +82,8 @@ export interface ReportingOptions {
   capacity: number;
   reportOrder: number;
   delayMs: number;
+  /** Test fault: the first isolation walk of each list runs without the zone lock. */
+  faultNoIsolateLock?: boolean;
 }
 
 /**
@@ -177,9 +179,10 @@ export class PageReporting {
 
   private sleep(ms: number): void {
     const h = this.views.header;
-    const deadline = performance.now() + ms;
+    // clockMs(): logical time when scheduled (--sched), wall time otherwise.
+    const deadline = clockMs() + ms;
     for (;;) {
-      const left = deadline - performance.now();
+      const left = deadline - clockMs();
       if (left <= 0 || !this.serving()) return;
       waitWhileEquals(h, HDR_STATE_GEN, Atomics.load(h, HDR_STATE_GEN), Math.min(left, 50), () => !this.serving());
     }
@@ -238,6 +241,8 @@ export class PageReporting {
   private lockT0 = 0;
   private locked = false;
   private lockZone(site: number): void {
+    // Test fault (config testFault 'reporter-no-isolate-lock'): walk and isolate without the zone lock.
+    if (site === SITE_REPORT_ISOLATE && this.opts.faultNoIsolateLock === true) return;
     this.zone.sync.lock(LOCK_ZONE, site);
     this.locked = true;
     this.lockT0 = performance.now();

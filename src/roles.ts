@@ -10,7 +10,8 @@ import { NIL, HDR_READY, HDR_RUN_STATE, HDR_STATE_GEN, RUN_ABORT, RUN_INIT, RUN_
 import { OracleViolation, type Violation } from './oracle.js';
 import { subSeed } from './rng.js';
 import { LockStat } from './lockstat.js';
-import { LivenessError, Sync, bump, waitWhileEquals } from './sync.js';
+import { LivenessError, Sync, bump, setScheduler, waitWhileEquals } from './sync.js';
+import { SchedHalted, Scheduler } from './sched.js';
 import { Cpu } from './workload.js';
 import { FreePageHintDriver, NaiveHinter, makeShrinker } from './hint.js';
 import { FreePageHintDevice } from './hint-device.js';
@@ -35,7 +36,7 @@ export interface RoleResult {
 }
 
 export function reportingOptions(config: Config): ReportingOptions {
-  return { mode: config.hinting === 'aeration' ? 'aeration' : 'reporting', capacity: config.capacity, reportOrder: config.reportOrder, delayMs: config.reportDelayMs };
+  return { mode: config.hinting === 'aeration' ? 'aeration' : 'reporting', capacity: config.capacity, reportOrder: config.reportOrder, delayMs: config.reportDelayMs, faultNoIsolateLock: config.testFault === 'reporter-no-isolate-lock' };
 }
 
 /**
@@ -91,6 +92,7 @@ export function deviceOptions(config: Config): DeviceOptions {
 export function runRole(task: RoleTask): RoleResult {
   const { config, role, index } = task;
   let views: Views | null = null;
+  let sched: Scheduler | null = null;
   try {
     views = openShared(task.sab, layoutParams(config));
     const thread = roleThreadId(task);
@@ -98,9 +100,18 @@ export function runRole(task: RoleTask): RoleResult {
     const lockStat = config.lockstat ? new LockStat(views, thread) : null;
     sync.observer = lockStat;
     const zone = new Zone(views, sync, { pcp: config.pcp, pcpBatch: config.pcpBatch, pcpHigh: config.pcpHigh });
+    zone.keepReportedOnMerge = config.testFault === 'keep-reported-on-merge';
+    if (config.sched !== 'off') sched = new Scheduler(views, thread);
     // Start barrier: say we are ready, then wait for main to flip the run
     // state out of INIT (it bumps HDR_STATE_GEN and notifies).
     Atomics.add(views.header, HDR_READY, 1);
+    if (sched !== null) {
+      // --sched: wait for the run token (main hands the first one out after
+      // publishing RUNNING), then every sync primitive in this thread is a
+      // scheduling point until the role returns.
+      sched.enter();
+      setScheduler(sched);
+    }
     const h = views.header;
     const deadline = performance.now() + config.waitTimeoutMs;
     while (Atomics.load(h, HDR_RUN_STATE) === RUN_INIT) {
@@ -144,7 +155,14 @@ export function runRole(task: RoleTask): RoleResult {
     lockStat?.publish();
     return { role, index, violations: [], notes };
   } catch (e) {
+    // A thread the scheduler found deadlocked: main reports the deadlock once, with the schedule.
+    if (e instanceof SchedHalted) return { role, index, violations: [] };
     return failureResult(views, role, index, e);
+  } finally {
+    if (sched !== null) {
+      sched.exit();
+      setScheduler(null);
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 // Orchestration on the main thread (DESIGN §2 "main"): build the shared
 // buffer, start the roles on a piscina pool, sample, stop, check, report.
 
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
@@ -51,6 +51,7 @@ import { ORACLES, checkConservation, checkFreeLists, type OracleName, type PageC
 import type { RoleName, RoleResult, RoleTask } from './roles.js';
 import { LockStat, collectLockStats, type LockClassStats } from './lockstat.js';
 import { Sync, bump } from './sync.js';
+import { type SchedOutcome, type ScheduleRecord, driveScheduled, haltSched, initSched, loadReplay, schedOutcome, startSched } from './sched.js';
 
 export interface Percentiles {
   p50: number;
@@ -99,6 +100,8 @@ export interface RunResult {
   setupMs: number;
   /** Per lock class, with --lockstat (src/lockstat.ts). */
   locks?: LockClassStats[];
+  /** With --sched: the scheduler's trace hash, counters and the schedule (src/sched.ts). */
+  sched?: SchedOutcome;
 }
 
 export interface SeriesPoint {
@@ -172,6 +175,13 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
     hintOffer(views, cfg);
     negotiateFeatures(views, driverFeatures, cfg.vqNumbering, cfg.poison ? Math.imul(cfg.poisonByte, 0x01010101) : 0);
     hintQueue(views, cfg);
+  }
+  // --sched: the scheduler's region is set up before any role starts.
+  const scheduled = cfg.sched !== 'off';
+  let replay: ScheduleRecord | null = null;
+  if (scheduled) {
+    replay = cfg.replay ? loadReplay(cfg, (p) => readFileSync(p, 'utf8')) : null;
+    initSched(views, cfg, replay);
   }
   const checks = new Map<OracleName, CheckResult>(ORACLES.map((o) => [o, { oracle: o, runs: 0, failures: 0 }]));
   const violations: Violation[] = [];
@@ -288,7 +298,28 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
 
   let t0 = performance.now();
   let elapsed = 0;
-  if (errors.length === 0) {
+  if (errors.length > 0 && scheduled) haltSched(views);
+  if (errors.length === 0 && scheduled) {
+    // Scheduled (src/sched.ts): publish RUNNING, hand out the first run
+    // token; phases and mid-run checks then happen inside the scheduler at
+    // logical times, and main only samples and watches for progress.
+    Atomics.store(views.header, HDR_RUN_STATE, RUN_RUNNING);
+    bump(views.header, HDR_STATE_GEN);
+    t0 = performance.now();
+    startSched(views);
+    let nextSample = 0;
+    const err = await driveScheduled(views, cfg, () => settled, () => {
+      const el = performance.now() - t0;
+      if (el >= nextSample) {
+        const p = sample(el);
+        series.push(p);
+        hooks.onSample?.(p, el);
+        nextSample += 100;
+      }
+    });
+    if (err) errors.push(err);
+    elapsed = performance.now() - t0;
+  } else if (errors.length === 0) {
     // Go: publish RUNNING and wake every role parked on the state word.
     Atomics.store(views.header, HDR_RUN_STATE, RUN_RUNNING);
     bump(views.header, HDR_STATE_GEN);
@@ -345,6 +376,21 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   let hintSettleRss = -1;
   let settleMs = 0;
   const reporterIdx = roles.findIndex((r) => r.role === 'reporter');
+  const settleOpts = {
+      mode: cfg.hinting === 'aeration' ? ('aeration' as const) : ('reporting' as const),
+      reportOrder: cfg.reportOrder,
+      capacity: cfg.capacity,
+      reportingDisabled: !reportingAllowed(views, cfg.poison).allowed,
+      deviceKeepsPages: cfg.poison && cfg.poisonByte !== 0 && cfg.poisonPolicy === 'skip' && reportingAllowed(views, cfg.poison).allowed,
+  };
+  const quiet = () => {
+    sync.lock(LOCK_ZONE, SITE_CHECK);
+    try {
+      return checkReportedAccounting(zone, mem, settleOpts);
+    } finally {
+      sync.unlock(LOCK_ZONE);
+    }
+  };
   if (withDevice && Atomics.load(views.header, HDR_RUN_STATE) === RUN_RUNNING && errors.length === 0) {
     Atomics.store(views.header, HDR_RUN_STATE, RUN_SETTLING);
     bump(views.header, HDR_STATE_GEN);
@@ -353,23 +399,8 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
       const stuck = roles.filter((r, i) => r.role === 'cpu' && results[i] === null).map((r) => `${r.role}[${r.index}]`);
       errors.push(`CPUs did not stop within ${grace} ms after the workload ended: ${stuck.join(', ')} (hang)`);
     }
-    const settleOpts = {
-      mode: cfg.hinting === 'aeration' ? ('aeration' as const) : ('reporting' as const),
-      reportOrder: cfg.reportOrder,
-      capacity: cfg.capacity,
-      reportingDisabled: !reportingAllowed(views, cfg.poison).allowed,
-      deviceKeepsPages: cfg.poison && cfg.poisonByte !== 0 && cfg.poisonPolicy === 'skip' && reportingAllowed(views, cfg.poison).allowed,
-    };
     const tSettle = performance.now();
     let nextSample = performance.now() - t0;
-    const quiet = () => {
-      sync.lock(LOCK_ZONE, SITE_CHECK);
-      try {
-        return checkReportedAccounting(zone, mem, settleOpts);
-      } finally {
-        sync.unlock(LOCK_ZONE);
-      }
-    };
     while (errors.length === 0 && Atomics.load(views.header, HDR_RUN_STATE) === RUN_SETTLING) {
       const now = performance.now();
       if (now - t0 >= nextSample) {
@@ -433,6 +464,23 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
     if (r.notes) notes.push(...r.notes.map((n) => `${r.role}: ${n}`));
   }
   const aborted = Atomics.load(views.header, HDR_RUN_STATE) === RUN_ABORT;
+  let schedResult: SchedOutcome | undefined;
+  if (scheduled) {
+    // The scheduler's own findings (deadlock, roles that never stopped,
+    // replay divergence) and, once it ended SETTLING, the quiescent check on
+    // the zone exactly as the scheduled run left it.
+    schedResult = schedOutcome(views, cfg, replay);
+    noteCheck('liveness', schedResult.violations, 0);
+    errors.push(...schedResult.errors);
+    checks.get('free-list')!.runs += schedResult.checks;
+    checks.get('conservation')!.runs += schedResult.checks;
+    if (stopped && schedResult.settled !== null && !aborted && withDevice && errors.length === 0) {
+      settle = quiet();
+      settleMs = 0;
+      const v = settle.violations.map((x) => ({ ...x, message: `${x.message} (checked when the scheduled run settled at step ${schedResult!.steps}: ${schedResult!.settled}; seed ${cfg.seed}, schedule ${schedResult!.schedule})` }));
+      noteCheck('reported-accounting', v);
+    }
+  }
 
   // Final checks on the quiescent zone (only if every role has stopped).
   let census: PageCensus | null = null;
@@ -543,6 +591,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
     series,
     setupMs: Math.round(setupMs),
     ...(cfg.lockstat ? { locks: collectLockStats(views) } : {}),
+    ...(schedResult ? { sched: schedResult } : {}),
   };
 }
 

@@ -53,6 +53,62 @@ export interface SyncOptions {
   waitTimeoutMs: number;
 }
 
+/**
+ * A scheduler that runs one thread at a time (src/sched.ts, --sched). While
+ * one is installed in this thread (setScheduler) and `active()`, every
+ * primitive below becomes a scheduling point: the thread may hand the run
+ * token to another thread there, and a wait that would block yields instead
+ * (block) until its word changes. Installed per thread (module state is per
+ * worker), so the callers' code is the same in both modes.
+ */
+export interface SchedHooks {
+  /** False once the scheduler halted (deadlock, divergence, harness stop): primitives run free again. */
+  active(): boolean;
+  /** A scheduling point of `kind` (SP_*) on `obj`. */
+  point(kind: number, obj: number): void;
+  /** Yield until arr[idx] !== seen, the run state generation moves, or the logical clock reaches deadlineMs. */
+  block(arr: Int32Array, idx: number, seen: number, deadlineMs: number): void;
+  /** The logical clock in ms (ticks / ticks per ms). */
+  nowMs(): number;
+}
+
+/** Scheduling point kinds (part of the trace; values are stable: they are hashed). */
+export const SP_LOCK = 1;
+export const SP_UNLOCK = 2;
+export const SP_TRYLOCK = 3;
+export const SP_WAIT = 4;
+export const SP_BLOCK = 5;
+export const SP_WAKE = 6;
+export const SP_RING_AVAIL = 7;
+export const SP_RING_USED = 8;
+export const SP_PAGE = 9;
+export const SP_PHASE = 10;
+export const SP_START = 11;
+export const SP_EXIT = 12;
+export const SP_CHECK = 13;
+export const SP_NAMES = ['?', 'lock', 'unlock', 'trylock', 'wait', 'block', 'wake', 'ring-avail', 'ring-used', 'page', 'phase', 'start', 'exit', 'check'];
+
+let scheduler: SchedHooks | null = null;
+
+/** Install (or remove, with null) this thread's scheduler. */
+export function setScheduler(s: SchedHooks | null): void {
+  scheduler = s;
+}
+
+/** A scheduling point outside this module (ring publish, page state change). No-op when running free. */
+export function schedPoint(kind: number, obj: number): void {
+  if (scheduler !== null && scheduler.active()) scheduler.point(kind, obj);
+}
+
+/**
+ * The clock that simulation decisions may read (deadlines, delays): wall
+ * time running free, the scheduler's logical clock when scheduled. Stats
+ * that are only reported keep using performance.now().
+ */
+export function clockMs(): number {
+  return scheduler !== null ? scheduler.nowMs() : performance.now();
+}
+
 export const DEFAULT_SYNC: SyncOptions = { spin: 200, waitTimeoutMs: 20_000 };
 
 /** Slice of one Atomics.wait: short, so a stop request is noticed promptly. */
@@ -71,6 +127,7 @@ export class Sync {
 
   /** Acquire lock instance `lock`. `site` names the call path for lock statistics. */
   lock(lock: number, site = 0): void {
+    if (scheduler !== null && scheduler.active() && this.lockScheduled(lock, site, scheduler)) return;
     const w = this.locks;
     const i = lock * LOCK_LINE_WORDS + LOCK_WORD;
     // Fast path: 0 -> 1. The seq-cst CAS is the acquire: everything the
@@ -115,8 +172,45 @@ export class Sync {
     this.onContended(lock, site, t0, holderAtWait, holderSiteAtWait);
   }
 
+  /**
+   * Scheduled acquire: a point before every attempt; a held lock makes this
+   * thread yield, blocked until the lock word changes (no spinning, no
+   * timeout: a lock nobody will release is found as a deadlock when no
+   * thread is runnable). Returns false if the scheduler halted meanwhile:
+   * the caller then takes the free-running path.
+   */
+  private lockScheduled(lock: number, site: number, s: SchedHooks): boolean {
+    const w = this.locks;
+    const i = lock * LOCK_LINE_WORDS + LOCK_WORD;
+    let t0 = -1;
+    let holderAtWait = -1;
+    let holderSiteAtWait = 0;
+    for (;;) {
+      s.point(SP_LOCK, lock);
+      if (!s.active()) return false;
+      // Only one thread runs, so 0 -> 1 is the whole protocol here; the
+      // seq-cst CAS is still the acquire for the token handoff's sake.
+      const c = Atomics.compareExchange(w, i, 0, 1);
+      if (c === 0) {
+        if (t0 < 0) {
+          if (this.observer !== null) this.observer.acquired(lock, site, this.takeOwner(w, lock));
+          else w[lock * LOCK_LINE_WORDS + LOCK_OWNER] = this.threadId + 1;
+        } else this.onContended(lock, site, t0, holderAtWait, holderSiteAtWait);
+        return true;
+      }
+      if (t0 < 0) {
+        t0 = performance.now(); // lock statistics only, never a decision
+        holderAtWait = w[lock * LOCK_LINE_WORDS + LOCK_OWNER] - 1;
+        holderSiteAtWait = w[lock * LOCK_LINE_WORDS + LOCK_SITE];
+      }
+      s.block(w, i, c, Infinity);
+      if (!s.active()) return false;
+    }
+  }
+
   /** Try once; true if now held. */
   tryLock(lock: number, site = 0): boolean {
+    if (scheduler !== null && scheduler.active()) scheduler.point(SP_TRYLOCK, lock);
     const w = this.locks;
     if (Atomics.compareExchange(w, lock * LOCK_LINE_WORDS + LOCK_WORD, 0, 1) !== 0) return false;
     if (this.observer !== null) this.observer.acquired(lock, site, this.takeOwner(w, lock));
@@ -125,6 +219,12 @@ export class Sync {
   }
 
   unlock(lock: number): void {
+    this.release(lock);
+    // Scheduling point after the release: a waiter blocked on the lock word is runnable now.
+    if (scheduler !== null && scheduler.active()) scheduler.point(SP_UNLOCK, lock);
+  }
+
+  private release(lock: number): void {
     const w = this.locks;
     if (this.observer !== null) {
       this.unlockObserved(lock, this.observer);
@@ -188,6 +288,23 @@ export function waitWhileEquals(
   stop: () => boolean,
   spin = 0,
 ): 'changed' | 'stopped' | 'timed-out' {
+  const sc = scheduler;
+  if (sc !== null && sc.active()) {
+    // Scheduled: logical deadline; a point before each look at the word;
+    // yield (blocked on the word, with the deadline) instead of sleeping.
+    const deadline = sc.nowMs() + timeoutMs;
+    for (;;) {
+      sc.point(SP_WAIT, (arr.byteOffset >> 2) + idx);
+      if (Atomics.load(arr, idx) !== seen) return 'changed';
+      if (stop()) return 'stopped';
+      if (sc.nowMs() >= deadline) return 'timed-out';
+      sc.block(arr, idx, seen, deadline);
+      if (!sc.active()) {
+        timeoutMs = Math.max(0, deadline - sc.nowMs());
+        break; // halted: finish the wait free-running
+      }
+    }
+  }
   for (let s = spin; s > 0; s--) if (Atomics.load(arr, idx) !== seen) return 'changed';
   const deadline = performance.now() + timeoutMs;
   for (;;) {
@@ -204,6 +321,9 @@ export function bump(arr: Int32Array, idx: number): number {
   // Atomics.add is seq-cst: every plain write before it (ring entries, page
   // states) is visible to a thread that observes the new counter value.
   const v = Atomics.add(arr, idx, 1) + 1;
+  // WAKE: threads sleeping in Atomics.wait on this word (free-running); a
+  // scheduled thread blocked on it is runnable from the next point on.
   Atomics.notify(arr, idx);
+  if (scheduler !== null && scheduler.active()) scheduler.point(SP_WAKE, (arr.byteOffset >> 2) + idx);
   return v;
 }

@@ -29,7 +29,7 @@
 
 import { DEV_INTERRUPT, DEV_KICK, DEV_NOTIFY_QUEUE, type Views } from './layout.js';
 import { OracleViolation } from './oracle.js';
-import { bump, waitWhileEquals } from './sync.js';
+import { SP_RING_AVAIL, SP_RING_USED, bump, clockMs, schedPoint, waitWhileEquals } from './sync.js';
 
 // ---- include/uapi/linux/virtio_ring.h ----
 export const VRING_DESC_F_NEXT = 1;
@@ -232,6 +232,7 @@ export class VringVirtqueue {
     // descriptor and avail.ring write above is visible to a device that
     // Atomics.loads this idx value.
     Atomics.store(r.u16, r.availIdxI, this.availIdxShadow);
+    schedPoint(SP_RING_AVAIL, this.availIdxShadow); // scheduled runs: the device may run right after the publish
     // As Linux: 65535 additions without a kick would make the 16-bit
     // vring_need_event window ambiguous, so kick now.
     if (this.numAdded === 0xffff) this.kick();
@@ -311,11 +312,12 @@ export class VringVirtqueue {
    * and the wait returns at once (no lost wake-up).
    */
   waitUsed(timeoutMs: number, stop: () => boolean, spin = 0): 'ready' | 'stopped' | 'timed-out' {
-    const deadline = performance.now() + timeoutMs;
+    // clockMs(): logical time when scheduled (--sched), wall time otherwise.
+    const deadline = clockMs() + timeoutMs;
     for (let round = 0; ; round++) {
       const seen = Atomics.load(this.dev, DEV_INTERRUPT);
       if (this.moreUsed()) return 'ready';
-      const left = deadline - performance.now();
+      const left = deadline - clockMs();
       if (left <= 0) return 'timed-out';
       const w = waitWhileEquals(this.dev, DEV_INTERRUPT, seen, left, stop, spin);
       if (w === 'stopped') return this.moreUsed() ? 'ready' : 'stopped';
@@ -477,6 +479,7 @@ export class VirtQueue {
     // PUBLISH: seq-cst store after the plain element writes; a driver that
     // Atomics.loads this used idx sees the element.
     Atomics.store(r.u16, r.usedIdxI, this.usedIdxShadow);
+    schedPoint(SP_RING_USED, this.usedIdxShadow); // scheduled runs: the driver may run right after the publish
   }
 
   /** virtio_should_notify: does the driver want an interrupt for what was pushed since the last one? */

@@ -12,7 +12,7 @@ import { record } from './hist.js';
 import { GuestMemory } from './memory.js';
 import { OracleViolation } from './oracle.js';
 import { Rng } from './rng.js';
-import { waitWhileEquals } from './sync.js';
+import { clockMs, waitWhileEquals } from './sync.js';
 
 /** Default per-CPU region of page_fault1 (will-it-scale maps 128 MiB). */
 export const PAGE_FAULT1_REGION_BYTES = 128 * 2 ** 20;
@@ -205,9 +205,10 @@ export class Cpu {
 
   /** Sleep until the run leaves RUNNING or `ms` passes (bounded slices). */
   idle(ms: number): void {
-    const deadline = performance.now() + ms;
+    // clockMs(): logical time when scheduled (--sched), wall time otherwise.
+    const deadline = clockMs() + ms;
     while (this.running()) {
-      const left = deadline - performance.now();
+      const left = deadline - clockMs();
       if (left <= 0) return;
       const gen = Atomics.load(this.header, HDR_STATE_GEN);
       waitWhileEquals(this.header, HDR_STATE_GEN, gen, Math.min(left, 100), () => !this.running());
