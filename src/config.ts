@@ -235,6 +235,7 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
 
 /** Cross-field checks once every flag parsed on its own. */
 export function checkConfig(c: Config): Config {
+  if (c.sched !== 'off' && (c.hinting === 'hint' || c.hinting === 'naive')) throw new UsageError(`--sched: ${c.sched} supports --hinting off, reporting and aeration; not ${c.hinting} (its device runs on wall-clock timers)`);
   if (c.capacity > c.queueSize) throw new UsageError(`--capacity: ${c.capacity} blocks do not fit in one chain of a ${c.queueSize}-entry queue; accepted: a power of 2 up to --queue-size`);
   if (c.hinting === 'aeration' && c.capacity > 32) throw new UsageError(`--capacity: aeration sends at most 32 hints per buffer (VIRTIO_BALLOON_ARRAY_HINTS_MAX); accepted: a power of 2 from 1 to 32`);
   if (c.pcpHigh <= c.pcpBatch) throw new UsageError(`--pcp-high: ${c.pcpHigh} must be greater than --pcp-batch (${c.pcpBatch})`);
