@@ -29,6 +29,8 @@ import { LOCKSTAT_FORMATS, LOCKSTAT_SORTS, formatLockstat, parseLockstatFlags } 
 import { configLines, resultText, toJson } from './report.js';
 import { renderChart } from './chart.js';
 import { runSimulation } from './run.js';
+import { collectRepeated, injectionConflict, injectionHelp, parseInjections } from './inject.js';
+import { STRESS_OPTIONS, runStressCommand } from './stress.js';
 
 const r = RANGES;
 const d = DEFAULT_CONFIG;
@@ -62,6 +64,7 @@ export const RUN_OPTIONS = {
   'report-order': { type: 'string', default: String(d.reportOrder), describe: `smallest order reported (pageblock order) (${r.reportOrder.min}..${r.reportOrder.max})` },
   'settle-timeout': { type: 'string', default: fmtDuration(d.settleTimeoutMs), describe: 'after the workload, how long the reporter may take to return free memory before the reported-accounting check (0..10m)' },
   'page-poison-feature': { type: 'boolean', default: d.pagePoisonFeature, describe: 'the device offers VIRTIO_BALLOON_F_PAGE_POISON (--no-page-poison-feature: it does not)' },
+  inject: { type: 'string', describe: `switch one protection off (repeatable): ${injectionHelp()}` },
   json: { type: 'boolean', default: false, describe: 'print exactly one JSON object on stdout (human text goes to stderr)' },
   lockstat: { type: 'boolean', default: false, describe: 'lock statistics (lock_stat): table at the end, `locks` in --json' },
   'lockstat-sort': { type: 'string', describe: `lockstat order: ${LOCKSTAT_SORTS.join(', ')} (default: wait-total; proc: contentions, as the kernel); implies --lockstat` },
@@ -81,7 +84,7 @@ export function parseRunFlags(a: RawFlags): Config {
   const ringAlign = Number(a['ring-align']);
   if (String(a['ring-align']) !== '4' && String(a['ring-align']) !== '4096') throw new UsageError(`--ring-align: '${a['ring-align']}' is not accepted; accepted: 4 or 4096`);
   const seed = a.seed === undefined ? randomInt(0, 2 ** 32) : intFlag('seed', a.seed, r.seed);
-  return checkConfig({
+  const cfg = checkConfig({
     cpus,
     workload: choiceFlag('workload', a.workload, WORKLOADS),
     memoryBytes,
@@ -110,7 +113,11 @@ export function parseRunFlags(a: RawFlags): Config {
     eventIdx: Boolean(a['event-idx']),
     vqNumbering: choiceFlag('vq-numbering', a['vq-numbering'], ['spec', 'linux'] as const),
     poisonPolicy: choiceFlag('poison-policy', a['poison-policy'], ['skip', 'fill'] as const),
+    inject: parseInjections(a.inject),
   });
+  const conflict = injectionConflict(cfg);
+  if (conflict !== null) throw new UsageError(conflict);
+  return cfg;
 }
 
 function byteFlag(flag: string, raw: unknown): number {
@@ -160,11 +167,15 @@ async function runCommand(a: RawFlags): Promise<void> {
 }
 
 export function buildCli(argv: string[]): Argv {
+  // --inject is repeatable; yargs keeps only the last value of a repeated flag.
+  const injects = collectRepeated(argv, 'inject');
+  const withInjects = (a: RawFlags): RawFlags => (injects === undefined ? a : { ...a, inject: injects });
   return yargs(argv)
     .scriptName('sim')
     .usage('$0 [run] --cpus N --workload W [--memory SIZE] [--duration TIME] [--hinting MODE] [--seed S] [--json]')
-    .command(['run', '$0'], 'run a simulation (default command)', (y) => y.options(RUN_OPTIONS), (a) => runCommand(a as RawFlags))
-    .command('compare', 'run one workload and seed with hinting off and each hinting mode; print them side by side', (y) => y.options({ ...RUN_OPTIONS, hinting: { type: 'string', describe: 'not accepted: compare runs every hinting mode' } }), (a) => runCompareCommand(a as RawFlags, parseRunFlags))
+    .command(['run', '$0'], 'run a simulation (default command)', (y) => y.options(RUN_OPTIONS), (a) => runCommand(withInjects(a as RawFlags)))
+    .command('compare', 'run one workload and seed with hinting off and each hinting mode; print them side by side', (y) => y.options({ ...RUN_OPTIONS, hinting: { type: 'string', describe: 'not accepted: compare runs every hinting mode' } }), (a) => runCompareCommand(withInjects(a as RawFlags), parseRunFlags))
+    .command('stress', 'many short runs across the cores, each with its own seed (--swarm: a random configuration per run); stops at the first failure and prints the command that reruns it', (y) => y.options({ ...RUN_OPTIONS, ...STRESS_OPTIONS }), (a) => runStressCommand(withInjects(a as RawFlags), parseRunFlags))
     .strict()
     .parserConfiguration({ 'duplicate-arguments-array': false })
     .help()

@@ -3,6 +3,7 @@
 // accepted range (exit 2, DESIGN §10).
 
 import { PAGE_SIZE } from './layout.js';
+import type { InjectionName } from './inject.js';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -62,6 +63,8 @@ export interface Config {
   vqNumbering: 'spec' | 'linux';
   /** With PAGE_POISON and poison_val != 0: 'skip' the discard (QEMU) or discard and 'fill' with poison_val. */
   poisonPolicy: 'skip' | 'fill';
+  /** Fault injection (src/inject.ts): protections switched off, in order given. */
+  inject: InjectionName[];
 }
 
 export interface Range {
@@ -193,6 +196,7 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   eventIdx: false,
   vqNumbering: 'linux',
   poisonPolicy: 'skip',
+  inject: [],
 };
 
 /** Cross-field checks once every flag parsed on its own. */
@@ -227,6 +231,7 @@ export function rerunCommand(c: Config): string {
   if (c.eventIdx) parts.push('--event-idx');
   if (c.vqNumbering !== d.vqNumbering) parts.push('--vq-numbering', c.vqNumbering);
   if (c.poisonPolicy !== d.poisonPolicy) parts.push('--poison-policy', c.poisonPolicy);
+  for (const name of c.inject ?? []) parts.push('--inject', name);
   return parts.join(' ');
 }
 
