@@ -29,12 +29,12 @@ export const INJECTIONS = {
   'no-isolate': {
     models: 'page_reporting_cycle() hands blocks to the device without __isolate_free_page(): they stay on the free list, so a CPU can allocate a block the host is discarding',
     oracles: ['device-allocated-range', 'stamp'],
-    args: ['--cpus', '8', '--workload', 'page_fault1', '--hinting', 'reporting'],
+    args: ['--cpus', '8', '--workload', 'page_fault1', '--hinting', 'reporting', '--report-delay', '0ms'],
   },
   'early-putback': {
     models: 'page_reporting_drain() runs before the device acknowledges: blocks are back on the free list (allocatable) while the host still discards them',
     oracles: ['device-allocated-range', 'stamp'],
-    args: ['--cpus', '8', '--workload', 'page_fault1', '--hinting', 'reporting'],
+    args: ['--cpus', '8', '--workload', 'page_fault1', '--hinting', 'reporting', '--report-delay', '0ms'],
   },
   'no-reported-skip': {
     models: 'page_reporting_cycle() does not skip PageReported blocks: memory already returned to the host is isolated and sent again, pass after pass, and the reporter never goes idle',

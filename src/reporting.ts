@@ -91,11 +91,12 @@ export interface ReportingOptions {
 }
 
 /**
- * Injection `lost-wakeup`: how long the worker is preempted between its plain
- * load of the state (ACTIVE) and its plain store of IDLE at the end of a pass
- * (a kworker holds no lock there, so preemption is real). Without it the
- * window is a few nanoseconds and the race would need hours; 1 ms makes it
- * show within a run at --report-delay 0.
+ * Injection `lost-wakeup`: how long each side is held up between its plain
+ * load of the state and its plain store: the worker at the end of a pass
+ * (ACTIVE -> IDLE; a kworker can be preempted there), the free path between
+ * reading the state and writing REQUESTED (an interrupt on that CPU). Without
+ * it the window is a few nanoseconds and the race would need hours; 1 ms on
+ * both sides makes it show within a run at --report-delay 0.
  */
 export const LOST_WAKEUP_WINDOW_MS = 1;
 const windowWord = new Int32Array(new SharedArrayBuffer(4));
@@ -123,6 +124,7 @@ export function makeFreeNotifier(views: Views, opts: ReportingOptions, thread: n
       // woken: we read ACTIVE, so we do not schedule, then store REQUESTED
       // over its IDLE, and every later free path sees REQUESTED and returns.
       const prev = Atomics.load(rep, REP_STATE);
+      Atomics.wait(windowWord, 0, 0, LOST_WAKEUP_WINDOW_MS); // interrupted here
       Atomics.store(rep, REP_STATE, PAGE_REPORTING_REQUESTED);
       if (prev !== PAGE_REPORTING_IDLE) return;
       m[mb + CM_REPORT_REQUESTS]++;
