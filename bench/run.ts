@@ -9,6 +9,7 @@ import type { BenchReport } from './types.js';
 
 const modules: Record<string, () => Promise<{ bench: (o: { quick?: boolean }) => Promise<BenchReport> }>> = {
   core: () => import('./core.js'),
+  races: () => import('./races.js'),
 };
 
 const args = process.argv.slice(2);
