@@ -179,7 +179,10 @@ function runChild(index: number, cfg: Config, track: Set<ChildProcess>): Promise
       const base = { index, seed: cfg.seed, config: cfg, rerun, wallMs: performance.now() - t0 };
       try {
         const j = JSON.parse(out);
-        resolve({ ...base, exitCode: code ?? 3, violations: j.violations ?? [], errors: j.errors ?? [], checks: j.checks ?? [] });
+        // The result's own exit code: a run that printed its result and was
+        // then killed by the stop below (code null) still counts as it ended.
+        const exitCode = typeof j.exitCode === 'number' ? j.exitCode : (code ?? 3);
+        resolve({ ...base, exitCode, violations: j.violations ?? [], errors: j.errors ?? [], checks: j.checks ?? [] });
       } catch {
         const why = signal === 'SIGKILL' ? `killed after ${limitMs} ms (hang)` : `exit ${code}${signal ? ` (${signal})` : ''}, no JSON result`;
         resolve({ ...base, exitCode: code === 0 || code === null ? 3 : code, violations: [], errors: [`${why}: ${err.trim().split('\n').slice(-3).join(' | ')}`], checks: [] });
