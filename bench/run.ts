@@ -14,6 +14,7 @@ const modules: Record<string, () => Promise<{ bench: (o: { quick?: boolean }) =>
   lockstat: () => import('./lockstat.js'),
   hint: () => import('./hint.js'),
   sched: () => import('./sched.js'),
+  races: () => import('./races.js'),
 };
 
 const args = process.argv.slice(2);

@@ -12,7 +12,7 @@ import {
   HINTING_MODES,
   RANGES,
   SCHED_STRATEGIES,
-  TEST_FAULTS,
+  
   UsageError,
   WORKLOADS,
   checkConfig,
@@ -34,6 +34,8 @@ import { renderChart } from './chart.js';
 import { runSimulation } from './run.js';
 import { loadReplay } from './sched.js';
 import { reportSchedule } from './sched-cli.js';
+import { collectRepeated, injectionConflict, injectionHelp, parseInjections } from './inject.js';
+import { STRESS_OPTIONS, runStressCommand } from './stress.js';
 
 const r = RANGES;
 const d = DEFAULT_CONFIG;
@@ -77,7 +79,7 @@ export const RUN_OPTIONS = {
   'pct-depth': { type: 'string', default: String(d.pctDepth), describe: `--sched pct: bug depth d, d-1 priority change points (${r.pctDepth.min}..${r.pctDepth.max})` },
   replay: { type: 'string', describe: 'replay a schedule: a file or a bsched1.… string from a failing --sched run (same configuration); exit 3 if the run diverges from it' },
   'schedule-out': { type: 'string', describe: 'where a failing --sched run writes its schedule file (default: sim-schedule-<seed>.json in the current directory)' },
-  'test-fault': { type: 'string', default: d.testFault, hidden: true, describe: `test only: switch one protection off (${TEST_FAULTS.join(', ')})` },
+  inject: { type: 'string', describe: `switch one protection off (repeatable): ${injectionHelp()}` },
   json: { type: 'boolean', default: false, describe: 'print exactly one JSON object on stdout (human text goes to stderr)' },
   lockstat: { type: 'boolean', default: false, describe: 'lock statistics (lock_stat): table at the end, `locks` in --json' },
   'lockstat-sort': { type: 'string', describe: `lockstat order: ${LOCKSTAT_SORTS.join(', ')} (default: wait-total; proc: contentions, as the kernel); implies --lockstat` },
@@ -134,8 +136,10 @@ export function parseRunFlags(a: RawFlags): Config {
     sched: choiceFlag('sched', a.sched ?? d.sched, SCHED_STRATEGIES),
     pctDepth: intFlag('pct-depth', a['pct-depth'] ?? d.pctDepth, r.pctDepth),
     replay: a.replay === undefined ? '' : String(a.replay),
-    testFault: choiceFlag('test-fault', a['test-fault'] ?? d.testFault, TEST_FAULTS),
+    inject: parseInjections(a.inject),
   });
+  const conflict = injectionConflict(cfg);
+  if (conflict !== null) throw new UsageError(conflict);
   // A schedule to replay must parse and belong to this configuration (exit 2 otherwise).
   if (cfg.replay) loadReplay(cfg, (p) => readFileSync(p, 'utf8'));
   return cfg;
@@ -190,11 +194,15 @@ async function runCommand(a: RawFlags): Promise<void> {
 }
 
 export function buildCli(argv: string[]): Argv {
+  // --inject is repeatable; yargs keeps only the last value of a repeated flag.
+  const injects = collectRepeated(argv, 'inject');
+  const withInjects = (a: RawFlags): RawFlags => (injects === undefined ? a : { ...a, inject: injects });
   return yargs(argv)
     .scriptName('sim')
     .usage('$0 [run] --cpus N --workload W [--memory SIZE] [--duration TIME] [--hinting MODE] [--seed S] [--json]')
-    .command(['run', '$0'], 'run a simulation (default command)', (y) => y.options(RUN_OPTIONS), (a) => runCommand(a as RawFlags))
-    .command('compare', 'run one workload and seed with hinting off and each hinting mode; print them side by side', (y) => y.options({ ...RUN_OPTIONS, hinting: { type: 'string', describe: 'not accepted: compare runs every hinting mode' } }), (a) => runCompareCommand(a as RawFlags, parseRunFlags))
+    .command(['run', '$0'], 'run a simulation (default command)', (y) => y.options(RUN_OPTIONS), (a) => runCommand(withInjects(a as RawFlags)))
+    .command('compare', 'run one workload and seed with hinting off and each hinting mode; print them side by side', (y) => y.options({ ...RUN_OPTIONS, hinting: { type: 'string', describe: 'not accepted: compare runs every hinting mode' } }), (a) => runCompareCommand(withInjects(a as RawFlags), parseRunFlags))
+    .command('stress', 'many short runs across the cores, each with its own seed (--swarm: a random configuration per run); stops at the first failure and prints the command that reruns it', (y) => y.options({ ...RUN_OPTIONS, ...STRESS_OPTIONS }), (a) => runStressCommand(withInjects(a as RawFlags), parseRunFlags))
     .strict()
     .parserConfiguration({ 'duplicate-arguments-array': false })
     .help()

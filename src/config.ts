@@ -3,6 +3,7 @@
 // accepted range (exit 2, DESIGN §10).
 
 import { PAGE_SIZE } from './layout.js';
+import type { InjectionName } from './inject.js';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -79,15 +80,12 @@ export interface Config {
   pctDepth: number;
   /** --replay: a schedule file path or a schedule string ('' = none). */
   replay: string;
-  /** Test-only fault switched on through config to show the oracles and the scheduler find it (see src/sched-faults.ts). */
-  testFault: TestFault;
+  /** Fault injection (src/inject.ts): protections switched off, in order given. */
+  inject: InjectionName[];
 }
 
 export const SCHED_STRATEGIES = ['off', 'random', 'pct'] as const;
 export type SchedStrategy = (typeof SCHED_STRATEGIES)[number];
-/** Test-only faults (until `--inject` lands): each disables one protection. */
-export const TEST_FAULTS = ['none', 'keep-reported-on-merge', 'reporter-no-isolate-lock'] as const;
-export type TestFault = (typeof TEST_FAULTS)[number];
 
 export interface Range {
   min: number;
@@ -230,7 +228,7 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   sched: 'off',
   pctDepth: 3,
   replay: '',
-  testFault: 'none',
+  inject: [],
 };
 
 /** Cross-field checks once every flag parsed on its own. */
@@ -273,9 +271,9 @@ export function rerunCommand(c: Config): string {
   if (c.hintShrinkBlocks !== d.hintShrinkBlocks) parts.push('--hint-shrink', String(c.hintShrinkBlocks));
   if (c.sched !== d.sched) parts.push('--sched', c.sched);
   if (c.sched === 'pct' && c.pctDepth !== d.pctDepth) parts.push('--pct-depth', String(c.pctDepth));
-  if (c.testFault !== d.testFault) parts.push('--test-fault', c.testFault);
   // --replay is not part of the configuration: the rerun reproduces the same
   // schedule from the seed (the schedule file pins it against code changes).
+  for (const name of c.inject ?? []) parts.push('--inject', name);
   return parts.join(' ');
 }
 

@@ -169,6 +169,8 @@ export interface DeviceOptions {
   spin: number;
   /** Bound on one idle wait slice; the loop re-checks the run state between slices. */
   sliceMs: number;
+  /** Injection `device-double-used`: push every used element twice. */
+  doubleUsed?: boolean;
 }
 
 export interface DeviceCounters {
@@ -299,6 +301,8 @@ export class BalloonDevice {
           // Used len 0: the device wrote nothing into the buffers.
           vq.push(c.head, 0);
           this.m[this.mb + DEVM_USED]++;
+          // INJECTED (device-double-used): the same id is returned twice.
+          if (this.opts.doubleUsed) vq.push(c.head, 0);
           if (vq.notify()) this.m[this.mb + DEVM_INTERRUPTS]++;
           if (v !== null) return v;
         }

@@ -14,7 +14,7 @@ export function configLines(c: Config): string[] {
       `pcp=${c.pcp ? `on(batch=${c.pcpBatch},high=${c.pcpHigh})` : 'off'} region=${c.regionBytes ? fmtBytes(c.regionBytes) : 'auto'} hog=${Math.round(c.hogShare * 1000) / 10}% hold=${fmtDuration(c.holdMs)} ` +
       `check-interval=${c.checkIntervalMs ? fmtDuration(c.checkIntervalMs) : 'end-only'} wait-timeout=${fmtDuration(c.waitTimeoutMs)} spin=${c.spin} queue-size=${c.queueSize} ring-align=${c.ringAlign} poison=${c.poison ? '0x' + c.poisonByte.toString(16) : 'off'} lockstat=${c.lockstat ? 'on' : 'off'} ` +
       `event-idx=${c.eventIdx ? 'on' : 'off'} vq-numbering=${c.vqNumbering} poison-policy=${c.poisonPolicy} ` +
-      `report-delay=${fmtDuration(c.reportDelayMs)} capacity=${c.capacity} report-order=${c.reportOrder} settle-timeout=${fmtDuration(c.settleTimeoutMs)} page-poison-feature=${c.pagePoisonFeature ? 'on' : 'off'} prefault=${c.prefault ? 'on' : 'off'}` +
+      `report-delay=${fmtDuration(c.reportDelayMs)} capacity=${c.capacity} report-order=${c.reportOrder} settle-timeout=${fmtDuration(c.settleTimeoutMs)} page-poison-feature=${c.pagePoisonFeature ? 'on' : 'off'} prefault=${c.prefault ? 'on' : 'off'} inject=${c.inject?.length ? c.inject.join(',') : 'none'}` +
       (c.hinting === 'hint' ? ` hint-interval=${fmtDuration(c.hintIntervalMs)} hint-action=${c.hintAction} hint-done-after=${fmtDuration(c.hintDoneAfterMs)} hint-shrink=${c.hintShrinkBlocks}` : ''),
   ];
 }

@@ -43,6 +43,7 @@ import { record } from './hist.js';
 import { OracleViolation } from './oracle.js';
 import { ORDER_SHIFT, describeFlags } from './page.js';
 import { bump, clockMs, waitWhileEquals } from './sync.js';
+import type { ReporterInjections } from './inject.js';
 
 export const PAGE_REPORTING_IDLE = 0;
 export const PAGE_REPORTING_REQUESTED = 1;
@@ -74,6 +75,9 @@ export const RM_ISOLATE_WMARK = METRIC_EXTRA + 9; // isolations refused by the m
 export const RM_SET_REPORTED = METRIC_EXTRA + 10; // blocks flagged Reported by drain
 export const RM_RT_NS_MAX = METRIC_EXTRA + 11;
 export const RM_REQUESTS_SEEN = METRIC_EXTRA + 12; // times the work was scheduled
+// Used elements the driver collected and validated (the `ring` oracle's runs);
+// far from the fields above so other reporter counters can be added freely.
+export const RM_RING_CHECKS = METRIC_EXTRA + 40;
 // CPU metric field: requests this CPU raised from its free path.
 export const CM_REPORT_REQUESTS = METRIC_EXTRA + 0;
 
@@ -82,9 +86,20 @@ export interface ReportingOptions {
   capacity: number;
   reportOrder: number;
   delayMs: number;
-  /** Test fault: the first isolation walk of each list runs without the zone lock. */
-  faultNoIsolateLock?: boolean;
+  /** Fault injection (src/inject.ts); absent = every protection on. */
+  inject?: Partial<ReporterInjections>;
 }
+
+/**
+ * Injection `lost-wakeup`: how long each side is held up between its plain
+ * load of the state and its plain store: the worker at the end of a pass
+ * (ACTIVE -> IDLE; a kworker can be preempted there), the free path between
+ * reading the state and writing REQUESTED (an interrupt on that CPU). Without
+ * it the window is a few nanoseconds and the race would need hours; 1 ms on
+ * both sides makes it show within a run at --report-delay 0.
+ */
+export const LOST_WAKEUP_WINDOW_MS = 1;
+const windowWord = new Int32Array(new SharedArrayBuffer(4));
 
 /**
  * page_reporting_notify_free(): called from the free path (zone lock held)
@@ -103,6 +118,19 @@ export function makeFreeNotifier(views: Views, opts: ReportingOptions, thread: n
     }
     // Cheap check first: if a request is already pending, nothing to do.
     if (Atomics.load(rep, REP_STATE) === PAGE_REPORTING_REQUESTED) return;
+    if (opts.inject?.lostWakeup) {
+      // INJECTED (lost-wakeup): the exchange split into a load and a store.
+      // A worker that finishes its pass in between (ACTIVE -> IDLE) is not
+      // woken: we read ACTIVE, so we do not schedule, then store REQUESTED
+      // over its IDLE, and every later free path sees REQUESTED and returns.
+      const prev = Atomics.load(rep, REP_STATE);
+      Atomics.wait(windowWord, 0, 0, LOST_WAKEUP_WINDOW_MS); // interrupted here
+      Atomics.store(rep, REP_STATE, PAGE_REPORTING_REQUESTED);
+      if (prev !== PAGE_REPORTING_IDLE) return;
+      m[mb + CM_REPORT_REQUESTS]++;
+      bump(rep, REP_REQUEST_GEN);
+      return;
+    }
     // Exchange, not store: exactly one of the racing free paths sees IDLE and
     // schedules the work; a request that lands while the worker is ACTIVE is
     // seen by the worker's final cmpxchg and makes it run again.
@@ -144,7 +172,11 @@ export class PageReporting {
     this.rep = views.reporting;
     this.pages = views.pages;
     this.z = views.zone;
+    this.inj = { noIsolate: false, earlyPutback: false, noReportedSkip: false, noZoneLock: false, lostWakeup: false, ...opts.inject };
   }
+
+  /** Fault injection switches (all false in a normal run). */
+  private readonly inj: ReporterInjections;
 
   /** True while the reporter should serve: the run is RUNNING or SETTLING. */
   serving(): boolean {
@@ -194,6 +226,16 @@ export class PageReporting {
     Atomics.store(this.rep, REP_STATE, PAGE_REPORTING_ACTIVE);
     this.m[this.mb + RM_PASSES]++;
     this.processZone();
+    if (this.opts.inject?.lostWakeup) {
+      // INJECTED (lost-wakeup): the compareExchange split into a load and a
+      // store; a request stored in between is overwritten with IDLE.
+      const prev = Atomics.load(this.rep, REP_STATE);
+      if (prev === PAGE_REPORTING_ACTIVE) {
+        Atomics.wait(windowWord, 0, 0, LOST_WAKEUP_WINDOW_MS); // preempted here
+        Atomics.store(this.rep, REP_STATE, PAGE_REPORTING_IDLE);
+      }
+      return prev === PAGE_REPORTING_REQUESTED;
+    }
     const prev = Atomics.compareExchange(this.rep, REP_STATE, PAGE_REPORTING_ACTIVE, PAGE_REPORTING_IDLE);
     return prev === PAGE_REPORTING_REQUESTED;
   }
@@ -218,10 +260,18 @@ export class PageReporting {
     // Report the partly filled list before going idle.
     const leftover = capacity - off.offset;
     if (leftover > 0 && this.serving()) {
+      if (this.inj.earlyPutback) {
+        this.lockZone(SITE_REPORT_DRAIN);
+        try {
+          this.beforeReport(off.offset, leftover);
+        } finally {
+          this.unlockZone();
+        }
+      }
       const st = this.reportBatch(off.offset, leftover);
       this.lockZone(SITE_REPORT_DRAIN);
       try {
-        this.drain(off.offset, leftover, st === 'ok');
+        this.afterReport(off.offset, leftover, st === 'ok');
       } finally {
         this.unlockZone();
       }
@@ -230,7 +280,7 @@ export class PageReporting {
       // Stopping: give the isolated blocks back unreported.
       this.lockZone(SITE_REPORT_DRAIN);
       try {
-        this.drain(off.offset, leftover, false);
+        if (!this.inj.noIsolate) this.drain(off.offset, leftover, false);
       } finally {
         this.unlockZone();
       }
@@ -241,8 +291,6 @@ export class PageReporting {
   private lockT0 = 0;
   private locked = false;
   private lockZone(site: number): void {
-    // Test fault (config testFault 'reporter-no-isolate-lock'): walk and isolate without the zone lock.
-    if (site === SITE_REPORT_ISOLATE && this.opts.faultNoIsolateLock === true) return;
     this.zone.sync.lock(LOCK_ZONE, site);
     this.locked = true;
     this.lockT0 = performance.now();
@@ -262,7 +310,10 @@ export class PageReporting {
     const { capacity } = this.opts;
     if (z[fa + FA_HEAD] === NIL) return 'ok';
     let err: ReportStatus = 'ok';
-    this.lockZone(SITE_REPORT_ISOLATE);
+    // INJECTED (no-zone-lock): walk and isolate without the zone lock; only
+    // the drain after each report still takes it.
+    const noLock = this.inj.noZoneLock;
+    if (!noLock) this.lockZone(SITE_REPORT_ISOLATE);
     try {
       // Per-list budget of report calls in this pass.
       // (The seed's aeration had no budget: it drains a free area in one go.)
@@ -274,9 +325,15 @@ export class PageReporting {
       let steps = (z[fa + FA_NR_FREE] + capacity + 1) * (Math.min(budget, z[fa + FA_NR_FREE]) + 2);
       while (pfn !== NIL) {
         if (--steps < 0) throw new OracleViolation({ oracle: 'free-list', message: `reporter walk of free_area[${order}] did not end (list loops or keeps changing)`, pfn });
+        // Bounds and state of every entry are checked: with the lock held
+        // this never fires; without it (no-zone-lock) the walk can follow a
+        // link that a CPU is rewriting.
+        if (pfn < 0 || pfn >= this.zone.nrPages) throw new OracleViolation({ oracle: 'free-list', message: `reporter walk of free_area[${order}] reached pfn ${pfn}, outside the zone`, pfn });
         const f = p[pfn * PAGE_WORDS + PG_FLAGS];
         const after = p[pfn * PAGE_WORDS + PG_NEXT];
-        if ((f & PG_REPORTED) !== 0) {
+        if ((f & PG_STATE_MASK) !== PG_BUDDY || f >>> ORDER_SHIFT !== order) throw new OracleViolation({ oracle: 'free-list', message: `reporter walk of free_area[${order}] met pfn ${pfn} which is ${describeFlags(f & 0xffffff)} order ${f >>> ORDER_SHIFT}, not a free block of that order`, pfn });
+        // INJECTED (no-reported-skip): Reported blocks are not skipped.
+        if ((f & PG_REPORTED) !== 0 && !this.inj.noReportedSkip) {
           pfn = after;
           continue;
         }
@@ -300,12 +357,15 @@ export class PageReporting {
         // The list is full: make this first unprocessed block the head so
         // the next walk resumes here, drop the lock, report, retake, drain.
         this.zone.rotateToFront(pfn, order);
+        if (noLock) this.lockZone(SITE_REPORT_DRAIN);
+        this.beforeReport(0, capacity);
         this.unlockZone();
         err = this.reportBatch(0, capacity);
         off.offset = capacity;
         budget--;
         this.lockZone(SITE_REPORT_DRAIN);
-        this.drain(0, capacity, err === 'ok');
+        this.afterReport(0, capacity, err === 'ok');
+        if (noLock) this.unlockZone();
         // The old next is stale: we dropped the lock.
         pfn = z[fa + FA_HEAD];
         if (err !== 'ok' || !this.serving()) {
@@ -321,6 +381,34 @@ export class PageReporting {
     return err;
   }
 
+  /** Zone lock held, just before a batch goes to the device. */
+  private beforeReport(start: number, count: number): void {
+    // INJECTED (early-putback): the blocks go back on the free list (and can
+    // be allocated) before the device has acknowledged, i.e. discarded them.
+    if (this.inj.earlyPutback) this.drain(start, count, false);
+  }
+
+  /** Zone lock held, once the device acknowledged (or the report failed). */
+  private afterReport(start: number, count: number, ok: boolean): void {
+    if (this.inj.noIsolate || this.inj.earlyPutback) {
+      // The blocks are already on the free list: only flag the ones that are
+      // still free blocks of the same order, as drain would.
+      if (ok) this.markReported(start, count);
+    } else this.drain(start, count, ok);
+  }
+
+  private markReported(start: number, count: number): void {
+    for (let i = start; i < start + count; i++) {
+      const pfn = this.sgPfn[i];
+      const order = this.sgOrder[i];
+      const g = this.pages[pfn * PAGE_WORDS + PG_FLAGS];
+      if ((g & PG_STATE_MASK) === PG_BUDDY && g >>> ORDER_SHIFT === order && (g & PG_REPORTED) === 0) {
+        this.zone.setReported(pfn, order);
+        this.m[this.mb + RM_SET_REPORTED]++;
+      }
+    }
+  }
+
   /** __isolate_free_page(): take a free block off its list for reporting. Zone lock held. */
   isolate(pfn: number, order: number): boolean {
     const z = this.z;
@@ -328,6 +416,8 @@ export class PageReporting {
       this.m[this.mb + RM_ISOLATE_WMARK]++;
       return false;
     }
+    // INJECTED (no-isolate): the block is sent but stays on the free list.
+    if (this.inj.noIsolate) return true;
     this.zone.delFromFreeList(pfn, order);
     this.zone.setHead(pfn, PG_ISOLATED, order);
     this.zone.setOwner(pfn, this.thread);

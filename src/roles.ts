@@ -15,6 +15,7 @@ import { SchedHalted, Scheduler } from './sched.js';
 import { Cpu } from './workload.js';
 import { FreePageHintDriver, NaiveHinter, makeShrinker } from './hint.js';
 import { FreePageHintDevice } from './hint-device.js';
+import { driverDeclaresPoison, injected, reporterInjections } from './inject.js';
 
 export type RoleName = 'cpu' | 'reporter' | 'device';
 
@@ -36,7 +37,7 @@ export interface RoleResult {
 }
 
 export function reportingOptions(config: Config): ReportingOptions {
-  return { mode: config.hinting === 'aeration' ? 'aeration' : 'reporting', capacity: config.capacity, reportOrder: config.reportOrder, delayMs: config.reportDelayMs, faultNoIsolateLock: config.testFault === 'reporter-no-isolate-lock' };
+  return { mode: config.hinting === 'aeration' ? 'aeration' : 'reporting', capacity: config.capacity, reportOrder: config.reportOrder, delayMs: config.reportDelayMs, inject: reporterInjections(config) };
 }
 
 /**
@@ -44,7 +45,7 @@ export function reportingOptions(config: Config): ReportingOptions {
  * then the worker loop until the run ends. Returns notes for the user.
  */
 function runReporter(views: Views, zone: Zone, sync: Sync, config: Config, thread: number, serving: () => boolean): string[] {
-  const allowed = reportingAllowed(views, config.poison);
+  const allowed = reportingAllowed(views, driverDeclaresPoison(config));
   if (!allowed.allowed) return [allowed.why];
   const opts = reportingOptions(config);
   let hintPfn = NIL;
@@ -54,7 +55,7 @@ function runReporter(views: Views, zone: Zone, sync: Sync, config: Config, threa
     if (hintPfn === NIL) throw new Error('reporter: no page for the aeration hint buffer');
   }
   try {
-    const driver = new VirtioBalloonDriver(views, sync, { mode: opts.mode, ackTimeoutMs: config.waitTimeoutMs, spin: config.spin, serving, hintBufferPfn: hintPfn });
+    const driver = new VirtioBalloonDriver(views, sync, { mode: opts.mode, ackTimeoutMs: config.waitTimeoutMs, spin: config.spin, serving, hintBufferPfn: hintPfn, noAckWait: injected(config, 'no-ack-wait') });
     const pr = new PageReporting(views, zone, driver, opts, thread);
     requestReporting(views);
     pr.run();
@@ -86,7 +87,7 @@ export function failureResult(views: Views | null, role: RoleName, index: number
 
 /** The device's options for a run: the queue kind follows the hinting mode. */
 export function deviceOptions(config: Config): DeviceOptions {
-  return { queueKind: config.hinting === 'aeration' ? 'aeration' : config.hinting === 'hint' ? 'free_page' : 'reporting', poisonPolicy: config.poisonPolicy, spin: config.spin, sliceMs: 50 };
+  return { queueKind: config.hinting === 'aeration' ? 'aeration' : config.hinting === 'hint' ? 'free_page' : 'reporting', poisonPolicy: config.poisonPolicy, spin: config.spin, sliceMs: 50, doubleUsed: injected(config, 'device-double-used') };
 }
 
 export function runRole(task: RoleTask): RoleResult {
@@ -100,7 +101,7 @@ export function runRole(task: RoleTask): RoleResult {
     const lockStat = config.lockstat ? new LockStat(views, thread) : null;
     sync.observer = lockStat;
     const zone = new Zone(views, sync, { pcp: config.pcp, pcpBatch: config.pcpBatch, pcpHigh: config.pcpHigh });
-    zone.keepReportedOnMerge = config.testFault === 'keep-reported-on-merge';
+    zone.keepReportedOnMerge = injected(config, 'keep-reported-on-merge');
     if (config.sched !== 'off') sched = new Scheduler(views, thread);
     // Start barrier: say we are ready, then wait for main to flip the run
     // state out of INIT (it bumps HDR_STATE_GEN and notifies).
@@ -130,7 +131,7 @@ export function runRole(task: RoleTask): RoleResult {
       if (config.hinting === 'hint') {
         // The balloon's shrinker on this CPU's allocation slow path (src/hint.ts).
         zone.shrinker = makeShrinker(views, zone, config, thread);
-      } else if ((config.hinting === 'reporting' || config.hinting === 'aeration') && reportingAllowed(views, config.poison).allowed) {
+      } else if ((config.hinting === 'reporting' || config.hinting === 'aeration') && reportingAllowed(views, driverDeclaresPoison(config)).allowed) {
         // page_reporting_notify_free() on this CPU's free path.
         zone.onHighOrderFree = makeFreeNotifier(views, reportingOptions(config), thread);
         zone.reportOrder = config.reportOrder;

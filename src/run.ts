@@ -42,7 +42,7 @@ import {
 } from './layout.js';
 import { type DeviceCounters, VIRTIO_BALLOON_F_PAGE_POISON, bit, deviceInit, negotiateFeatures, readDeviceCounters } from './device.js';
 import { reportingAllowed } from './balloon.js';
-import { PAGE_REPORTING_IDLE, PAGE_REPORTING_REQUESTED, RM_PASSES } from './reporting.js';
+import { PAGE_REPORTING_IDLE, PAGE_REPORTING_REQUESTED, RM_PASSES, RM_RING_CHECKS } from './reporting.js';
 import { checkReportedAccounting, type SettleReport } from './settle.js';
 import { readHintingStats, type HintingStats } from './hinting-stats.js';
 import { hintOffer, hintQueue, hintSettleViolation, hintSettled, isHintMode, readHintStats } from './hint-stats.js';
@@ -52,6 +52,8 @@ import type { RoleName, RoleResult, RoleTask } from './roles.js';
 import { LockStat, collectLockStats, type LockClassStats } from './lockstat.js';
 import { Sync, bump } from './sync.js';
 import { type SchedOutcome, type ScheduleRecord, driveScheduled, haltSched, initSched, loadReplay, schedOutcome, startSched } from './sched.js';
+import { driverDeclaresPoison } from './inject.js';
+import { checkReporterQuiet } from './settle.js';
 
 export interface Percentiles {
   p50: number;
@@ -171,9 +173,9 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
     if (!cfg.pagePoisonFeature) views.device[DEV_FEATURES_OFFERED] &= ~bit(VIRTIO_BALLOON_F_PAGE_POISON);
     // virtballoon_validate(): the driver only keeps PAGE_POISON when it
     // poisons freed pages; poison_val is the pattern in every byte.
-    const driverFeatures = cfg.poison ? 0xffffffff : 0xffffffff & ~bit(VIRTIO_BALLOON_F_PAGE_POISON);
+    const driverFeatures = driverDeclaresPoison(cfg) ? 0xffffffff : 0xffffffff & ~bit(VIRTIO_BALLOON_F_PAGE_POISON);
     hintOffer(views, cfg);
-    negotiateFeatures(views, driverFeatures, cfg.vqNumbering, cfg.poison ? Math.imul(cfg.poisonByte, 0x01010101) : 0);
+    negotiateFeatures(views, driverFeatures, cfg.vqNumbering, driverDeclaresPoison(cfg) ? Math.imul(cfg.poisonByte, 0x01010101) : 0);
     hintQueue(views, cfg);
   }
   // --sched: the scheduler's region is set up before any role starts.
@@ -277,6 +279,8 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   const reporterSlot = metricBase(ids.reporter);
   const watchReporter = () => {
     if (!withDevice) return;
+    // Each evaluation is one run of the reporting liveness check.
+    checks.get('liveness')!.runs++;
     const passes = views.metrics[reporterSlot + RM_PASSES];
     const st = Atomics.load(views.reporting, REP_STATE);
     const now = performance.now();
@@ -289,8 +293,8 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
     const bound = cfg.reportDelayMs + cfg.waitTimeoutMs;
     const reporterIdxNow = roles.findIndex((r) => r.role === 'reporter');
     const reporterRunning = reporterIdxNow >= 0 && results[reporterIdxNow] === null;
-    if (reporterRunning && reportingAllowed(views, cfg.poison).allowed && now - requestedSince > bound) {
-      noteCheck('liveness', [{ oracle: 'liveness', message: `reporting was requested but no pass ran for ${Math.round(now - requestedSince)} ms (bound: --report-delay + --wait-timeout = ${bound} ms): a lost wake-up` }]);
+    if (reporterRunning && reportingAllowed(views, driverDeclaresPoison(cfg)).allowed && now - requestedSince > bound) {
+      noteCheck('liveness', [{ oracle: 'liveness', message: `reporting was requested but no pass ran for ${Math.round(now - requestedSince)} ms (bound: --report-delay + --wait-timeout = ${bound} ms): a lost wake-up` }], 0);
       abortLoop = true;
     }
   };
@@ -380,8 +384,8 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
       mode: cfg.hinting === 'aeration' ? ('aeration' as const) : ('reporting' as const),
       reportOrder: cfg.reportOrder,
       capacity: cfg.capacity,
-      reportingDisabled: !reportingAllowed(views, cfg.poison).allowed,
-      deviceKeepsPages: cfg.poison && cfg.poisonByte !== 0 && cfg.poisonPolicy === 'skip' && reportingAllowed(views, cfg.poison).allowed,
+      reportingDisabled: !reportingAllowed(views, driverDeclaresPoison(cfg)).allowed,
+      deviceKeepsPages: driverDeclaresPoison(cfg) && cfg.poisonByte !== 0 && cfg.poisonPolicy === 'skip' && reportingAllowed(views, driverDeclaresPoison(cfg)).allowed,
   };
   const quiet = () => {
     sync.lock(LOCK_ZONE, SITE_CHECK);
@@ -438,6 +442,13 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
     } else if (Atomics.load(views.header, HDR_RUN_STATE) === RUN_SETTLING) {
       settle = quiet();
       const v = settle.violations.map((x) => ({ ...x, message: `${x.message} (checked ${Math.round(settleMs)} ms after the workload stopped; --settle-timeout ${cfg.settleTimeoutMs} ms)` }));
+      // Everything is reported but the reporter is still busy: it must not
+      // send anything more (a reporter that re-sends Reported memory never idles).
+      const reporterRunning = reporterIdx >= 0 && results[reporterIdx] === null;
+      if (v.length === 0 && reporterRunning && !settleOpts.reportingDisabled) {
+        const busy = await checkReporterQuiet(views, reporterSlot, cfg.reportDelayMs, () => Atomics.load(views.header, HDR_RUN_STATE) === RUN_SETTLING);
+        if (busy !== null) v.push(busy);
+      }
       noteCheck('reported-accounting', v);
       if (v.length > 0) abortNow();
     }
@@ -534,13 +545,15 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   checks.get('stamp')!.runs += stampChecks;
   checks.get('poison')!.runs += poisonChecks;
   checks.get('ownership')!.runs += ownershipChecks;
+  // The driver validates every used element it collects (virtqueue_get_buf).
+  if (withDevice) checks.get('ring')!.runs += m[reporterSlot + RM_RING_CHECKS];
 
   const exitCode: 0 | 1 | 3 = errors.length > 0 ? 3 : violations.length > 0 ? 1 : 0;
   await pool.destroy().catch(() => undefined);
   const blocks = census?.blocksByOrder ?? new Array(MAX_ORDER).fill(0);
   let hinting: HintingStats | undefined;
   if (withDevice) {
-    const enabled = isHintMode(cfg) || reportingAllowed(views, cfg.poison).allowed;
+    const enabled = isHintMode(cfg) || reportingAllowed(views, driverDeclaresPoison(cfg)).allowed;
     hinting = readHintingStats(views, cfg.hinting, enabled, notes);
     hinting.settleMs = Math.round(settleMs);
     const st = settle as SettleReport | null;

@@ -11,7 +11,8 @@ import { FA_HEAD, FA_NR_FREE, FA_NR_REPORTED, FA_WORDS, MAX_ORDER, NIL, PAGE_WOR
 import type { GuestMemory } from './memory.js';
 import type { Violation } from './oracle.js';
 import { PG_REPORTED } from './page.js';
-import { AERATION_HIGH_WATER } from './reporting.js';
+import { AERATION_HIGH_WATER, PAGE_REPORTING_IDLE, RM_BLOCKS } from './reporting.js';
+import { REP_STATE, ZONE_ISOLATED_PAGES, type Views } from './layout.js';
 
 export interface SettleOptions {
   mode: 'reporting' | 'aeration';
@@ -89,4 +90,27 @@ export function checkReportedAccounting(zone: Zone, mem: GuestMemory, o: SettleO
     violations.push({ oracle: 'reported-accounting', message: `host RSS is ${rssPages} pages but allocated/low-order memory is ${allowedOther} pages and excused ${excusedPages}: ${rssPages - allowedOther - excusedPages} pages stranded` });
   }
   return { ok: violations.length === 0, violations, rssPages, allowedPages: { allocatedOrBelowOrder: allowedOther, excused: excusedPages }, excuses, unreportedBlocks, residentReportedPages };
+}
+
+/**
+ * The settled reporter goes quiet (part of `reported-accounting`): once the
+ * workload has stopped and every free block of the report order is Reported,
+ * a reporter that is still not IDLE may finish its pass, but must not hand
+ * the device any more blocks. One that keeps sending is re-reporting memory
+ * the host already dropped (upstream skips PageReported blocks for exactly
+ * this). Watches the reporter's sent-blocks counter for a bounded grace of
+ * two report delays + 250 ms; returns the violation or null.
+ */
+export async function checkReporterQuiet(views: Views, reporterSlot: number, reportDelayMs: number, settling: () => boolean): Promise<Violation | null> {
+  const m = views.metrics;
+  const graceMs = 2 * reportDelayMs + 250;
+  const blocks0 = m[reporterSlot + RM_BLOCKS];
+  const t0 = performance.now();
+  while (performance.now() - t0 < graceMs && settling()) {
+    if (Atomics.load(views.reporting, REP_STATE) === PAGE_REPORTING_IDLE && views.zone[ZONE_ISOLATED_PAGES] === 0) return null;
+    await new Promise<void>((r) => setTimeout(r, 10));
+  }
+  const sent = m[reporterSlot + RM_BLOCKS] - blocks0;
+  if (sent <= 0) return null;
+  return { oracle: 'reported-accounting', message: `every free block was already Reported and nothing was freed, yet the reporter sent ${sent} more blocks in ${Math.round(performance.now() - t0)} ms and never went idle: Reported memory is being reported again` };
 }

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_CONFIG, type Config, type TestFault } from '../src/config.js';
+import { DEFAULT_CONFIG, type Config } from '../src/config.js';
+import type { InjectionName } from '../src/inject.js';
 import { HDR_READY, createShared } from '../src/layout.js';
 import { initSched, schedOutcome, startSched } from '../src/sched.js';
 import { writeScheduleFile } from '../src/sched-cli.js';
@@ -89,22 +90,22 @@ describe('seeded scheduler: same seed and configuration, same trace and results'
 
 // Faults the scheduler must find, with the strategy and the bound of seeds.
 // Once `--inject NAME` lands (src/inject.ts), this list becomes the list of
-// injections and '--test-fault' becomes '--inject': a one-line change.
-const FAULT_CASES: { fault: TestFault; strategy: 'pct' | 'random'; seeds: number }[] = [
+// injections and '--inject' becomes '--inject': a one-line change.
+const FAULT_CASES: { fault: InjectionName; strategy: 'pct' | 'random'; seeds: number }[] = [
   { fault: 'keep-reported-on-merge', strategy: 'pct', seeds: 6 },
-  { fault: 'reporter-no-isolate-lock', strategy: 'random', seeds: 4 },
+  { fault: 'no-zone-lock', strategy: 'random', seeds: 4 },
 ];
 
 describe('seeded scheduler: a fault is found, and its schedule replays to the same violation at the same step', () => {
   for (const { fault, strategy, seeds } of FAULT_CASES) {
     it(`${fault}: found under --sched ${strategy} within ${seeds} seeds; file and string replay it exactly`, async () => {
-      const cfg: Config = { ...BASE_CFG, testFault: fault };
+      const cfg: Config = { ...BASE_CFG, inject: [fault] };
       const search = await searchSchedules(cfg, { seeds, firstSeed: 1, strategy });
       expect(search.found, `not found in seeds ${search.seeds.join(',')}`).not.toBeNull();
       const r = search.found!;
       expect(r.exitCode).toBe(1);
       const file = writeScheduleFile(r, path.join(tmp, `${fault}.json`))!;
-      const seedArgs = [...BASE, '--seed', String(r.seed), '--sched', strategy, '--test-fault', fault];
+      const seedArgs = [...BASE, '--seed', String(r.seed), '--sched', strategy, '--inject', fault];
       for (const replay of [file, r.sched!.schedule]) {
         const p = sim(...seedArgs, '--replay', replay);
         expect(p.status, p.stderr).toBe(1);
@@ -118,7 +119,7 @@ describe('seeded scheduler: a fault is found, and its schedule replays to the sa
 
   it('a replay that does not follow its schedule fails loudly: exit 3, "schedule diverged at step N"', () => {
     const file = path.join(tmp, 'clean.json');
-    const run = sim(...BASE, '--seed', '3', '--sched', 'random', '--test-fault', 'reporter-no-isolate-lock', '--schedule-out', file);
+    const run = sim(...BASE, '--seed', '3', '--sched', 'random', '--inject', 'no-zone-lock', '--schedule-out', file);
     expect(run.status).toBe(1);
     const rec = JSON.parse(readFileSync(file, 'utf8'));
     const k = Math.floor(rec.steps / 2);
@@ -127,11 +128,11 @@ describe('seeded scheduler: a fault is found, and its schedule replays to the sa
     rec.digests = digests.toString('base64');
     const bad = path.join(tmp, 'tampered.json');
     writeFileSync(bad, JSON.stringify(rec));
-    const p = sim(...BASE, '--seed', '3', '--sched', 'random', '--test-fault', 'reporter-no-isolate-lock', '--replay', bad);
+    const p = sim(...BASE, '--seed', '3', '--sched', 'random', '--inject', 'no-zone-lock', '--replay', bad);
     expect(p.status).toBe(3);
     expect(p.stderr).toMatch(new RegExp(`schedule diverged at step ${k}\\b`));
     // The same schedule with another configuration is refused up front (exit 2, one line).
-    const q = sim(...BASE, '--seed', '4', '--sched', 'random', '--test-fault', 'reporter-no-isolate-lock', '--replay', file);
+    const q = sim(...BASE, '--seed', '4', '--sched', 'random', '--inject', 'no-zone-lock', '--replay', file);
     expect(q.status).toBe(2);
     expect(q.stderr.trim()).toMatch(/^sim: --replay: the schedule was recorded with another configuration/);
   });
