@@ -42,7 +42,7 @@ import {
 import { record } from './hist.js';
 import { OracleViolation } from './oracle.js';
 import { ORDER_SHIFT, describeFlags } from './page.js';
-import { bump, clockMs, waitWhileEquals } from './sync.js';
+import { SP_STATE, bump, clockMs, schedActive, schedPoint, waitWhileEquals } from './sync.js';
 import type { ReporterInjections } from './inject.js';
 
 export const PAGE_REPORTING_IDLE = 0;
@@ -100,6 +100,12 @@ export interface ReportingOptions {
  */
 export const LOST_WAKEUP_WINDOW_MS = 1;
 const windowWord = new Int32Array(new SharedArrayBuffer(4));
+/** Under --sched, make the split read-modify-write a scheduling point (true); running free, false. */
+function inSchedPoint(obj: number): boolean {
+  if (!schedActive()) return false;
+  schedPoint(SP_STATE, obj);
+  return true;
+}
 
 /**
  * page_reporting_notify_free(): called from the free path (zone lock held)
@@ -124,7 +130,8 @@ export function makeFreeNotifier(views: Views, opts: ReportingOptions, thread: n
       // woken: we read ACTIVE, so we do not schedule, then store REQUESTED
       // over its IDLE, and every later free path sees REQUESTED and returns.
       const prev = Atomics.load(rep, REP_STATE);
-      Atomics.wait(windowWord, 0, 0, LOST_WAKEUP_WINDOW_MS); // interrupted here
+      // Interrupted here: a real pause when running free, a scheduling point under --sched.
+      if (!inSchedPoint(REP_STATE)) Atomics.wait(windowWord, 0, 0, LOST_WAKEUP_WINDOW_MS);
       Atomics.store(rep, REP_STATE, PAGE_REPORTING_REQUESTED);
       if (prev !== PAGE_REPORTING_IDLE) return;
       m[mb + CM_REPORT_REQUESTS]++;
@@ -231,7 +238,8 @@ export class PageReporting {
       // store; a request stored in between is overwritten with IDLE.
       const prev = Atomics.load(this.rep, REP_STATE);
       if (prev === PAGE_REPORTING_ACTIVE) {
-        Atomics.wait(windowWord, 0, 0, LOST_WAKEUP_WINDOW_MS); // preempted here
+        // Preempted here: a real pause when running free, a scheduling point under --sched.
+        if (!inSchedPoint(REP_STATE)) Atomics.wait(windowWord, 0, 0, LOST_WAKEUP_WINDOW_MS);
         Atomics.store(this.rep, REP_STATE, PAGE_REPORTING_IDLE);
       }
       return prev === PAGE_REPORTING_REQUESTED;

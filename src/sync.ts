@@ -86,13 +86,20 @@ export const SP_PHASE = 10;
 export const SP_START = 11;
 export const SP_EXIT = 12;
 export const SP_CHECK = 13;
-export const SP_NAMES = ['?', 'lock', 'unlock', 'trylock', 'wait', 'block', 'wake', 'ring-avail', 'ring-used', 'page', 'phase', 'start', 'exit', 'check'];
+/** A racy read-modify-write split by an injection (lost-wakeup): the point where another thread may run in between. */
+export const SP_STATE = 14;
+export const SP_NAMES = ['?', 'lock', 'unlock', 'trylock', 'wait', 'block', 'wake', 'ring-avail', 'ring-used', 'page', 'phase', 'start', 'exit', 'check', 'state'];
 
 let scheduler: SchedHooks | null = null;
 
 /** Install (or remove, with null) this thread's scheduler. */
 export function setScheduler(s: SchedHooks | null): void {
   scheduler = s;
+}
+
+/** True while this thread runs under an active scheduler (--sched). */
+export function schedActive(): boolean {
+  return scheduler !== null && scheduler.active();
 }
 
 /** A scheduling point outside this module (ring publish, page state change). No-op when running free. */
