@@ -20,7 +20,19 @@ export interface InjectionInfo {
   oracles: OracleName[];
   /** Extra `sim` flags of a configuration that exercises the race (on top of RACE_BASE_ARGS). */
   args: string[];
+  /**
+   * Extra flags (on top of RACE_BASE_ARGS + args) of the configuration the
+   * seeded scheduler searches with `--sched pct`: fewer CPUs (fewer threads
+   * to order), a shorter logical run (fewer steps for the change points to
+   * spread over) and a deeper PCT (more change points). `schedSeeds` is the
+   * bound the tests hold it to: found within seeds 1..schedSeeds; 0 means
+   * PCT is not known to find it (see README).
+   */
+  schedArgs: string[];
+  schedSeeds: number;
 }
+
+const SCHED_SHORT = ['--cpus', '2', '--pct-depth', '16', '--duration', '200ms'];
 
 /** The small-guest base configuration every injection test and the races benchmark use. */
 export const RACE_BASE_ARGS = ['--memory', '64M', '--capacity', '4', '--report-order', '7', '--report-delay', '10ms', '--settle-timeout', '1s', '--duration', '1s', '--check-interval', '100ms'];
@@ -30,48 +42,66 @@ export const INJECTIONS = {
     models: 'page_reporting_cycle() hands blocks to the device without __isolate_free_page(): they stay on the free list, so a CPU can allocate a block the host is discarding',
     oracles: ['device-allocated-range', 'stamp'],
     args: ['--cpus', '8', '--workload', 'page_fault1', '--hinting', 'reporting', '--report-delay', '0ms'],
+    schedArgs: SCHED_SHORT,
+    schedSeeds: 3,
   },
   'early-putback': {
     models: 'page_reporting_drain() runs before the device acknowledges: blocks are back on the free list (allocatable) while the host still discards them',
     oracles: ['device-allocated-range', 'stamp'],
     args: ['--cpus', '8', '--workload', 'page_fault1', '--hinting', 'reporting', '--report-delay', '0ms'],
+    schedArgs: SCHED_SHORT,
+    schedSeeds: 3,
   },
   'no-reported-skip': {
     models: 'page_reporting_cycle() does not skip PageReported blocks: memory already returned to the host is isolated and sent again, pass after pass, and the reporter never goes idle',
     oracles: ['reported-accounting'],
     args: ['--cpus', '4', '--workload', 'memhog', '--hinting', 'reporting', '--hold', '200ms'],
+    schedArgs: SCHED_SHORT,
+    schedSeeds: 0,
   },
   'keep-reported-on-merge': {
     models: '__free_one_page() keeps PageReported on a merged block: the buddy\'s host-resident pages are inside a block marked Reported and are never reported',
     oracles: ['reported-accounting'],
     args: ['--cpus', '4', '--workload', 'churn', '--hinting', 'reporting'],
+    schedArgs: SCHED_SHORT,
+    schedSeeds: 3,
   },
   'no-zone-lock': {
     models: 'page_reporting_cycle() walks free_area[] and isolates without spin_lock_irq(&zone->lock): list updates race with CPUs allocating and freeing',
     oracles: ['free-list', 'conservation', 'ownership', 'device-allocated-range', 'stamp'],
     // Order 0 and full batches: every free list is walked unlocked, all the time.
     args: ['--cpus', '8', '--workload', 'churn', '--hinting', 'reporting', '--report-delay', '0ms', '--report-order', '0', '--capacity', '32', '--duration', '2s'],
+    schedArgs: ['--cpus', '2', '--pct-depth', '16'],
+    schedSeeds: 4,
   },
   'poison-unaware': {
     models: 'virtballoon_validate() drops VIRTIO_BALLOON_F_PAGE_POISON yet reporting is enabled while the guest poisons freed pages: the host hands back zero pages where the guest expects its poison',
     oracles: ['poison'],
     args: ['--cpus', '4', '--workload', 'page_fault1', '--hinting', 'reporting', '--poison'],
+    schedArgs: SCHED_SHORT,
+    schedSeeds: 3,
   },
   'lost-wakeup': {
     models: 'the page_reporting state machine uses plain loads and stores instead of atomic_xchg/atomic_cmpxchg: a free path that read ACTIVE stores REQUESTED after the worker went IDLE, so nobody schedules the work again',
     oracles: ['liveness', 'reported-accounting'],
     args: ['--cpus', '8', '--workload', 'page_fault1', '--hinting', 'reporting', '--report-delay', '0ms', '--wait-timeout', '2s'],
+    schedArgs: ['--cpus', '2', '--pct-depth', '16', '--duration', '500ms'],
+    schedSeeds: 8,
   },
   'no-ack-wait': {
     models: 'aeration (the seed\'s virtballoon_aerator_react) unlocks balloon_lock and returns before wait_event(vb->acked): the hint buffer is rewritten and the blocks go back to the free list while the device still reads them',
     oracles: ['device-allocated-range', 'stamp'],
     // Aeration only triggers on 32 unhinted blocks of one order: small orders, churn.
     args: ['--cpus', '8', '--workload', 'churn', '--hinting', 'aeration', '--report-order', '5', '--report-delay', '0ms'],
+    schedArgs: SCHED_SHORT,
+    schedSeeds: 3,
   },
   'device-double-used': {
     models: 'the device pushes the same used element (descriptor id) twice: virtqueue_get_buf() must reject a used id that is not in flight',
     oracles: ['ring'],
     args: ['--cpus', '4', '--workload', 'page_fault1', '--hinting', 'reporting'],
+    schedArgs: SCHED_SHORT,
+    schedSeeds: 3,
   },
 } as const satisfies Record<string, InjectionInfo>;
 

@@ -79,7 +79,7 @@ const C_HASH1 = 9;
 const C_HASH2 = 10;
 const C_RNG = 11; // 4 words of sfc32 state
 const C_DEPTH = 15;
-const C_NEXT_CP = 16; // next PCT change point
+const C_NEXT_CP = 16; // PCT change points fired so far
 const C_REPLAY = 17; // REPLAY_*
 const C_REPLAY_STEPS = 18;
 const C_ABORT_STEP = 19; // first step that saw RUN_ABORT
@@ -95,6 +95,8 @@ const C_EXP_CP_N = 28; // string replay: expected checkpoints
 const C_HALT_THREAD = 29;
 const C_FIRST = 30; // the first decision (made by main)
 const C_TIMEOUTS = 31; // blocked waits ended by their logical deadline
+const C_CP_CLASS = 32; // PCT: class of change point j (16 words)
+const C_CLS_SEEN = 48; // PCT: choice steps seen per class (CP_CLASSES words)
 const CTL_WORDS = 64;
 
 // ---- Float64 words ----
@@ -106,8 +108,29 @@ const F_STOP_AT = 4; // tick STOPPING/ABORT was first seen
 const F_NEXT_CHECK = 5;
 const F_CHECK_TICKS = 6;
 const F_WAIT_TICKS = 7;
-const F_CP = 16; // PCT change points (steps), up to 16
+const F_CP = 16; // PCT change points (position within their class), up to 16
 const F_WORDS = 64;
+
+// ---- PCT change point classes ----
+// A change point is placed among the choice steps (more than one thread
+// runnable) of one class of scheduling point, not among all steps: the rare
+// kinds (ring publishes, event waits and wakes, state-machine transitions)
+// are where short race windows open, and placed uniformly over thousands of
+// lock and page steps a change point almost never lands on one. Each change
+// point draws its class uniformly, then a position in [1, k_c], where k_c,
+// the expected number of choice steps of class c in the run, is estimated
+// from the step budget (one step per tick) with the measured step mix below.
+/** Class of each SP_* kind (index = kind), -1: never a change point. */
+const CP_CLASS_OF_KIND = [-1, 0, 0, 0, 2, 2, 2, 3, 3, 1, -1, -1, -1, -1, 4];
+/** lock, page, event (wait/block/wake), ring (avail/used publish), state (split read-modify-write). */
+export const CP_CLASS_NAMES = ['lock', 'page', 'event', 'ring', 'state'];
+/**
+ * Estimated choice steps of each class per step of budget: the mix measured
+ * over the injection configurations at --cpus 2 (lock 0.3-0.7, page
+ * 0.3-0.5, event 0.05-0.2, ring 0.005-0.04, state 0-0.02 of the budget).
+ */
+const CP_CLASS_SHARE = [0.5, 0.4, 0.1, 0.02, 0.02];
+const CP_CLASSES = CP_CLASS_SHARE.length;
 
 // ---- per-thread Int32 line ----
 const T_STATUS = 0;
@@ -319,7 +342,7 @@ export class Scheduler implements SchedHooks {
     if (Atomics.load(ctl, C_HALT) !== 0) return; // diverged while recording
     this.housekeeping(st, mode === 0);
     if (Atomics.load(ctl, C_HALT) !== 0) return;
-    const next = this.pick(st, me);
+    const next = this.pick(st, me, kind);
     if (Atomics.load(ctl, C_HALT) !== 0) return;
     if (next < 0) {
       // Nothing runnable and no deadline: everyone exited, or a deadlock.
@@ -454,7 +477,7 @@ export class Scheduler implements SchedHooks {
   }
 
   /** The next thread to run, or -1 if none can (after jumping the clock over idle time). */
-  private pick(st: number, me: number): number {
+  private pick(st: number, me: number, kind: number): number {
     const { ctl, f, th, dl, threads } = this.s;
     const cand = this.cand;
     for (let guard = 0; guard < 8; guard++) {
@@ -467,7 +490,7 @@ export class Scheduler implements SchedHooks {
           cand[n++] = t;
         }
       }
-      if (n > 0) return this.choose(st, me, n);
+      if (n > 0) return this.choose(st, me, n, kind);
       // Nothing runnable: jump the logical clock to the earliest deadline.
       let min = Infinity;
       for (let t = 0; t < threads; t++) if (th[t * T_WORDS + T_STATUS] === ST_BLOCKED && dl[t] < min) min = dl[t];
@@ -480,7 +503,7 @@ export class Scheduler implements SchedHooks {
     return -1;
   }
 
-  private choose(st: number, me: number, n: number): number {
+  private choose(st: number, me: number, n: number, kind: number): number {
     const { ctl, f, th } = this.s;
     const cand = this.cand;
     const replay = ctl[C_REPLAY];
@@ -493,10 +516,18 @@ export class Scheduler implements SchedHooks {
     if (ctl[C_STRATEGY] === 1) return cand[n === 1 ? 0 : rngBelow(ctl, n)];
     // PCT: at the i-th change point the running thread drops to priority d-1-i
     // (below every initial priority); then the highest-priority runnable runs.
-    const depth = ctl[C_DEPTH];
-    while (ctl[C_NEXT_CP] < depth - 1 && st >= f[F_CP + ctl[C_NEXT_CP]]) {
-      th[me * T_WORDS + T_PRIO] = depth - 1 - ctl[C_NEXT_CP];
-      ctl[C_NEXT_CP]++;
+    // Change points are counted per class of scheduling point, over choice
+    // steps only (more than one runnable thread): change point j fires at the
+    // F_CP[j]-th choice step of class C_CP_CLASS[j] (see initSched).
+    const cls = n > 1 ? CP_CLASS_OF_KIND[kind] ?? -1 : -1;
+    if (cls >= 0) {
+      const depth = ctl[C_DEPTH];
+      const seen = ++ctl[C_CLS_SEEN + cls];
+      for (let j = 0; j < depth - 1; j++) {
+        if (ctl[C_CP_CLASS + j] !== cls || f[F_CP + j] !== seen) continue;
+        th[me * T_WORDS + T_PRIO] = depth - 1 - ctl[C_NEXT_CP];
+        ctl[C_NEXT_CP]++;
+      }
     }
     let best = cand[0];
     for (let i = 1; i < n; i++) if (th[cand[i] * T_WORDS + T_PRIO] > th[best * T_WORDS + T_PRIO]) best = cand[i];
@@ -657,17 +688,20 @@ export function initSched(views: Views, cfg: Config, replay: ScheduleRecord | nu
   f[F_NEXT_CHECK] = cfg.checkIntervalMs * TICKS_PER_MS;
   f[F_WAIT_TICKS] = cfg.waitTimeoutMs * TICKS_PER_MS;
   for (const t of parts) th[t * T_WORDS + T_STATUS] = ST_RUNNABLE;
-  // PCT: random distinct priorities d..d+n-1, and d-1 change points in [1, k]
-  // where k (the expected run length in steps) is the logical budget.
+  // PCT: random distinct priorities d..d+n-1, and d-1 change points, each in
+  // a class drawn uniformly and at a position in [1, k_c] of that class's
+  // choice steps, k_c estimated from the logical budget (CP_CLASS_SHARE).
   const perm = parts.slice();
   for (let i = perm.length - 1; i > 0; i--) {
     const j = rngBelow(ctl, i + 1);
     [perm[i], perm[j]] = [perm[j], perm[i]];
   }
   perm.forEach((t, i) => (th[t * T_WORDS + T_PRIO] = cfg.pctDepth + i));
-  const cps: number[] = [];
-  for (let i = 0; i < cfg.pctDepth - 1; i++) cps.push(1 + rngBelow(ctl, f[F_BUDGET]));
-  cps.sort((a, b) => a - b).forEach((c, i) => (f[F_CP + i] = c));
+  for (let i = 0; i < cfg.pctDepth - 1; i++) {
+    const cls = rngBelow(ctl, CP_CLASSES);
+    ctl[C_CP_CLASS + i] = cls;
+    f[F_CP + i] = 1 + rngBelow(ctl, Math.max(1, Math.round(f[F_BUDGET] * CP_CLASS_SHARE[cls])));
+  }
   // The first decision: among every participant.
   let first: number;
   if (cfg.sched === 'random') first = parts[rngBelow(ctl, parts.length)];

@@ -134,6 +134,9 @@ export interface RunOutcome {
   errors: string[];
   checks: { oracle: string; runs: number; failures: number }[];
   wallMs: number;
+  /** A failing scheduled run (--sched random|pct): its schedule string and the file the run wrote. */
+  schedule?: string;
+  scheduleFile?: string;
 }
 
 export interface StressSummary {
@@ -182,7 +185,9 @@ function runChild(index: number, cfg: Config, track: Set<ChildProcess>): Promise
         // The result's own exit code: a run that printed its result and was
         // then killed by the stop below (code null) still counts as it ended.
         const exitCode = typeof j.exitCode === 'number' ? j.exitCode : (code ?? 3);
-        resolve({ ...base, exitCode, violations: j.violations ?? [], errors: j.errors ?? [], checks: j.checks ?? [] });
+        const file = /^schedule written to (.+)$/m.exec(err)?.[1];
+        const sched = exitCode !== 0 && typeof j.sched?.schedule === 'string' ? { schedule: j.sched.schedule as string, ...(file ? { scheduleFile: file } : {}) } : {};
+        resolve({ ...base, exitCode, violations: j.violations ?? [], errors: j.errors ?? [], checks: j.checks ?? [], ...sched });
       } catch {
         const why = signal === 'SIGKILL' ? `killed after ${limitMs} ms (hang)` : `exit ${code}${signal ? ` (${signal})` : ''}, no JSON result`;
         resolve({ ...base, exitCode: code === 0 || code === null ? 3 : code, violations: [], errors: [`${why}: ${err.trim().split('\n').slice(-3).join(' | ')}`], checks: [] });
@@ -262,6 +267,11 @@ export function stressText(s: StressSummary): string[] {
     for (const e of f.errors.slice(0, 4)) out.push(`  error: ${e}`);
     out.push(...configLines(f.config));
     out.push(`rerun: ${f.rerun}`);
+    if (f.schedule) {
+      out.push(`schedule: ${f.schedule}`);
+      if (f.scheduleFile) out.push(`schedule file: ${f.scheduleFile}`);
+      out.push(`replay: ${f.rerun} --replay ${f.scheduleFile ?? f.schedule}`);
+    }
   } else out.push(`OK: no failures (campaign seed ${s.campaignSeed})`);
   return out;
 }

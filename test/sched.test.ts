@@ -8,7 +8,8 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, type Config } from '../src/config.js';
-import type { InjectionName } from '../src/inject.js';
+import { configFromArgs } from '../src/cli-lib.js';
+import { INJECTIONS, INJECTION_NAMES, type InjectionInfo, RACE_BASE_ARGS } from '../src/inject.js';
 import { HDR_READY, createShared } from '../src/layout.js';
 import { initSched, schedOutcome, startSched } from '../src/sched.js';
 import { writeScheduleFile } from '../src/sched-cli.js';
@@ -88,24 +89,28 @@ describe('seeded scheduler: same seed and configuration, same trace and results'
   });
 });
 
-// Faults the scheduler must find, with the strategy and the bound of seeds.
-// Once `--inject NAME` lands (src/inject.ts), this list becomes the list of
-// injections and '--inject' becomes '--inject': a one-line change.
-const FAULT_CASES: { fault: InjectionName; strategy: 'pct' | 'random'; seeds: number }[] = [
-  { fault: 'keep-reported-on-merge', strategy: 'pct', seeds: 6 },
-  { fault: 'no-zone-lock', strategy: 'random', seeds: 4 },
-];
-
-describe('seeded scheduler: a fault is found, and its schedule replays to the same violation at the same step', () => {
-  for (const { fault, strategy, seeds } of FAULT_CASES) {
-    it(`${fault}: found under --sched ${strategy} within ${seeds} seeds; file and string replay it exactly`, async () => {
-      const cfg: Config = { ...BASE_CFG, inject: [fault] };
-      const search = await searchSchedules(cfg, { seeds, firstSeed: 1, strategy });
+// Every injection (src/inject.ts) must be found under --sched pct within its
+// stated bound of seeds (INJECTIONS[name].schedSeeds), in its scheduled
+// configuration (RACE_BASE_ARGS + args + schedArgs), and its schedule must
+// replay (file and string) to the same violation at the same step.
+// Seeds run one at a time and stop at the first failing one.
+describe('seeded scheduler: every injection is found under --sched pct, and its schedule replays to the same violation at the same step', () => {
+  for (const name of INJECTION_NAMES) {
+    const inj: InjectionInfo = INJECTIONS[name];
+    const args = [...RACE_BASE_ARGS, ...inj.args, ...inj.schedArgs, '--inject', name, '--sched', 'pct'];
+    if (inj.schedSeeds === 0) {
+      it.todo(`${name}: not found by --sched pct (known gap, see README: the scheduled run has no equivalent of the free-running reporter-quiet check)`);
+      continue;
+    }
+    it(`${name}: found under --sched pct within ${inj.schedSeeds} seeds; file and string replay it exactly`, async () => {
+      const cfg = configFromArgs([...args, '--seed', '1']);
+      const search = await searchSchedules(cfg, { seeds: inj.schedSeeds, firstSeed: 1, strategy: 'pct' });
       expect(search.found, `not found in seeds ${search.seeds.join(',')}`).not.toBeNull();
       const r = search.found!;
       expect(r.exitCode).toBe(1);
-      const file = writeScheduleFile(r, path.join(tmp, `${fault}.json`))!;
-      const seedArgs = [...BASE, '--seed', String(r.seed), '--sched', strategy, '--inject', fault];
+      expect(inj.oracles as readonly string[]).toContain(r.violations[0].oracle);
+      const file = writeScheduleFile(r, path.join(tmp, `${name}.json`))!;
+      const seedArgs = [...args, '--seed', String(r.seed)];
       for (const replay of [file, r.sched!.schedule]) {
         const p = sim(...seedArgs, '--replay', replay);
         expect(p.status, p.stderr).toBe(1);

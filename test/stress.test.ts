@@ -1,6 +1,8 @@
 // sim stress: deterministic per-run seeds and swarm configurations (so a
 // shard and the full campaign agree), and a short real campaign through the CLI.
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, checkConfig } from '../src/config.js';
@@ -53,6 +55,23 @@ describe('sim stress', () => {
     expect(again.status).toBe(1);
     expect(again.stdout).toMatch(/^VIOLATION ring:/m);
     expect(Number(/stress: (\d+) runs/.exec(r.stdout)![1])).toBeLessThan(8); // stopped early
+  });
+  it('--sched pct: every run is a scheduled run; a failure prints the schedule, its file and the replay command, which replays it', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'stress-sched-'));
+    const args = ['stress', '--runs', '3', '--jobs', '1', '--seed', '3', '--cpus', '2', '--memory', '64M', '--capacity', '4', '--report-order', '7', '--inject', 'device-double-used', '--run-duration', '200ms', '--sched', 'pct', '--pct-depth', '16'];
+    const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120_000, cwd: dir });
+    expect(r.status, r.stderr.slice(-600)).toBe(1);
+    expect(r.stdout).toMatch(/^  ring: /m);
+    const rerun = /^rerun: (sim .*)$/m.exec(r.stdout)![1];
+    expect(rerun).toMatch(/--sched pct --pct-depth 16/);
+    expect(r.stdout).toMatch(/^schedule: bsched1\.pct\.16\./m);
+    const file = /^schedule file: (.+)$/m.exec(r.stdout)![1];
+    expect(existsSync(file)).toBe(true);
+    const replay = /^replay: (sim .*)$/m.exec(r.stdout)![1];
+    expect(replay).toBe(`${rerun} --replay ${file}`);
+    const again = spawnSync(process.execPath, [CLI, ...replay.split(' ').slice(1), '--json'], { encoding: 'utf8', timeout: 120_000, cwd: dir });
+    expect(again.status, again.stderr.slice(-600)).toBe(1);
+    expect(JSON.parse(again.stdout).violations[0].oracle).toBe('ring');
   });
   it('rejects a bad --shard with one line, exit 2', () => {
     const r = sim('stress', '--shard', '3/2', '--runs', '1');
