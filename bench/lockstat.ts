@@ -45,7 +45,7 @@ const median = (xs: number[]) => {
 };
 
 async function measure(workload: Workload, cpus: number, pairs: number, durationMs: number, notes: string[]): Promise<{ on: number; off: number; onRuns: number[]; offRuns: number[]; acqPerOp: number }> {
-  const base: Config = { ...DEFAULT_CONFIG, workload, cpus, memoryBytes: 256 * 2 ** 20, durationMs, seed: 12345, checkIntervalMs: 0 };
+  const base: Config = { ...DEFAULT_CONFIG, workload, cpus, memoryBytes: 256 * 2 ** 20, durationMs, seed: 12345, checkIntervalMs: 0, hinting: 'off', prefault: true };
   const onRuns: number[] = [];
   const offRuns: number[] = [];
   const acqPerOp: number[] = [];
@@ -65,7 +65,7 @@ async function measure(workload: Workload, cpus: number, pairs: number, duration
 export async function bench(): Promise<{ name: string; results: Record<string, number>; ratios: Record<string, number>; notes: string[] }> {
   const pairs = Number(process.env.LOCKSTAT_BENCH_PAIRS ?? 4);
   const durationMs = Number(process.env.LOCKSTAT_BENCH_MS ?? 1500);
-  const notes: string[] = [`${pairs} on/off pairs per workload, ${durationMs} ms each, 256 MiB, seed 12345, ABBA order, medians of ops/s`];
+  const notes: string[] = [`${pairs} on/off pairs per workload, ${durationMs} ms each, 256 MiB, --hinting off --prefault, seed 12345, ABBA order, medians of ops/s`];
   const pf = await measure('page_fault1', 8, pairs, durationMs, notes);
   const churn = await measure('churn', 2, pairs, durationMs, notes);
   const overhead = (m: { on: number; off: number }) => (m.off > 0 ? 1 - m.on / m.off : 0);

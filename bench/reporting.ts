@@ -58,13 +58,22 @@ export function reclaimWindow(s: Point[], memBytes: number) {
 
 export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport> {
   const reps = opts.quick ? 1 : 5;
-  const pf: Record<string, number[]> = { off: [], reporting: [], aeration: [] };
-  for (let rep = 0; rep < reps; rep++) {
-    for (const hinting of ['off', 'reporting', 'aeration'] as const) {
-      const cfg: Config = { ...DEFAULT_CONFIG, cpus: 8, workload: 'page_fault1', memoryBytes: 1024 * MiB, durationMs: opts.quick ? 600 : 1500, seed: 500 + rep, hinting, checkIntervalMs: 0, prefault: true };
-      const r = await runSimulation(cfg);
-      if (!r.ok) throw new Error(`bench run failed: ${r.rerun}`);
-      pf[hinting].push(r.totals.opsPerSec);
+  // Two delays: the kernel's PAGE_REPORTING_DELAY (2 s, what Linux's cover
+  // letters measured with) over runs long enough for several passes, and the
+  // simulator's default (100 ms), which reports far more often.
+  const runs = [
+    { key: 'kernelDelay', delayMs: 2000, durationMs: opts.quick ? 2500 : 6000 },
+    { key: 'simDelay', delayMs: 100, durationMs: opts.quick ? 600 : 1500 },
+  ];
+  const pf: Record<string, number[]> = {};
+  for (const run of runs) {
+    for (let rep = 0; rep < reps; rep++) {
+      for (const hinting of ['off', 'reporting', 'aeration'] as const) {
+        const cfg: Config = { ...DEFAULT_CONFIG, cpus: 8, workload: 'page_fault1', memoryBytes: 1024 * MiB, durationMs: run.durationMs, seed: 500 + rep, hinting, reportDelayMs: run.delayMs, checkIntervalMs: 0, prefault: true };
+        const r = await runSimulation(cfg);
+        if (!r.ok) throw new Error(`bench run failed: ${r.rerun}`);
+        (pf[`${run.key}.${hinting}`] ??= []).push(r.totals.opsPerSec);
+      }
     }
   }
   // Reclaim: memhog frees 80% of 1 GiB; sample every 2 ms.
@@ -86,12 +95,17 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
   }
   const raw = rawDiscardGBps(256 * MiB, opts.quick ? 3 : 7);
   const m = (k: string) => median(pf[k]);
+  const results: Record<string, number> = {};
+  const ratios: Record<string, number> = {};
+  for (const run of runs) {
+    for (const mode of ['off', 'reporting', 'aeration']) results[`pageFault1OpsPerSec.${run.key}.${mode}`] = round(m(`${run.key}.${mode}`));
+    ratios[`reportingVsOff.${run.key}`] = round(m(`${run.key}.reporting`) / m(`${run.key}.off`));
+    ratios[`aerationVsOff.${run.key}`] = round(m(`${run.key}.aeration`) / m(`${run.key}.off`));
+  }
   return {
     name: 'reporting',
     results: {
-      pageFault1OpsPerSecOff: round(m('off')),
-      pageFault1OpsPerSecReporting: round(m('reporting')),
-      pageFault1OpsPerSecAeration: round(m('aeration')),
+      ...results,
       reclaimGBPerSec: round(median(reclaim)),
       guestFreeGBPerSecSameWindow: round(median(guestFree)),
       reclaimedBytesMedian: round(median(returned)),
@@ -100,14 +114,13 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
       rawDiscardGBPerSec: round(raw),
     },
     ratios: {
-      reportingVsOff: round(m('reporting') / m('off')),
-      aerationVsOff: round(m('aeration') / m('off')),
+      ...ratios,
       reclaimVsRawDiscard: round(median(reclaim) / raw),
       reclaimVsGuestFreeRate: round(median(reclaim) / median(guestFree)),
     },
     notes: [
-      'targets: reportingVsOff >= 0.98, aerationVsOff >= 0.98 (Linux: 0.992 on page_fault1, 16 tasks); reclaimVsRawDiscard >= 0.5',
-      `page_fault1: 1 GiB, --cpus 8, ${opts.quick ? 600 : 1500} ms runs interleaved off/reporting/aeration, medians of ${reps}`,
+      'targets: reportingVsOff >= 0.98, aerationVsOff >= 0.98 (Linux: 0.992 on page_fault1, 16 tasks, 2 s delay); reclaimVsRawDiscard >= 0.5',
+      `page_fault1: 1 GiB, --cpus 8 --prefault, runs interleaved off/reporting/aeration, medians of ${reps}; kernelDelay: --report-delay 2s, ${runs[0].durationMs} ms runs; simDelay: --report-delay 100ms, ${runs[1].durationMs} ms runs. 8 vCPU threads plus the reporter and device share 2 cores here, so every cycle hinting spends is taken from the CPUs`,
       'reclaim: memhog 80% of 1 GiB, --report-delay 0, series sampled every 2 ms; window from the first RSS drop to RSS within 2 MiB of guest used. The reporter chases the CPUs\' frees, so the guest\'s own free rate in the same window bounds it (reclaimVsGuestFreeRate); lagAfterLastFreeMs is how long RSS stays above guest used once the last CPU has freed',
     ],
   };

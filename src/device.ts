@@ -418,22 +418,28 @@ export class BalloonDevice {
     return null;
   }
 
-  /** Validate, oracle-check and discard one guest range. Bad ranges are counted and skipped. */
-  reportRange(addr: number, len: number): Violation | null {
+  /** A guest range the device may act on: page-aligned, a non-zero multiple of 4 KiB, inside guest memory. Bad ones are counted by kind. */
+  protected validRange(addr: number, len: number): boolean {
     if (len === 0 || len % PAGE_SIZE !== 0) {
       this.bad(BAD_LEN);
-      return null;
+      return false;
     }
     if (addr % PAGE_SIZE !== 0) {
       this.bad(BAD_UNALIGNED);
-      return null;
+      return false;
     }
     // addr and len are exact doubles below 2^53 here or far out of range;
     // both comparisons are needed (addr alone may be inside, the end not).
     if (addr >= this.guestBytes || addr + len > this.guestBytes) {
       this.bad(BAD_ADDR_RANGE);
-      return null;
+      return false;
     }
+    return true;
+  }
+
+  /** Validate, oracle-check and discard one guest range. Bad ranges are counted and skipped. */
+  reportRange(addr: number, len: number): Violation | null {
+    if (!this.validRange(addr, len)) return null;
     const pfn = addr / PAGE_SIZE;
     const count = len >>> PAGE_SHIFT;
     const v = this.checkNotAllocated(pfn, count);

@@ -243,18 +243,7 @@ export class FreePageHintDevice extends BalloonDevice {
       return null;
     }
     // migrate: the same validation and device oracle, no discard.
-    if (len === 0 || len % PAGE_SIZE !== 0) {
-      this.bad(BAD_LEN);
-      return null;
-    }
-    if (addr % PAGE_SIZE !== 0) {
-      this.bad(BAD_UNALIGNED);
-      return null;
-    }
-    if (addr >= this.guestBytes || addr + len > this.guestBytes) {
-      this.bad(BAD_ADDR_RANGE);
-      return null;
-    }
+    if (!this.validRange(addr, len)) return null;
     const v = this.checkNotAllocated(addr / PAGE_SIZE, len >>> PAGE_SHIFT);
     if (v !== null) return v;
     // qemu_guest_free_page_hint(): clear the range from the migration bitmap.
