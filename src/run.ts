@@ -42,7 +42,7 @@ import {
 } from './layout.js';
 import { type DeviceCounters, VIRTIO_BALLOON_F_PAGE_POISON, bit, deviceInit, negotiateFeatures, readDeviceCounters } from './device.js';
 import { reportingAllowed } from './balloon.js';
-import { PAGE_REPORTING_IDLE, PAGE_REPORTING_REQUESTED, RM_PASSES, RM_RING_CHECKS } from './reporting.js';
+import { PAGE_REPORTING_IDLE, PAGE_REPORTING_REQUESTED, RM_ISOLATE_WMARK, RM_PASSES, RM_RING_CHECKS } from './reporting.js';
 import { checkReportedAccounting, type SettleReport } from './settle.js';
 import { readHintingStats, type HintingStats } from './hinting-stats.js';
 import { hintOffer, hintQueue, hintSettleViolation, hintSettled, isHintMode, readHintStats } from './hint-stats.js';
@@ -386,6 +386,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
       capacity: cfg.capacity,
       reportingDisabled: !reportingAllowed(views, driverDeclaresPoison(cfg)).allowed,
       deviceKeepsPages: driverDeclaresPoison(cfg) && cfg.poisonByte !== 0 && cfg.poisonPolicy === 'skip' && reportingAllowed(views, driverDeclaresPoison(cfg)).allowed,
+      isolationsRefused: () => views.metrics[metricBase(ids.reporter) + RM_ISOLATE_WMARK],
   };
   const quiet = () => {
     sync.lock(LOCK_ZONE, SITE_CHECK);

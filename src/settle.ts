@@ -7,7 +7,7 @@
 // This is what catches lost requests and stranded memory.
 
 import { type Zone } from './buddy.js';
-import { FA_HEAD, FA_NR_FREE, FA_NR_REPORTED, FA_WORDS, MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, PG_NEXT, ZONE_FREE_AREA, ZONE_FREE_PAGES, ZONE_WMARK_LOW } from './layout.js';
+import { FA_HEAD, FA_NR_FREE, FA_NR_REPORTED, FA_WORDS, MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, PG_NEXT, ZONE_FREE_AREA, ZONE_FREE_PAGES, ZONE_WMARK_LOW, ZONE_WMARK_MIN } from './layout.js';
 import type { GuestMemory } from './memory.js';
 import type { Violation } from './oracle.js';
 import { PG_REPORTED } from './page.js';
@@ -20,6 +20,8 @@ export interface SettleOptions {
   capacity: number;
   /** Reporting was never started (e.g. --poison without PAGE_POISON): everything is excused. */
   reportingDisabled: boolean;
+  /** Isolations the reporter had refused by the min watermark so far (read when checking). */
+  isolationsRefused: () => number;
   /** The device keeps reported pages resident (PAGE_POISON with poison_val != 0, QEMU's skip). */
   deviceKeepsPages: boolean;
 }
@@ -53,7 +55,13 @@ export function checkReportedAccounting(zone: Zone, mem: GuestMemory, o: SettleO
     let reason: string | null = null;
     if (o.reportingDisabled) reason = 'reporting disabled';
     else if (belowWatermark) reason = `zone free ${z[ZONE_FREE_PAGES]} pages is below low watermark + capacity << order`;
-    else if (o.mode === 'aeration' && unhinted < AERATION_HIGH_WATER) reason = `aeration: ${unhinted} unhinted blocks, under the high-water mark of ${AERATION_HIGH_WATER}`;
+    else if (o.isolationsRefused() > 0 && z[ZONE_FREE_PAGES] - z[ZONE_WMARK_MIN] < o.capacity << (MAX_ORDER - 1)) {
+      // __isolate_free_page() refuses a block that would take the zone below
+      // its min watermark; with a whole batch isolated at once, the last
+      // blocks of a nearly all-free small zone cannot be reported (upstream
+      // behaves the same: nothing requests another pass).
+      reason = `isolation refused by the min watermark (${o.isolationsRefused()} times): zone free ${z[ZONE_FREE_PAGES]} - min ${z[ZONE_WMARK_MIN]} pages is less than one batch of ${o.capacity} max-order blocks`;
+    } else if (o.mode === 'aeration' && unhinted < AERATION_HIGH_WATER) reason = `aeration: ${unhinted} unhinted blocks, under the high-water mark of ${AERATION_HIGH_WATER}`;
     let pfn = z[fa + FA_HEAD];
     let walked = 0;
     let excusedHere = 0;

@@ -113,3 +113,18 @@ describe('page poisoning and PAGE_POISON negotiation', () => {
     expect(r.checks.find((c) => c.oracle === 'poison')!.runs).toBeGreaterThan(0);
   });
 });
+
+describe('settling on a small, nearly all-free zone', () => {
+  // Found by a clean swarm campaign: with 8 max-order blocks and --capacity 16,
+  // __isolate_free_page() refuses the last block (it would take the zone below
+  // its min watermark), and nothing ever requests another pass. Upstream
+  // behaves the same; the settle check must state that, not report stranded memory.
+  it('excuses the blocks the min watermark keeps from isolation, and says so', async () => {
+    const r = await runSimulation({ ...base, cpus: 6, workload: 'page_fault1', memoryBytes: 32 * MiB, durationMs: 300, hinting: 'reporting', seed: 2211914564, pcp: true, checkIntervalMs: 100, poison: true, reportDelayMs: 50, capacity: 16, reportOrder: 7, eventIdx: true, poisonPolicy: 'fill', settleTimeoutMs: 3000 });
+    clean(r);
+    expect(r.hinting!.isolationsRefusedByMinWatermark).toBeGreaterThan(0);
+    expect(r.hinting!.settle!.excuses.join('\n')).toMatch(/isolation refused by the min watermark/);
+    // everything else went back: at most the excused block stays resident
+    expect(r.host.rssBytes).toBeLessThanOrEqual(4 * MiB);
+  });
+});
