@@ -57,7 +57,7 @@ export const INJECTIONS = {
     oracles: ['reported-accounting'],
     args: ['--cpus', '4', '--workload', 'memhog', '--hinting', 'reporting', '--hold', '200ms'],
     schedArgs: SCHED_SHORT,
-    schedSeeds: 0,
+    schedSeeds: 4,
   },
   'keep-reported-on-merge': {
     models: '__free_one_page() keeps PageReported on a merged block: the buddy\'s host-resident pages are inside a block marked Reported and are never reported',

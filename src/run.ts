@@ -42,7 +42,7 @@ import {
 } from './layout.js';
 import { type DeviceCounters, VIRTIO_BALLOON_F_PAGE_POISON, bit, deviceInit, negotiateFeatures, readDeviceCounters } from './device.js';
 import { reportingAllowed } from './balloon.js';
-import { PAGE_REPORTING_IDLE, PAGE_REPORTING_REQUESTED, RM_ISOLATE_WMARK, RM_PASSES, RM_RING_CHECKS } from './reporting.js';
+import { PAGE_REPORTING_IDLE, PAGE_REPORTING_REQUESTED, RM_BLOCKS, RM_ISOLATE_WMARK, RM_PASSES, RM_RING_CHECKS } from './reporting.js';
 import { checkReportedAccounting, type SettleReport } from './settle.js';
 import { readHintingStats, type HintingStats } from './hinting-stats.js';
 import { hintOffer, hintQueue, hintSettleViolation, hintSettled, isHintMode, readHintStats } from './hint-stats.js';
@@ -490,6 +490,12 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
       settle = quiet();
       settleMs = 0;
       const v = settle.violations.map((x) => ({ ...x, message: `${x.message} (checked when the scheduled run settled at step ${schedResult!.steps}: ${schedResult!.settled}; seed ${cfg.seed}, schedule ${schedResult!.schedule})` }));
+      // The scheduled form of the reporter-quiet check: every free block is
+      // Reported and every CPU has exited, yet the reporter never went idle
+      // in the whole logical --settle-timeout: it keeps sending Reported memory.
+      if (v.length === 0 && schedResult.settled === 'timeout' && !settleOpts.reportingDisabled && Atomics.load(views.reporting, REP_STATE) !== PAGE_REPORTING_IDLE) {
+        v.push({ oracle: 'reported-accounting', message: `every free block was Reported and every CPU had exited, yet the reporter did not go idle within the logical --settle-timeout (${cfg.settleTimeoutMs} ms; ${views.metrics[metricBase(ids.reporter) + RM_BLOCKS]} blocks sent in all): Reported memory is being reported again (seed ${cfg.seed}, schedule ${schedResult.schedule})` });
+      }
       noteCheck('reported-accounting', v);
     }
   }
