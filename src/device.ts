@@ -333,8 +333,11 @@ export class BalloonDevice {
         const v = this.serve();
         if (v !== null) return v;
         if (stop()) return null;
+        const untilNext = this.timers();
         if (this.pending) continue;
-        if (waitWhileEquals(d, DEV_KICK, seen, this.opts.sliceMs, stop, this.opts.spin) === 'changed') {
+        const slice = Math.max(0, Math.min(this.opts.sliceMs, untilNext));
+        if (slice === 0) continue;
+        if (waitWhileEquals(d, DEV_KICK, seen, slice, stop, this.opts.spin) === 'changed') {
           this.m[this.mb + DEVM_KICKS]++;
           const q = Atomics.load(d, DEV_NOTIFY_QUEUE);
           if (q !== this.queueIndex) this.bad(BAD_NOTIFY_QUEUE);
@@ -343,6 +346,11 @@ export class BalloonDevice {
     } finally {
       Atomics.store(d, DEV_STATUS, 0);
     }
+  }
+
+  /** Fire the device's timed actions; ms until the next one (none here: src/hint-device.ts has a clock). */
+  protected timers(): number {
+    return Infinity;
   }
 
   /** One well-formed chain of this device's queue (src/hint-device.ts overrides it for the free_page_vq). */

@@ -26,10 +26,10 @@
 // one hinting queue and uses the simulator's one vq region. Its index is 3 in
 // the spec's numbering, and 2 + (STATS_VQ) in Linux's (only existing queues).
 
-import { BalloonDevice, BAD_ADDR_RANGE, BAD_HINT_LEN, BAD_LEN, BAD_NOTIFY_QUEUE, BAD_UNALIGNED, DEVM_BYTES_DISCARDED, DEVM_BYTES_POISON_SKIPPED, DEVM_DESCRIPTORS, DEVM_KICKS, VIRTIO_BALLOON_F_FREE_PAGE_HINT, VIRTIO_BALLOON_F_REPORTING, VIRTIO_BALLOON_F_STATS_VQ, bit, hasFeature, type DeviceOptions, type VqNumbering } from './device.js';
-import { DEV_CONFIG_GEN, DEV_FREE_PAGE_HINT_CMD_ID, DEV_HINT_RUN_ID, DEV_HINT_STATUS, DEV_KICK, DEV_NOTIFY_QUEUE, DEV_STATUS, HDR_RUN_STATE, METRIC_EXTRA, PAGE_SHIFT, PAGE_SIZE, RUN_RUNNING, metricBase, threadIds, type Views } from './layout.js';
+import { BalloonDevice, BAD_ADDR_RANGE, BAD_HINT_LEN, BAD_UNALIGNED, DEVM_BYTES_DISCARDED, DEVM_BYTES_POISON_SKIPPED, DEVM_DESCRIPTORS, VIRTIO_BALLOON_F_FREE_PAGE_HINT, VIRTIO_BALLOON_F_REPORTING, VIRTIO_BALLOON_F_STATS_VQ, bit, hasFeature, type DeviceOptions, type VqNumbering } from './device.js';
+import { DEV_CONFIG_GEN, DEV_FREE_PAGE_HINT_CMD_ID, DEV_HINT_RUN_ID, DEV_HINT_STATUS, HDR_RUN_STATE, METRIC_EXTRA, PAGE_SHIFT, PAGE_SIZE, RUN_RUNNING, metricBase, threadIds, type Views } from './layout.js';
 import type { Violation } from './oracle.js';
-import { bump, waitWhileEquals } from './sync.js';
+import { bump } from './sync.js';
 import { VRING_DESC_F_WRITE, type Chain } from './vring.js';
 
 /** include/uapi/linux/virtio_balloon.h */
@@ -258,31 +258,15 @@ export class FreePageHintDevice extends BalloonDevice {
     this.hintRunPages += pages;
   }
 
-  /** The device loop: serve the free_page_vq, start runs on the clock, write DONE when due. */
-  override run(stop: () => boolean): Violation | null {
-    const d = this.dev;
-    const h = this.views.header;
-    Atomics.store(d, DEV_STATUS, 1);
-    const nextRunAt = { t: performance.now() };
-    try {
-      for (;;) {
-        const seen = Atomics.load(d, DEV_KICK);
-        const v = this.serve();
-        if (v !== null) return v;
-        if (stop()) return null;
-        // New runs only while the workload runs; a pending DONE is still written while settling.
-        const running = !this.manual && Atomics.load(h, HDR_RUN_STATE) === RUN_RUNNING;
-        const untilNext = this.manual ? Infinity : this.tick(performance.now(), running, nextRunAt);
-        if (this.pending) continue;
-        const slice = Math.max(0, Math.min(this.opts.sliceMs, untilNext));
-        if (slice === 0) continue;
-        if (waitWhileEquals(d, DEV_KICK, seen, slice, stop, this.opts.spin) === 'changed') {
-          this.m[this.mb + DEVM_KICKS]++;
-          if (Atomics.load(d, DEV_NOTIFY_QUEUE) !== this.queueIndex) this.bad(BAD_NOTIFY_QUEUE);
-        }
-      }
-    } finally {
-      Atomics.store(d, DEV_STATUS, 0);
-    }
+  private nextRunAt: { t: number } | null = null;
+
+  /** The device's clock (called by the device loop): start runs on --hint-interval, write DONE when due. */
+  protected override timers(): number {
+    if (this.manual) return Infinity;
+    const now = performance.now();
+    this.nextRunAt ??= { t: now };
+    // New runs only while the workload runs; a pending DONE is still written while settling.
+    const running = Atomics.load(this.views.header, HDR_RUN_STATE) === RUN_RUNNING;
+    return this.tick(now, running, this.nextRunAt);
   }
 }
