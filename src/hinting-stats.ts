@@ -4,7 +4,7 @@
 import type { HintStats } from './hint-stats.js';
 import { HIST_BUCKETS, accumulate, percentile } from './hist.js';
 import { METRIC_HIST_BASE, PAGE_SIZE, metricBase, threadIds, type Views } from './layout.js';
-import { CM_REPORT_REQUESTS, RM_BLOCKS, RM_FAILS, RM_ISOLATE_WMARK, RM_LOCK_HOLD_NS, RM_PAGES, RM_PASSES, RM_REPORTS, RM_REREPORTED, RM_RT_NS_MAX, RM_SET_REPORTED, RM_SKIPPED_WMARK } from './reporting.js';
+import { CM_REPORT_REQUESTS, RM_BLOCKS, RM_FAILS, RM_ISOLATE_WMARK, RM_LOCK_HOLD_NS, RM_PAGES, RM_PASSES, RM_REPORTS, RM_REREPORTED, RM_RT_NS_MAX, RM_RT_NS_TOTAL, RM_SET_REPORTED, RM_SKIPPED_WMARK } from './reporting.js';
 
 export interface HintingStats {
   mode: string;
@@ -20,7 +20,7 @@ export interface HintingStats {
   requests: number;
   passesSkippedBelowWatermark: number;
   isolationsRefusedByMinWatermark: number;
-  roundTripNs: { p50: number; p99: number; max: number };
+  roundTripNs: { p50: number; p99: number; max: number; total: number };
   reporterZoneLockHoldNs: number;
   settleMs?: number;
   settle?: { ok: boolean; rssBytes: number; excuses: string[]; unreportedBlocks: number };
@@ -51,7 +51,7 @@ export function readHintingStats(views: Views, mode: string, enabled: boolean, n
     requests,
     passesSkippedBelowWatermark: m[b + RM_SKIPPED_WMARK],
     isolationsRefusedByMinWatermark: m[b + RM_ISOLATE_WMARK],
-    roundTripNs: { p50: percentile(h, 0.5, max), p99: percentile(h, 0.99, max), max },
+    roundTripNs: { p50: percentile(h, 0.5, max), p99: percentile(h, 0.99, max), max, total: m[b + RM_RT_NS_TOTAL] },
     reporterZoneLockHoldNs: m[b + RM_LOCK_HOLD_NS],
   };
 }

@@ -573,7 +573,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
       hinting.reports = hs.runs;
       hinting.reportedBlocks = hs.blocksHinted;
       hinting.reportedBytes = hs.bytesHinted;
-      hinting.roundTripNs = { p50: hs.runMs.p50 * 1e6, p99: hs.runMs.p99 * 1e6, max: hs.runMs.max * 1e6 };
+      hinting.roundTripNs = { p50: hs.runMs.p50 * 1e6, p99: hs.runMs.p99 * 1e6, max: hs.runMs.max * 1e6, total: hinting.roundTripNs.total };
       if (hintSettleRss >= 0) hinting.settle = { ok: hintOk, rssBytes: hintSettleRss, excuses: [], unreportedBlocks: 0 };
     }
   }
