@@ -328,11 +328,16 @@ export class PageReporting {
       let budget = this.opts.mode === 'reporting' ? Math.ceil(z[fa + FA_NR_FREE] / (capacity * 16)) : Infinity;
       let pfn = z[fa + FA_HEAD];
       let next = NIL;
-      // Bound the walk: each entry is visited at most once per restart, and
-      // there are at most budget+1 restarts.
-      let steps = (z[fa + FA_NR_FREE] + capacity + 1) * (Math.min(budget, z[fa + FA_NR_FREE]) + 2);
+      // Bound the walk. Between two restarts the zone lock is held, so the
+      // list cannot change: more steps than it has entries means it loops.
+      // Restarts (one per report) are bounded separately: while the lock is
+      // dropped CPUs may free more blocks onto this list, so the list may
+      // legitimately grow; past the bound the rest is left to a later pass.
+      let steps = z[fa + FA_NR_FREE] + 1;
+      let restarts = 0;
+      const restartsMax = 4 * (this.zone.nrPages >> order) + 16;
       while (pfn !== NIL) {
-        if (--steps < 0) throw new OracleViolation({ oracle: 'free-list', message: `reporter walk of free_area[${order}] did not end (list loops or keeps changing)`, pfn });
+        if (--steps < 0) throw new OracleViolation({ oracle: 'free-list', message: `reporter walk of free_area[${order}] did not end: more steps than the ${z[fa + FA_NR_FREE]} listed blocks under the zone lock (the list loops)`, pfn });
         // Bounds and state of every entry are checked: with the lock held
         // this never fires; without it (no-zone-lock) the walk can follow a
         // link that a CPU is rewriting.
@@ -376,7 +381,8 @@ export class PageReporting {
         if (noLock) this.unlockZone();
         // The old next is stale: we dropped the lock.
         pfn = z[fa + FA_HEAD];
-        if (err !== 'ok' || !this.serving()) {
+        steps = z[fa + FA_NR_FREE] + 1;
+        if (err !== 'ok' || !this.serving() || ++restarts > restartsMax) {
           next = NIL;
           break;
         }
