@@ -14,7 +14,7 @@ import type { Config } from './config.js';
 import { hasFeature } from './device.js';
 import { FREE_PAGE_HINT_S_REQUESTED, FREE_PAGE_HINT_S_START, FREE_PAGE_HINT_S_STOP, freePageQueueIndex, hintOfferedFeatures, readHintDeviceCounters, type HintDeviceCounters } from './hint-device.js';
 import { CM_SHRINK_BLOCKS, CM_SHRINK_CALLS, CM_SHRINK_EMPTY_HELD, HINT_BLOCK_ORDER, HINT_DRV_IDLE, HM_BLOCKS, HM_BLOCKS_FREED_DONE, HM_DISTINCT_BLOCKS, HM_DONES, HM_DUP_BLOCKS, HM_END_ALLOC_FAIL, HM_END_NEW_ID, HM_END_OTHER, HM_HELD_PAGES_MAX, HM_NAIVE_ALLOC_FAILS, HM_RING_FULL_WAITS, HM_ROUND_TRIPS, HM_RUNS, HM_RUN_NS_MAX, HM_RUN_NS_TOTAL } from './hint.js';
-import { HIST_BUCKETS, accumulate, percentile } from './hist.js';
+import { slotPercentiles } from './hist.js';
 import { DEV_FEATURES_NEGOTIATED, DEV_FEATURES_OFFERED, DEV_HINT_STATUS, DEV_VQ_INDEX, METRIC_ALLOC_FAILS, METRIC_HIST_BASE, PAGE_SIZE, REP_HINT_DRIVER_STATE, ZONE_BALLOON_PAGES, metricBase, threadIds, type Views } from './layout.js';
 import type { Violation } from './oracle.js';
 import { VIRTIO_BALLOON_F_FREE_PAGE_HINT } from './device.js';
@@ -85,9 +85,7 @@ export function readHintStats(views: Views, cfg: Config): HintStats {
   const cpus = views.layout.params.cpus;
   const m = views.metrics;
   const b = metricBase(threadIds(cpus).reporter);
-  const h = new Float64Array(HIST_BUCKETS);
-  accumulate(h, m, b + METRIC_HIST_BASE);
-  const max = m[b + HM_RUN_NS_MAX];
+  const run = slotPercentiles(m, b + METRIC_HIST_BASE, m[b + HM_RUN_NS_MAX]);
   const naive = cfg.hinting === 'naive';
   const runs = naive ? m[b + HM_ROUND_TRIPS] : m[b + HM_RUNS];
   const blocks = m[b + HM_BLOCKS];
@@ -108,7 +106,7 @@ export function readHintStats(views: Views, cfg: Config): HintStats {
     bytesHinted: blocks * blockBytes,
     blocksPerRun: runs > 0 ? blocks / runs : 0,
     bytesPerRun: runs > 0 ? (blocks * blockBytes) / runs : 0,
-    runMs: { p50: percentile(h, 0.5, max) / 1e6, p99: percentile(h, 0.99, max) / 1e6, max: max / 1e6, mean: runs > 0 ? m[b + HM_RUN_NS_TOTAL] / runs / 1e6 : 0 },
+    runMs: { p50: run.p50 / 1e6, p99: run.p99 / 1e6, max: run.max / 1e6, mean: runs > 0 ? m[b + HM_RUN_NS_TOTAL] / runs / 1e6 : 0 },
     distinctBlocks: m[b + HM_DISTINCT_BLOCKS],
     duplicateBlocks: m[b + HM_DUP_BLOCKS],
     duplicateRatio: blocks > 0 ? m[b + HM_DUP_BLOCKS] / blocks : 0,

@@ -2,7 +2,7 @@
 // reporter thread's metric slot after it has stopped.
 
 import type { HintStats } from './hint-stats.js';
-import { HIST_BUCKETS, accumulate, percentile } from './hist.js';
+import { slotPercentiles } from './hist.js';
 import { METRIC_HIST_BASE, PAGE_SIZE, metricBase, threadIds, type Views } from './layout.js';
 import { CM_REPORT_REQUESTS, RM_BLOCKS, RM_FAILS, RM_ISOLATE_WMARK, RM_LOCK_HOLD_NS, RM_PAGES, RM_PASSES, RM_REPORTS, RM_REREPORTED, RM_RT_NS_MAX, RM_RT_NS_TOTAL, RM_SET_REPORTED, RM_SKIPPED_WMARK } from './reporting.js';
 
@@ -32,9 +32,7 @@ export function readHintingStats(views: Views, mode: string, enabled: boolean, n
   const cpus = views.layout.params.cpus;
   const m = views.metrics;
   const b = metricBase(threadIds(cpus).reporter);
-  const h = new Float64Array(HIST_BUCKETS);
-  accumulate(h, m, b + METRIC_HIST_BASE);
-  const max = m[b + RM_RT_NS_MAX];
+  const rt = slotPercentiles(m, b + METRIC_HIST_BASE, m[b + RM_RT_NS_MAX]);
   let requests = 0;
   for (let c = 0; c < cpus; c++) requests += m[metricBase(c) + CM_REPORT_REQUESTS];
   return {
@@ -51,7 +49,7 @@ export function readHintingStats(views: Views, mode: string, enabled: boolean, n
     requests,
     passesSkippedBelowWatermark: m[b + RM_SKIPPED_WMARK],
     isolationsRefusedByMinWatermark: m[b + RM_ISOLATE_WMARK],
-    roundTripNs: { p50: percentile(h, 0.5, max), p99: percentile(h, 0.99, max), max, total: m[b + RM_RT_NS_TOTAL] },
+    roundTripNs: { ...rt, total: m[b + RM_RT_NS_TOTAL] },
     reporterZoneLockHoldNs: m[b + RM_LOCK_HOLD_NS],
   };
 }

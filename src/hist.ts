@@ -57,3 +57,10 @@ export function percentile(h: Float64Array, q: number, maxSeen = Infinity): numb
   }
   return Math.min(bucketHigh(HIST_BUCKETS - 1), maxSeen);
 }
+
+/** p50/p99/max of the histogram stored at `src[base..]` (one thread's slot), clamped to the observed max. */
+export function slotPercentiles(src: Float64Array, base: number, max: number): { p50: number; p99: number; max: number } {
+  const h = new Float64Array(HIST_BUCKETS);
+  accumulate(h, src, base);
+  return { p50: percentile(h, 0.5, max), p99: percentile(h, 0.99, max), max };
+}

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { SITE_CHECK, Zone } from './buddy.js';
 import { type Config, layoutParams, rerunCommand } from './config.js';
-import { HIST_BUCKETS, accumulate, percentile } from './hist.js';
+import { HIST_BUCKETS, accumulate, percentile, slotPercentiles } from './hist.js';
 import {
   HDR_READY,
   HDR_RUN_STATE,
@@ -524,8 +524,6 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   const secs = Math.max(durationMs, 1) / 1000;
   for (let c = 0; c < cfg.cpus; c++) {
     const b = metricBase(c);
-    const h = new Float64Array(HIST_BUCKETS);
-    accumulate(h, m, b + METRIC_HIST_BASE);
     accumulate(allHist, m, b + METRIC_HIST_BASE);
     const max = m[b + METRIC_ALLOC_NS_MAX];
     allMax = Math.max(allMax, max);
@@ -536,7 +534,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
       allocs: m[b + METRIC_ALLOCS],
       frees: m[b + METRIC_FREES],
       allocFailures: m[b + METRIC_ALLOC_FAILS],
-      allocLatencyNs: { p50: percentile(h, 0.5, max), p99: percentile(h, 0.99, max), max },
+      allocLatencyNs: slotPercentiles(m, b + METRIC_HIST_BASE, max),
     });
     sum.ops += m[b + METRIC_OPS];
     sum.allocs += m[b + METRIC_ALLOCS];
