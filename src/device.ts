@@ -108,6 +108,8 @@ export const DEVM_INTERRUPTS = 4;
 export const DEVM_KICKS = 5;
 export const DEVM_BYTES_POISON_SKIPPED = 6;
 export const DEVM_USED = 7;
+/** Host time spent dropping pages (GuestMemory.discard), ns: the device's own share of a report round trip. */
+export const DEVM_DISCARD_NS = 8;
 
 export const VQ_NUMBERINGS = ['spec', 'linux'] as const;
 export type VqNumbering = (typeof VQ_NUMBERINGS)[number];
@@ -186,6 +188,7 @@ export interface DeviceCounters {
   bytesDiscarded: number;
   pagesDropped: number;
   bytesPoisonSkipped: number;
+  discardNsTotal: number;
   hints: number;
   kicks: number;
   interrupts: number;
@@ -217,6 +220,7 @@ export function readDeviceCounters(views: Views, queueKind: QueueKind, vqNumberi
     bytesDiscarded: m[b + DEVM_BYTES_DISCARDED],
     pagesDropped: m[b + DEVM_PAGES_DROPPED],
     bytesPoisonSkipped: m[b + DEVM_BYTES_POISON_SKIPPED],
+    discardNsTotal: m[b + DEVM_DISCARD_NS],
     hints: m[b + DEVM_HINTS],
     kicks: m[b + DEVM_KICKS],
     interrupts: m[b + DEVM_INTERRUPTS],
@@ -477,7 +481,9 @@ export class BalloonDevice {
   /** Discard the pending run of validated, oracle-checked pages. */
   flushDiscard(): void {
     if (this.runPages === 0) return;
+    const t0 = performance.now();
     this.m[this.mb + DEVM_PAGES_DROPPED] += this.mem.discard(this.runPfn, this.runPages, this.runPoison);
+    this.m[this.mb + DEVM_DISCARD_NS] += (performance.now() - t0) * 1e6;
     this.runPages = 0;
   }
 

@@ -47,8 +47,8 @@ export function resultText(r: RunResult): string {
     out.push(`device: ${d.queueKind} queue index ${d.queueIndex} (numbering ${d.vqNumbering}), event-idx ${d.eventIdx ? 'on' : 'off'}, features 0x${d.featuresNegotiated.toString(16)}`);
     const badKinds = Object.entries(d.bad).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`);
     out.push(table([
-      ['chains', 'descriptors', 'discarded', 'rss dropped', 'hints', 'kicks', 'interrupts', 'bad input'],
-      [num(d.chains), num(d.descriptors), fmtBytes(d.bytesDiscarded), fmtBytes(d.pagesDropped * 4096), num(d.hints), num(d.kicks), num(d.interrupts), d.badTotal ? badKinds.join(' ') : '0'],
+      ['chains', 'descriptors', 'discarded', 'rss dropped', 'discard time', 'hints', 'kicks', 'interrupts', 'bad input'],
+      [num(d.chains), num(d.descriptors), fmtBytes(d.bytesDiscarded), fmtBytes(d.pagesDropped * 4096), ns(d.discardNsTotal), num(d.hints), num(d.kicks), num(d.interrupts), d.badTotal ? badKinds.join(' ') : '0'],
     ]));
   }
   if (r.hinting) {

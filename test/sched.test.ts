@@ -53,6 +53,7 @@ function deterministicPart(j: any): unknown {
     delete cpu.allocLatencyNs;
   }
   delete c.host.peakRssBytes; // sampled by main on the wall clock
+  if (c.device) delete c.device.discardNsTotal;
   if (c.hinting) {
     delete c.hinting.roundTripNs;
     delete c.hinting.reporterZoneLockHoldNs;
