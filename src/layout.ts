@@ -454,9 +454,16 @@ export function buildViews(sab: SharedArrayBuffer, layout: Layout): Views {
 }
 
 /** Main thread: allocate the buffer and stamp the header. */
-export function createShared(params: LayoutParams): Views {
+export function createShared(params: LayoutParams, reuse?: SharedArrayBuffer): Views {
   const layout = computeLayout(params);
-  const sab = new SharedArrayBuffer(layout.totalBytes);
+  let sab: SharedArrayBuffer;
+  if (reuse !== undefined) {
+    // A buffer from an earlier run of the same shape (benchmarks pair runs on
+    // the same memory): zero it so it starts as a fresh one would.
+    if (reuse.byteLength !== layout.totalBytes) throw new Error(`layout: reused buffer is ${reuse.byteLength} bytes, this configuration needs ${layout.totalBytes}`);
+    new Uint8Array(reuse).fill(0);
+    sab = reuse;
+  } else sab = new SharedArrayBuffer(layout.totalBytes);
   const v = buildViews(sab, layout);
   v.header[HDR_MAGIC] = LAYOUT_MAGIC;
   v.header[HDR_VERSION] = LAYOUT_VERSION;

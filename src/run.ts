@@ -30,6 +30,7 @@ import {
   RUN_ABORT,
   RUN_RUNNING,
   RUN_STOPPING,
+  computeLayout,
   createShared,
   DEV_FEATURES_OFFERED,
   REP_STATE,
@@ -122,6 +123,14 @@ export interface RunHooks {
   sampleIntervalMs?: number;
   /** Seconds to wait for roles to stop after the run ends before declaring a hang (default: the wait timeout + 5 s). */
   stopGraceMs?: number;
+  /**
+   * Run on this buffer (zeroed first) instead of a new one; it must have this
+   * configuration's layout size (sharedBufferFor()). Benchmarks use it so that
+   * runs they compare share the same memory: which host pages back a fresh
+   * 1 GiB buffer changes a memory-bound run's speed by more than what they
+   * compare.
+   */
+  buffer?: SharedArrayBuffer;
 }
 
 /** The compiled worker entry: dist/workers/role.js next to dist/src/run.js (or from the TS sources under vitest). */
@@ -145,9 +154,14 @@ function roleList(cfg: Config): { role: RoleName; index: number }[] {
   return out;
 }
 
+/** A buffer the size of `cfg`'s layout, to reuse across runs of the same shape (RunHooks.buffer). */
+export function sharedBufferFor(cfg: Config): SharedArrayBuffer {
+  return new SharedArrayBuffer(computeLayout(layoutParams(cfg)).totalBytes);
+}
+
 export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<RunResult> {
   const tSetup = performance.now();
-  const views = createShared(layoutParams(cfg));
+  const views = createShared(layoutParams(cfg), hooks.buffer);
   const ids = threadIds(cfg.cpus);
   const sync = new Sync(views, ids.main, { spin: cfg.spin, waitTimeoutMs: cfg.waitTimeoutMs });
   if (cfg.lockstat) sync.observer = new LockStat(views, ids.main);

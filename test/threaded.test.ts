@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type Config, DEFAULT_CONFIG, WORKLOADS } from '../src/config.js';
-import { runSimulation } from '../src/run.js';
+import { runSimulation, sharedBufferFor } from '../src/run.js';
 
 const CLI = path.resolve(__dirname, '../dist/src/cli.js');
 
@@ -44,5 +44,28 @@ describe('the harness never hangs', () => {
     expect(r.stdout).toMatch(/did not stop within .* cpu\[0\] \(hang\)/);
     expect(r.stdout).toMatch(/rerun: .*--seed 32/);
     expect(Date.now() - t0).toBeLessThan(30_000);
+  });
+});
+
+describe('runs on a reused buffer (RunHooks.buffer, what the benchmarks pair runs on)', () => {
+  it('a second run on the buffer of a first starts from zero: clean, RSS counted from scratch', async () => {
+    const cfg: Config = { ...DEFAULT_CONFIG, cpus: 2, workload: 'memhog', memoryBytes: 32 * 2 ** 20, durationMs: 500, seed: 7, hinting: 'reporting', reportDelayMs: 0, capacity: 4, holdMs: 50, checkIntervalMs: 100 };
+    const buffer = sharedBufferFor(cfg);
+    const first = await runSimulation(cfg, { buffer });
+    expect(first.violations).toEqual([]);
+    expect(first.hinting!.reportedBytes).toBeGreaterThan(0);
+    // Leave the buffer dirty the way a run does (stamped guest pages, used
+    // ring, Reported flags); the second run must not see any of it.
+    const second = await runSimulation({ ...cfg, hinting: 'off' }, { buffer });
+    expect(second.violations).toEqual([]);
+    expect(second.exitCode).toBe(0);
+    expect(second.host.refaults).toBe(0);
+    expect(second.host.peakRssBytes).toBeLessThanOrEqual(cfg.memoryBytes);
+    expect(second.memory.freeBytes).toBe(cfg.memoryBytes);
+  });
+
+  it('a buffer of another shape is refused', async () => {
+    const cfg: Config = { ...DEFAULT_CONFIG, cpus: 2, memoryBytes: 32 * 2 ** 20, durationMs: 100, seed: 7, hinting: 'off' };
+    await expect(runSimulation(cfg, { buffer: sharedBufferFor({ ...cfg, memoryBytes: 16 * 2 ** 20 }) })).rejects.toThrow(/reused buffer is \d+ bytes, this configuration needs \d+/);
   });
 });
