@@ -63,9 +63,10 @@ const span = (xs: number[]): [number, number] => [Math.min(...xs), Math.max(...x
 export const BRACKET_TOLERANCE = 0.04;
 
 /**
- * Bracketed ratios: the runs go off, reporting, off, aeration, off, ...;
- * each hinting run is compared with the mean of the off runs just before and
- * just after it. This machine (a 2-vCPU VM) drifts between throughput levels
+ * Bracketed ratios: the runs go off, reporting, off, aeration, off,
+ * offControl, off, ...; each middle run is compared with the mean of the off
+ * runs just before and just after it (offControl, hinting off as well, checks
+ * the method: its ratio should be 1). This machine (a 2-vCPU VM) drifts between throughput levels
  * up to ~1.4x apart over tens of seconds, whatever mode runs; a bracket whose
  * two off runs differ by more than BRACKET_TOLERANCE spans such a change and
  * is set aside (counted, and kept in the unfiltered median). Which brackets
@@ -91,10 +92,12 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
   // letters measured with) over runs long enough for several passes, and the
   // simulator's default (100 ms), which reports far more often.
   const runs = [
-    { key: 'kernelDelay', delayMs: 2000, durationMs: opts.quick ? 2500 : 6000, brackets: opts.quick ? 2 : 16 },
-    { key: 'simDelay', delayMs: 100, durationMs: opts.quick ? 600 : 1500, brackets: opts.quick ? 2 : 10 },
+    { key: 'kernelDelay', delayMs: 2000, durationMs: opts.quick ? 2500 : 6000, brackets: opts.quick ? 3 : 18 },
+    { key: 'simDelay', delayMs: 100, durationMs: opts.quick ? 600 : 1500, brackets: opts.quick ? 3 : 12 },
   ];
-  const modes = ['reporting', 'aeration'] as const;
+  // offControl: hinting off in the middle of a bracket too (an A/A check):
+  // its ratio says how finely the bracketing resolves on this machine.
+  const modes = ['reporting', 'aeration', 'offControl'] as const;
   const results: Record<string, number> = {};
   const ratios: Record<string, number> = {};
   // Every page_fault1 run uses the same buffer: a fresh 1 GiB buffer per run
@@ -103,12 +106,13 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
   for (const run of runs) {
     const seq: { mode: string; opsPerSec: number }[] = [];
     const work: Record<string, number[]> = {};
-    const pf = async (hinting: 'off' | 'reporting' | 'aeration', seed: number) => {
+    const pf = async (label: 'off' | (typeof modes)[number], seed: number) => {
+      const hinting = label === 'offControl' ? 'off' : label;
       const cfg: Config = { ...DEFAULT_CONFIG, cpus: 8, workload: 'page_fault1', memoryBytes: 1024 * MiB, durationMs: run.durationMs, seed, hinting, reportDelayMs: run.delayMs, checkIntervalMs: 0, prefault: true };
       buffer ??= sharedBufferFor(cfg);
       const r = await runSimulation(cfg, { buffer });
       if (!r.ok) throw new Error(`bench run failed: ${r.rerun}`);
-      seq.push({ mode: hinting, opsPerSec: r.totals.opsPerSec });
+      seq.push({ mode: label, opsPerSec: r.totals.opsPerSec });
       if (hinting !== 'off') {
         const secs = r.durationMs / 1000;
         // What hinting made the machine do, per second of run (settling included).
@@ -119,7 +123,7 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
     };
     await pf('off', 500);
     for (let i = 0; i < run.brackets; i++) {
-      await pf(modes[i % 2], 501 + i);
+      await pf(modes[i % modes.length], 501 + i);
       await pf('off', 501 + i);
     }
     const br = bracketRatios(seq);
@@ -141,6 +145,7 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
         results[`${k}.acceptedMax`] = round(ahi);
       }
       ratios[`${k}.allBrackets`] = round(median(b.all));
+      if (mode === 'offControl') continue;
       for (const w of ['deviceDiscardMsPerSec', 'refaultsPerSec', 'reportedMiBPerSec']) results[`${run.key}.${mode}.${w}`] = round(median(work[`${mode}.${w}`]));
     }
   }
@@ -198,7 +203,7 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
     },
     notes: [
       'targets: reportingVsOff >= 0.98, aerationVsOff >= 0.98 (Linux: 0.992 on page_fault1, 16 tasks, 2 s delay); reclaimVsRawDiscard >= 0.5',
-      `page_fault1: 1 GiB, --cpus 8 --prefault, one shared buffer for every run; kernelDelay: --report-delay 2s, ${runs[0].durationMs} ms runs, ${runs[0].brackets} brackets; simDelay: --report-delay 100ms, ${runs[1].durationMs} ms runs, ${runs[1].brackets} brackets. Runs go off, reporting, off, aeration, off, ...; xVsOff is the median of x / mean(off before, off after) over the brackets whose two off runs agree within ${BRACKET_TOLERANCE * 100}% (bracketsAccepted of bracketsRun; acceptedMin/Max its spread; allBrackets the median over every bracket). 8 vCPU threads plus the reporter and device share 2 cores here, so every cycle hinting spends is taken from the CPUs; deviceDiscardMsPerSec, refaultsPerSec and reportedMiBPerSec (per second of run, settling included) say how much work hinting did`,
+      `page_fault1: 1 GiB, --cpus 8 --prefault, one shared buffer for every run; kernelDelay: --report-delay 2s, ${runs[0].durationMs} ms runs, ${runs[0].brackets} brackets; simDelay: --report-delay 100ms, ${runs[1].durationMs} ms runs, ${runs[1].brackets} brackets. Runs go off, reporting, off, aeration, off, offControl (off again: an A/A check of the method), off, ...; xVsOff is the median of x / mean(off before, off after) over the brackets whose two off runs agree within ${BRACKET_TOLERANCE * 100}% (bracketsAccepted of bracketsRun; acceptedMin/Max its spread; allBrackets the median over every bracket). 8 vCPU threads plus the reporter and device share 2 cores here, so every cycle hinting spends is taken from the CPUs; deviceDiscardMsPerSec, refaultsPerSec and reportedMiBPerSec (per second of run, settling included) say how much work hinting did`,
       'reclaim: memhog 80% of 1 GiB, --cpus 1, --report-delay 0, series sampled every 2 ms, medians of 5; window from the last sample at the RSS peak to RSS within 2 MiB of guest used; reclaimDeviceDiscardGBPerSec is the device\'s own discard rate in those runs (bytes dropped / time in discard), beside rawDiscardGBPerSec measured alone. Cpus4: the same with 4 hogs, whose frees are spread over ~150 ms: there the window follows the guest\'s frees (reclaimCpus4VsGuestFreeRate ~1) and lagAfterLastFreeMsCpus4 is how long RSS stays above guest used after the last free',
     ],
   };
