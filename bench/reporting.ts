@@ -87,12 +87,12 @@ export function bracketRatios(seq: { mode: string; opsPerSec: number }[], tolera
   return out;
 }
 
-export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport> {
+export async function bench(opts: { quick?: boolean; brackets?: number } = {}): Promise<BenchReport> {
   // Two delays: the kernel's PAGE_REPORTING_DELAY (2 s, what Linux's cover
   // letters measured with) over runs long enough for several passes, and the
   // simulator's default (100 ms), which reports far more often.
   const runs = [
-    { key: 'kernelDelay', delayMs: 2000, durationMs: opts.quick ? 2500 : 6000, brackets: opts.quick ? 3 : 18 },
+    { key: 'kernelDelay', delayMs: 2000, durationMs: opts.quick ? 2500 : 6000, brackets: opts.brackets ?? (opts.quick ? 3 : 18) },
     { key: 'simDelay', delayMs: 100, durationMs: opts.quick ? 600 : 1500, brackets: opts.quick ? 3 : 12 },
   ];
   // offControl: hinting off in the middle of a bracket too (an A/A check):
@@ -210,5 +210,14 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  console.log(JSON.stringify(await bench({ quick: process.argv.includes('--quick') }), null, 2));
+  // `node dist/bench/reporting.js [--quick] [--brackets N]`: this module alone,
+  // JSON on stdout (results.json untouched); --brackets sets the kernel-delay
+  // campaign's length for a longer, finer measurement.
+  const i = process.argv.indexOf('--brackets');
+  const brackets = i >= 0 ? Number(process.argv[i + 1]) : undefined;
+  if (brackets !== undefined && !(Number.isInteger(brackets) && brackets >= 3 && brackets <= 300)) {
+    console.error('bench/reporting: --brackets must be an integer in 3..300');
+    process.exit(2);
+  }
+  console.log(JSON.stringify(await bench({ quick: process.argv.includes('--quick'), brackets }), null, 2));
 }
