@@ -15,8 +15,8 @@ const MiB = 2 ** 20;
 
 /** Raw device discard bandwidth: GuestMemory.discard of resident pages (what the device does per range), over all of `mem`. */
 function rawDiscardGBps(reps: number, mem: GuestMemory): number {
-  const bytes = mem.views.layout.pages * PAGE_SIZE;
   const pages = mem.views.layout.pages;
+  const bytes = pages * PAGE_SIZE;
   const rates: number[] = [];
   for (let r = 0; r < reps; r++) {
     mem.markAllResident();

@@ -169,10 +169,11 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   zone.init();
   const mem = new GuestMemory(views);
   const withDevice = cfg.hinting !== 'off';
-  if (cfg.prefault && !cfg.poison) {
+  if (cfg.prefault && !cfg.poison && hooks.buffer === undefined) {
     // Our process's page faults on the shared buffer are Linux's, not the
     // modelled host's: take them all now, outside the measured run. The
-    // host model's resident bitmap is untouched.
+    // host model's resident bitmap is untouched. (A reused buffer was just
+    // zeroed whole by createShared, which took those faults already.)
     views.guestF64.fill(0);
   }
   if (cfg.poison) {
