@@ -213,6 +213,8 @@ export const METRIC_LOOPS = 9;
 export const METRIC_STAMP_CHECKS = 10;
 export const METRIC_POISON_CHECKS = 11;
 export const METRIC_OWNERSHIP_CHECKS = 12;
+export const METRIC_HOST_FAULTS = 14; // host faults on first touch (a page the host never backed); refaults are METRIC_REFAULTS
+export const METRIC_OS_TID = 13; // the role's OS thread id, for main's schedstat snapshots (src/cputime.ts)
 export const METRIC_EXTRA = 16; // role-specific counters from here (see the role's module)
 export const METRIC_HIST_BASE = 64; // alloc latency histogram (src/hist.ts), HIST_BUCKETS Float64 counters
 
@@ -454,6 +456,16 @@ export function buildViews(sab: SharedArrayBuffer, layout: Layout): Views {
 }
 
 /** Main thread: allocate the buffer and stamp the header. */
+/**
+ * Zero a whole buffer in pieces: one typed-array view holds at most 2^32
+ * elements here (V8), so a Uint8Array over a buffer of 4 GiB or more (--memory
+ * up to 16 GiB) cannot be made at all.
+ */
+export function zeroBuffer(sab: SharedArrayBuffer, chunkBytes = 2 ** 30): void {
+  if (!(chunkBytes > 0 && chunkBytes <= 2 ** 32)) throw new Error(`zeroBuffer: chunk of ${chunkBytes} bytes`);
+  for (let off = 0; off < sab.byteLength; off += chunkBytes) new Uint8Array(sab, off, Math.min(chunkBytes, sab.byteLength - off)).fill(0);
+}
+
 export function createShared(params: LayoutParams, reuse?: SharedArrayBuffer): Views {
   const layout = computeLayout(params);
   let sab: SharedArrayBuffer;
@@ -461,7 +473,7 @@ export function createShared(params: LayoutParams, reuse?: SharedArrayBuffer): V
     // A buffer from an earlier run of the same shape (benchmarks pair runs on
     // the same memory): zero it so it starts as a fresh one would.
     if (reuse.byteLength !== layout.totalBytes) throw new Error(`layout: reused buffer is ${reuse.byteLength} bytes, this configuration needs ${layout.totalBytes}`);
-    new Uint8Array(reuse).fill(0);
+    zeroBuffer(reuse);
     sab = reuse;
   } else sab = new SharedArrayBuffer(layout.totalBytes);
   const v = buildViews(sab, layout);

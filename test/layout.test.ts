@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CACHE_LINE, PAGE_SIZE, PAGE_WORDS, assertLayout, computeLayout, createShared, openShared, vringSize, waitWordOffsets } from '../src/layout.js';
+import { CACHE_LINE, PAGE_SIZE, PAGE_WORDS, assertLayout, computeLayout, createShared, openShared, vringSize, waitWordOffsets, zeroBuffer } from '../src/layout.js';
 
 const params = { cpus: 8, memoryBytes: 64 * 2 ** 20, queueSize: 128, ringAlign: 4 };
 
@@ -39,6 +39,14 @@ describe('layout', () => {
     expect(l.guest.bytes / 4).toBeLessThan(2 ** 32); // guestI32 elements
     expect(l.guest.bytes / 8).toBeLessThan(2 ** 32); // guestF64 elements
     expect(l.pages).toBe(2 * 2 ** 20);
+  });
+
+  it('zeroes a reused buffer piece by piece, the last piece short (views stop at 2^32 elements)', () => {
+    const sab = new SharedArrayBuffer(10_000);
+    new Uint8Array(sab).fill(0xa5);
+    zeroBuffer(sab, 4096);
+    expect(new Uint8Array(sab).every((b) => b === 0)).toBe(true);
+    expect(() => zeroBuffer(sab, 0)).toThrow(/chunk/);
   });
 
   it('matches vring_size() for the split ring', () => {
