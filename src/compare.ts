@@ -20,6 +20,8 @@ export interface CompareRow {
   hostRssBytes: number;
   /** False when the run carried no `hinting` section: the mode did nothing visible in this build. */
   hintingActive: boolean;
+  /** Guest CPU time (cpus + reporter) per op and host CPU time (device), from schedstat; absent where unreadable. */
+  cpu?: { guestRunNsPerOp: number; hostRunNs: number };
   zoneLock: { acquisitions: number; contentions: number; waitNsTotal: number; waitNsPerAcquisition: number; holdNsPerAcquisition: number };
   locks: LockClassStats[];
   violations: RunResult['violations'];
@@ -55,6 +57,7 @@ export function compareRow(mode: HintingMode, r: RunResult): CompareRow {
     opsPerSec: r.totals.opsPerSec,
     hostRssBytes: r.host.rssBytes,
     hintingActive: mode === 'off' || (r as RunResult & { hinting?: unknown }).hinting !== undefined,
+    ...(r.cpuTime ? { cpu: { guestRunNsPerOp: r.totals.ops > 0 ? r.cpuTime.guestRunNs / r.totals.ops : 0, hostRunNs: r.cpuTime.hostRunNs } } : {}),
     zoneLock: zoneLockOf(r.locks),
     locks: r.locks ?? [],
     violations: r.violations,
@@ -94,7 +97,7 @@ const num = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e4 ? `
 
 export function compareText(c: CompareResult): string {
   const ref = c.modes.find((m) => m.mode === 'off') ?? c.modes[0];
-  const rows = [['hinting', 'ops/s', 'vs off', 'host-rss', 'zone acq', 'contentions', 'cont/acq', 'wait/acq', 'vs off', 'hold/acq', 'result']];
+  const rows = [['hinting', 'ops/s', 'vs off', 'host-rss', 'guest cpu/op', 'host cpu', 'zone acq', 'contentions', 'cont/acq', 'wait/acq', 'vs off', 'hold/acq', 'result']];
   for (const m of c.modes) {
     const z = m.zoneLock;
     rows.push([
@@ -102,6 +105,8 @@ export function compareText(c: CompareResult): string {
       num(m.opsPerSec),
       m === ref ? '' : pct(m.opsPerSec, ref.opsPerSec),
       fmtBytes(m.hostRssBytes),
+      m.cpu ? ns(m.cpu.guestRunNsPerOp) : '-',
+      m.cpu ? ns(m.cpu.hostRunNs) : '-',
       num(z.acquisitions),
       num(z.contentions),
       z.acquisitions > 0 ? `${((z.contentions / z.acquisitions) * 100).toFixed(2)}%` : '-',

@@ -5,6 +5,7 @@
 import { type Config, fmtBytes, fmtDuration } from './config.js';
 import type { RunResult } from './run.js';
 import type { HintStats } from './hint-stats.js';
+import type { CpuTimeStats, RoleCpuTime } from './cputime.js';
 import { schedJson, schedLines } from './sched-report.js';
 
 export function configLines(c: Config): string[] {
@@ -41,7 +42,7 @@ export function resultText(r: RunResult): string {
   out.push(`free memory: ${fmtBytes(r.memory.freeBytes)} of ${fmtBytes(r.memory.totalBytes)} (watermarks min/low/high ${fmtBytes(r.memory.wmarkMinBytes)}/${fmtBytes(r.memory.wmarkLowBytes)}/${fmtBytes(r.memory.wmarkHighBytes)})`);
   out.push(table([['order', ...orders.map((_, i) => String(i))], ['free blocks', ...orders.map((n) => String(n))]]));
   out.push('');
-  out.push(`host: rss ${fmtBytes(r.host.rssBytes)} at end, peak ${fmtBytes(r.host.peakRssBytes)}, discarded ${fmtBytes(r.host.discardedBytes)}, refaults ${r.host.refaults}`);
+  out.push(`host: rss ${fmtBytes(r.host.rssBytes)} at end, peak ${fmtBytes(r.host.peakRssBytes)}, discarded ${fmtBytes(r.host.discardedBytes)}, refaults ${r.host.refaults}, first-touch faults ${r.host.firstTouchFaults}`);
   if (r.device) {
     const d = r.device;
     out.push(`device: ${d.queueKind} queue index ${d.queueIndex} (numbering ${d.vqNumbering}), event-idx ${d.eventIdx ? 'on' : 'off'}, features 0x${d.featuresNegotiated.toString(16)}`);
@@ -63,6 +64,7 @@ export function resultText(r: RunResult): string {
       if (h.settle) out.push(`  settled in ${h.settleMs} ms: host RSS ${fmtBytes(h.settle.rssBytes)}${h.settle.excuses.length ? '; ' + h.settle.excuses.join('; ') : ''}`);
     }
   }
+  if (r.cpuTime) out.push('', ...cpuTimeLines(r.cpuTime, r.totals.ops));
   for (const n of r.notes) out.push(`note: ${n}`);
   out.push('');
   const crow = [['oracle', 'runs', 'failures']];
@@ -91,6 +93,17 @@ export function hintLines(mode: string, x: HintStats, settleMs?: number, settled
   }
   if (settleMs !== undefined && settled !== undefined) out.push(`  ${settled ? 'settled' : 'NOT settled'} in ${settleMs} ms (balloon empty after DONE)`);
   return out;
+}
+
+/** Who spent the cores in the workload window (src/cputime.ts). */
+export function cpuTimeLines(c: CpuTimeStats, ops: number): string[] {
+  const t = (x: number) => (x >= 1e9 ? `${(x / 1e9).toFixed(2)}s` : ns(x));
+  const role = (name: string, x: RoleCpuTime | undefined) => (x ? `; ${name} ${t(x.runNs)}` : '');
+  return [
+    `cpu time in the ${(c.windowNs / 1e9).toFixed(2)}s workload window (schedstat): cpus ${t(c.cpus.runNs)} on a core, ${t(c.cpus.runqWaitNs)} waiting for one, ${t(c.cpus.sleepNs)} asleep` +
+      `${role('reporter', c.reporter)}${role('device', c.device)}${role('main', c.main)}`,
+    `  guest (cpus + reporter) ${t(c.guestRunNs)}: ${ns(ops > 0 ? c.guestRunNs / ops : 0)} per op, ${num(c.opsPerGuestCpuSec)} ops per guest cpu-second; host (device) ${t(c.hostRunNs)}`,
+  ];
 }
 
 const ms = (x: number) => (x >= 1 ? `${x.toFixed(1)}ms` : `${(x * 1000).toFixed(1)}us`);
@@ -128,6 +141,7 @@ export function toJson(r: RunResult): Record<string, unknown> {
     host: r.host,
     ...(r.device ? { device: r.device } : {}),
     ...(r.hinting ? { hinting: r.hinting } : {}),
+    ...(r.cpuTime ? { cpuTime: r.cpuTime } : {}),
     notes: r.notes,
     series: r.series.map(({ ops: _ops, ...p }) => p),
     ...(r.locks ? { locks: r.locks } : {}),

@@ -6,7 +6,8 @@ import { type Config, layoutParams } from './config.js';
 import { BalloonDevice, type DeviceOptions } from './device.js';
 import { VirtioBalloonDriver, reportingAllowed } from './balloon.js';
 import { PageReporting, type ReportingOptions, makeFreeNotifier, requestReporting } from './reporting.js';
-import { NIL, HDR_READY, HDR_RUN_STATE, HDR_STATE_GEN, RUN_ABORT, RUN_INIT, RUN_RUNNING, RUN_SETTLING, openShared, threadIds, type Views } from './layout.js';
+import { ownTid } from './cputime.js';
+import { METRIC_OS_TID, metricBase, NIL, HDR_READY, HDR_RUN_STATE, HDR_STATE_GEN, RUN_ABORT, RUN_INIT, RUN_RUNNING, RUN_SETTLING, openShared, threadIds, type Views } from './layout.js';
 import { OracleViolation, type Violation } from './oracle.js';
 import { subSeed } from './rng.js';
 import { LockStat } from './lockstat.js';
@@ -103,6 +104,9 @@ export function runRole(task: RoleTask): RoleResult {
     const zone = new Zone(views, sync, { pcp: config.pcp, pcpBatch: config.pcpBatch, pcpHigh: config.pcpHigh });
     zone.keepReportedOnMerge = injected(config, 'keep-reported-on-merge');
     if (config.sched !== 'off') sched = new Scheduler(views, thread);
+    // Main snapshots this thread's schedstat around the workload window; the
+    // id is published before HDR_READY, whose Atomics.add orders it for main.
+    views.metrics[metricBase(thread) + METRIC_OS_TID] = ownTid();
     // Start barrier: say we are ready, then wait for main to flip the run
     // state out of INIT (it bumps HDR_STATE_GEN and notifies).
     Atomics.add(views.header, HDR_READY, 1);

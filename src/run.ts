@@ -20,7 +20,9 @@ import {
   METRIC_ALLOC_SAMPLES,
   METRIC_FREES,
   METRIC_HIST_BASE,
+  METRIC_HOST_FAULTS,
   METRIC_OPS,
+  METRIC_OS_TID,
   METRIC_OWNERSHIP_CHECKS,
   METRIC_PAGES_TOUCHED,
   METRIC_REFAULTS,
@@ -55,6 +57,7 @@ import { Sync, bump } from './sync.js';
 import { type SchedOutcome, type ScheduleRecord, driveScheduled, haltSched, initSched, loadReplay, schedOutcome, startSched } from './sched.js';
 import { driverDeclaresPoison } from './inject.js';
 import { checkReporterQuiet } from './settle.js';
+import { type CpuTimeStats, type Schedstat, cpuTimeStats, ownTid, snapshot, threadDelta } from './cputime.js';
 
 export interface Percentiles {
   p50: number;
@@ -92,7 +95,8 @@ export interface RunResult {
   cpus: CpuResult[];
   memory: { totalBytes: number; freeBytes: number; freeBlocksByOrder: number[]; wmarkMinBytes: number; wmarkLowBytes: number; wmarkHighBytes: number };
   checks: CheckResult[];
-  host: { rssBytes: number; peakRssBytes: number; refaults: number; discardedBytes: number };
+  /** refaults: faults on pages the host had discarded; firstTouchFaults: faults on pages the host never backed. */
+  host: { rssBytes: number; peakRssBytes: number; refaults: number; firstTouchFaults: number; discardedBytes: number };
   /** Device counters; present when the device role ran (hinting != off). */
   device?: DeviceCounters;
   /** Reporter counters (hinting != off). */
@@ -105,6 +109,8 @@ export interface RunResult {
   locks?: LockClassStats[];
   /** With --sched: the scheduler's trace hash, counters and the schedule (src/sched.ts). */
   sched?: SchedOutcome;
+  /** Per-role CPU time in the workload window (src/cputime.ts); absent where schedstat is not readable. */
+  cpuTime?: CpuTimeStats;
 }
 
 export interface SeriesPoint {
@@ -317,6 +323,10 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
 
   let t0 = performance.now();
   let elapsed = 0;
+  // Per-thread schedstat around the workload window (src/cputime.ts): each
+  // role published its OS thread id before it reported ready.
+  const tids = [...roles.map((r) => views.metrics[metricBase(r.role === 'cpu' ? r.index : r.role === 'reporter' ? ids.reporter : ids.device) + METRIC_OS_TID]), ownTid()];
+  let cpuStart: (Schedstat | null)[] = [];
   if (errors.length > 0 && scheduled) haltSched(views);
   if (errors.length === 0 && scheduled) {
     // Scheduled (src/sched.ts): publish RUNNING, hand out the first run
@@ -325,6 +335,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
     Atomics.store(views.header, HDR_RUN_STATE, RUN_RUNNING);
     bump(views.header, HDR_STATE_GEN);
     t0 = performance.now();
+    cpuStart = snapshot(tids);
     startSched(views);
     let nextSample = 0;
     const err = await driveScheduled(views, cfg, () => settled, () => {
@@ -343,6 +354,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
     Atomics.store(views.header, HDR_RUN_STATE, RUN_RUNNING);
     bump(views.header, HDR_STATE_GEN);
     t0 = performance.now();
+    cpuStart = snapshot(tids);
     let nextSample = 0;
     let nextCheck = cfg.checkIntervalMs > 0 ? cfg.checkIntervalMs : Infinity;
     for (;;) {
@@ -375,6 +387,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
     }
   }
   const durationMs = Math.min(performance.now() - t0, Math.max(elapsed, 0));
+  const cpuEnd = cpuStart.length > 0 ? snapshot(tids) : [];
   const abortNow = () => {
     Atomics.store(views.header, HDR_RUN_STATE, RUN_ABORT);
     bump(views.header, HDR_STATE_GEN);
@@ -535,6 +548,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   let poisonChecks = 0;
   let ownershipChecks = 0;
   let refaults = 0;
+  let firstTouchFaults = 0;
   const sum = { ops: 0, allocs: 0, frees: 0, allocFailures: 0, pagesTouched: 0 };
   const secs = Math.max(durationMs, 1) / 1000;
   for (let c = 0; c < cfg.cpus; c++) {
@@ -560,6 +574,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
     poisonChecks += m[b + METRIC_POISON_CHECKS];
     ownershipChecks += m[b + METRIC_OWNERSHIP_CHECKS];
     refaults += m[b + METRIC_REFAULTS];
+    firstTouchFaults += m[b + METRIC_HOST_FAULTS];
     void m[b + METRIC_ALLOC_SAMPLES];
   }
   checks.get('stamp')!.runs += stampChecks;
@@ -568,6 +583,13 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   // The driver validates every used element it collects (virtqueue_get_buf).
   if (withDevice) checks.get('ring')!.runs += m[reporterSlot + RM_RING_CHECKS];
 
+  let cpuTime: CpuTimeStats | undefined;
+  if (cpuEnd.length === tids.length && cpuStart.every((x) => x !== null) && cpuEnd.every((x) => x !== null)) {
+    const windowNs = durationMs * 1e6;
+    const d = (i: number) => threadDelta(cpuStart[i]!, cpuEnd[i]!, windowNs);
+    const of = (role: string) => roles.flatMap((r, i) => (r.role === role ? [d(i)] : []));
+    cpuTime = cpuTimeStats(windowNs, { cpus: of('cpu'), reporter: of('reporter')[0], device: of('device')[0], main: d(tids.length - 1) }, sum.ops);
+  }
   const exitCode: 0 | 1 | 3 = errors.length > 0 ? 3 : violations.length > 0 ? 1 : 0;
   await pool.destroy().catch(() => undefined);
   const blocks = census?.blocksByOrder ?? new Array(MAX_ORDER).fill(0);
@@ -617,7 +639,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
       wmarkHighBytes: zone.wmarkHigh * PAGE_SIZE,
     },
     checks: [...checks.values()],
-    host: { rssBytes: end.hostRssBytes, peakRssBytes: peakRss * PAGE_SIZE, refaults, discardedBytes: device?.bytesDiscarded ?? 0 },
+    host: { rssBytes: end.hostRssBytes, peakRssBytes: peakRss * PAGE_SIZE, refaults, firstTouchFaults, discardedBytes: device?.bytesDiscarded ?? 0 },
     device,
     hinting,
     notes,
@@ -625,6 +647,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
     setupMs: Math.round(setupMs),
     ...(cfg.lockstat ? { locks: collectLockStats(views) } : {}),
     ...(schedResult ? { sched: schedResult } : {}),
+    ...(cpuTime ? { cpuTime } : {}),
   };
 }
 

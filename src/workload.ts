@@ -7,7 +7,7 @@
 
 import { type Zone } from './buddy.js';
 import type { Config } from './config.js';
-import { HDR_RUN_STATE, HDR_STATE_GEN, MAX_ORDER, METRIC_ALLOCS, METRIC_ALLOC_FAILS, METRIC_ALLOC_NS_MAX, METRIC_ALLOC_NS_TOTAL, METRIC_ALLOC_SAMPLES, METRIC_FREES, METRIC_HIST_BASE, METRIC_LOOPS, METRIC_OPS, METRIC_OWNERSHIP_CHECKS, METRIC_PAGES_TOUCHED, METRIC_POISON_CHECKS, METRIC_REFAULTS, METRIC_STAMP_CHECKS, NIL, PAGE_SIZE, RUN_RUNNING, metricBase, type Views } from './layout.js';
+import { HDR_RUN_STATE, HDR_STATE_GEN, MAX_ORDER, METRIC_ALLOCS, METRIC_ALLOC_FAILS, METRIC_ALLOC_NS_MAX, METRIC_ALLOC_NS_TOTAL, METRIC_ALLOC_SAMPLES, METRIC_FREES, METRIC_HIST_BASE, METRIC_HOST_FAULTS, METRIC_LOOPS, METRIC_OPS, METRIC_OWNERSHIP_CHECKS, METRIC_PAGES_TOUCHED, METRIC_POISON_CHECKS, METRIC_REFAULTS, METRIC_STAMP_CHECKS, NIL, PAGE_SIZE, RUN_RUNNING, metricBase, type Views } from './layout.js';
 import { record } from './hist.js';
 import { GuestMemory } from './memory.js';
 import { OracleViolation } from './oracle.js';
@@ -149,15 +149,19 @@ export class Cpu {
     const mem = this.mem;
     const first = this.seq;
     let refaults = 0;
+    let firstTouches = 0;
     const n = 1 << order;
     for (let p = pfn; p < pfn + n; p++) {
-      if (mem.touch(p) === 2) refaults++;
+      const f = mem.touch(p);
+      if (f === 2) refaults++;
+      else if (f === 1) firstTouches++;
       mem.clearPage(p);
       mem.writeStamp(p, this.cpu, this.seq);
       this.seq = (this.seq + 1) | 0;
     }
     this.m[this.mb + METRIC_PAGES_TOUCHED] += n;
     if (refaults) this.m[this.mb + METRIC_REFAULTS] += refaults;
+    if (firstTouches) this.m[this.mb + METRIC_HOST_FAULTS] += firstTouches;
     return first;
   }
 

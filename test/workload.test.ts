@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_ORDER, NIL } from '../src/layout.js';
+import { MAX_ORDER, METRIC_HOST_FAULTS, METRIC_REFAULTS, NIL, metricBase } from '../src/layout.js';
 import { OracleViolation } from '../src/oracle.js';
 import { Cpu } from '../src/workload.js';
 import { makeWorld, zoneAs } from './helpers.js';
@@ -58,6 +58,23 @@ describe('content stamps', () => {
     cpu.mem.discard(10, 1, null);
     expect(cpu.mem.residentPages()).toBe(0);
     expect(cpu.mem.touch(10)).toBe(2);
+  });
+});
+
+describe('host fault counters', () => {
+  it('count first touches and refaults of a block apart (METRIC_HOST_FAULTS, METRIC_REFAULTS)', () => {
+    const w = makeWorld();
+    const cpu = new Cpu(w.views, zoneAs(w, 0), 0, w.cfg, 1);
+    const m = w.views.metrics;
+    const b = metricBase(0);
+    const pfn = cpu.allocBlock(2);
+    cpu.touchBlock(pfn, 2);
+    expect([m[b + METRIC_HOST_FAULTS], m[b + METRIC_REFAULTS]]).toEqual([4, 0]);
+    cpu.touchBlock(pfn, 2); // resident now: no fault of either kind
+    expect([m[b + METRIC_HOST_FAULTS], m[b + METRIC_REFAULTS]]).toEqual([4, 0]);
+    cpu.mem.discard(pfn + 1, 2, null);
+    cpu.touchBlock(pfn, 2);
+    expect([m[b + METRIC_HOST_FAULTS], m[b + METRIC_REFAULTS]]).toEqual([4, 2]);
   });
 });
 
