@@ -5,6 +5,7 @@
 //    host per second, next to the device's raw discard bandwidth measured on
 //    the same machine in the same process.
 
+import { availableParallelism } from 'node:os';
 import { type Config, DEFAULT_CONFIG } from '../src/config.js';
 import { PAGE_SIZE, createShared } from '../src/layout.js';
 import { GuestMemory } from '../src/memory.js';
@@ -103,7 +104,7 @@ export async function bench(opts: { quick?: boolean; brackets?: number } = {}): 
   // would add whatever backing the host gives it to each run's speed.
   let buffer: SharedArrayBuffer | undefined;
   for (const run of runs) {
-    const seq: { mode: string; opsPerSec: number }[] = [];
+    const seq: { mode: string; opsPerSec: number; opsPerGuestCpuSec: number }[] = [];
     const work: Record<string, number[]> = {};
     const pf = async (label: 'off' | (typeof modes)[number], seed: number) => {
       const hinting = label === 'offControl' ? 'off' : label;
@@ -111,13 +112,27 @@ export async function bench(opts: { quick?: boolean; brackets?: number } = {}): 
       buffer ??= sharedBufferFor(cfg);
       const r = await runSimulation(cfg, { buffer });
       if (!r.ok) throw new Error(`bench run failed: ${r.rerun}`);
-      seq.push({ mode: label, opsPerSec: r.totals.opsPerSec });
+      const c = r.cpuTime;
+      if (!c) throw new Error('bench: no cpuTime (is /proc/<pid>/task/<tid>/schedstat readable?)');
+      seq.push({ mode: label, opsPerSec: r.totals.opsPerSec, opsPerGuestCpuSec: c.opsPerGuestCpuSec });
+      const add = (k: string, v: number) => (work[`${label}.${k}`] ??= []).push(v);
+      const secs = r.durationMs / 1000;
+      // Where the cores went in the ops/s window (src/cputime.ts): the
+      // hinting threads' own time is the direct cost; the rest of any loss is
+      // the CPUs doing more per op (faults, a wider spread over memory).
+      add('guestCpuNsPerOp', c.guestRunNs / r.totals.ops);
+      add('reporterCpuMsPerSec', (c.reporter?.runNs ?? 0) / 1e6 / secs);
+      add('deviceCpuMsPerSec', (c.device?.runNs ?? 0) / 1e6 / secs);
+      add('hintingCpuShare', ((c.reporter?.runNs ?? 0) + (c.device?.runNs ?? 0)) / (c.cpus.runNs + (c.reporter?.runNs ?? 0) + (c.device?.runNs ?? 0) + c.main.runNs));
+      // Time on a core of every role over the window's core capacity: what
+      // is missing went to no role (other processes, the kernel, idle).
+      add('rolesCoreShare', (c.cpus.runNs + (c.reporter?.runNs ?? 0) + (c.device?.runNs ?? 0) + c.main.runNs) / (c.windowNs * availableParallelism()));
+      add('firstTouchFaultsPerSec', r.host.firstTouchFaults / secs);
+      add('refaultsPerSec', r.host.refaults / secs);
       if (hinting !== 'off') {
-        const secs = r.durationMs / 1000;
         // What hinting made the machine do, per second of run (settling included).
-        (work[`${hinting}.deviceDiscardMsPerSec`] ??= []).push((r.device?.discardNsTotal ?? 0) / 1e6 / secs);
-        (work[`${hinting}.refaultsPerSec`] ??= []).push(r.host.refaults / secs);
-        (work[`${hinting}.reportedMiBPerSec`] ??= []).push((r.hinting?.reportedBytes ?? 0) / MiB / secs);
+        add('deviceDiscardMsPerSec', (r.device?.discardNsTotal ?? 0) / 1e6 / secs);
+        add('reportedMiBPerSec', (r.hinting?.reportedBytes ?? 0) / MiB / secs);
       }
     };
     await pf('off', 500);
@@ -126,6 +141,9 @@ export async function bench(opts: { quick?: boolean; brackets?: number } = {}): 
       await pf('off', 501 + i);
     }
     const br = bracketRatios(seq);
+    // The same brackets on ops per guest cpu-second: the host's (device's)
+    // time on these shared cores is not charged to the guest.
+    const brGuest = bracketRatios(seq.map((x) => ({ mode: x.mode, opsPerSec: x.opsPerGuestCpuSec })));
     const offs = seq.filter((x) => x.mode === 'off').map((x) => x.opsPerSec);
     results[`pageFault1OpsPerSec.${run.key}.off`] = round(median(offs));
     const [lo, hi] = span(offs);
@@ -144,8 +162,13 @@ export async function bench(opts: { quick?: boolean; brackets?: number } = {}): 
         results[`${k}.acceptedMax`] = round(ahi);
       }
       ratios[`${k}.allBrackets`] = round(median(b.all));
-      if (mode === 'offControl') continue;
-      for (const w of ['deviceDiscardMsPerSec', 'refaultsPerSec', 'reportedMiBPerSec']) results[`${run.key}.${mode}.${w}`] = round(median(work[`${mode}.${w}`]));
+      const g = brGuest[mode];
+      ratios[`${mode}VsOffPerGuestCpuSec.${run.key}`] = round(median(g.accepted));
+      results[`${mode}VsOffPerGuestCpuSec.${run.key}.bracketsAccepted`] = g.accepted.length;
+    }
+    for (const mode of ['off', ...modes]) {
+      const ws = Object.keys(work).filter((key) => key.startsWith(`${mode}.`));
+      for (const key of ws) results[`${run.key}.${key}`] = round(median(work[key]));
     }
   }
 
@@ -210,7 +233,7 @@ export async function bench(opts: { quick?: boolean; brackets?: number } = {}): 
     },
     notes: [
       'targets: reportingVsOff >= 0.98, aerationVsOff >= 0.98 (Linux: 0.992 on page_fault1, 16 tasks, 2 s delay); reclaimVsRawDiscard >= 0.5',
-      `page_fault1: 1 GiB, --cpus 8 --prefault, one shared buffer for every run; kernelDelay: --report-delay 2s, ${runs[0].durationMs} ms runs, ${runs[0].brackets} brackets; simDelay: --report-delay 100ms, ${runs[1].durationMs} ms runs, ${runs[1].brackets} brackets. Runs go off, reporting, off, aeration, off, offControl (off again: an A/A check of the method), off, ...; xVsOff is the median of x / mean(off before, off after) over the brackets whose two off runs agree within ${BRACKET_TOLERANCE * 100}% (bracketsAccepted of bracketsRun; acceptedMin/Max its spread; allBrackets the median over every bracket). 8 vCPU threads plus the reporter and device share 2 cores here, so every cycle hinting spends is taken from the CPUs; deviceDiscardMsPerSec, refaultsPerSec and reportedMiBPerSec (per second of run, settling included) say how much work hinting did`,
+      `page_fault1: 1 GiB, --cpus 8 --prefault, one shared buffer for every run; kernelDelay: --report-delay 2s, ${runs[0].durationMs} ms runs, ${runs[0].brackets} brackets; simDelay: --report-delay 100ms, ${runs[1].durationMs} ms runs, ${runs[1].brackets} brackets. Runs go off, reporting, off, aeration, off, offControl (off again: an A/A check of the method), off, ...; xVsOff is the median of x / mean(off before, off after) over the brackets whose two off runs agree within ${BRACKET_TOLERANCE * 100}% (bracketsAccepted of bracketsRun; acceptedMin/Max its spread; allBrackets the median over every bracket). 8 vCPU threads plus the reporter and device share 2 cores here, so every cycle hinting spends is taken from the CPUs. Per mode, medians over its runs: guestCpuNsPerOp (CPU and reporter time on a core per op), reporterCpuMsPerSec, deviceCpuMsPerSec and hintingCpuShare (reporter + device share of all role time on a core) and rolesCoreShare (all roles' time on a core over the window's core capacity), from schedstat over the ops/s window; firstTouchFaultsPerSec and refaultsPerSec (host faults on never-backed and on discarded pages); deviceDiscardMsPerSec and reportedMiBPerSec (settling included). xVsOffPerGuestCpuSec: the same brackets on ops per guest cpu-second, which does not charge the device's (the host's) time to the guest`,
       'reclaim: memhog 80% of 1 GiB, --cpus 1, --report-delay 0, series sampled every 2 ms, medians of 5; window from the last sample at the RSS peak to RSS within 2 MiB of guest used; reclaimDeviceDiscardGBPerSec is the device\'s own discard rate in those runs (bytes dropped / time in discard), beside rawDiscardGBPerSec measured alone; each reclaim run is divided by a raw discard measured right after it (500 ms after it, median of 7 passes over 256 MiB) and reclaimVsRawDiscard is the median of those ratios. Cpus4: the same with 4 hogs, whose frees are spread over ~150 ms: there the window follows the guest\'s frees (reclaimCpus4VsGuestFreeRate ~1) and lagAfterLastFreeMsCpus4 is how long RSS stays above guest used after the last free',
     ],
   };
