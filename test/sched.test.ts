@@ -54,6 +54,7 @@ function deterministicPart(j: any): unknown {
   }
   delete c.host.peakRssBytes; // sampled by main on the wall clock
   if (c.device) delete c.device.discardNsTotal;
+  delete c.cpuTime; // the OS scheduler's accounting, wall-clock
   if (c.hinting) {
     delete c.hinting.roundTripNs;
     delete c.hinting.reporterZoneLockHoldNs;
