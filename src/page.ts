@@ -3,7 +3,8 @@
 
 // page flags (kernel names where they mirror one)
 export const PG_BUDDY = 1 << 0; // head of a free block on free_area[order]
-export const PG_REPORTED = 1 << 1; // PageReported: this free block was reported to the host
+export const PG_REPORTED_SHIFT = 1;
+export const PG_REPORTED = 1 << PG_REPORTED_SHIFT; // PageReported: this free block was reported to the host
 export const PG_ISOLATED = 1 << 2; // taken off the free list by the reporter (in flight)
 export const PG_ALLOCATED = 1 << 3; // head of a block owned by a CPU (PG_OWNER)
 export const PG_PCP = 1 << 5; // order-0 page on a CPU's pcp list

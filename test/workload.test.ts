@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MAX_ORDER, METRIC_HOST_FAULTS, METRIC_REFAULTS, NIL, metricBase } from '../src/layout.js';
 import { OracleViolation } from '../src/oracle.js';
@@ -97,5 +99,23 @@ describe('workload building blocks', () => {
     const [pfn, order] = cpu.allocLargest(MAX_ORDER - 1);
     expect(pfn).not.toBe(NIL);
     expect(order).toBeLessThan(MAX_ORDER - 1); // the min watermark keeps the second order-10 block from being taken whole
+  });
+});
+
+describe('hot CPU paths once hinting starts', () => {
+  // touch and touchBlock run millions of times before the first
+  // report; a refault path they had never run (no JIT type feedback) made every
+  // CPU thread deoptimize and recompile them when refaults began, a simulator
+  // cost the hinting-on vs off benchmarks charged to hinting.
+  it('do not deoptimize when refaults begin (node --trace-deopt)', () => {
+    const cli = path.resolve(__dirname, '../dist/src/cli.js');
+    const args = ['--trace-deopt', cli, '--cpus', '2', '--workload', 'page_fault1', '--memory', '64M', '--duration', '1500ms', '--report-delay', '200ms', '--capacity', '8', '--seed', '4'];
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 60_000, maxBuffer: 64 * 2 ** 20 });
+    expect(r.status).toBe(0);
+    // The run did refault: the path under test ran.
+    const refaults = Number(/refaults (\d+)/.exec(r.stdout)?.[1] ?? 0);
+    expect(refaults).toBeGreaterThan(0);
+    const deopts = (r.stdout.match(/deoptimizing 0x[0-9a-f]+ <JSFunction (touch|touchBlock) /g) ?? []).map((l) => l.split('JSFunction ')[1]);
+    expect(deopts).toEqual([]);
   });
 });
