@@ -120,13 +120,16 @@ export async function bench(opts: { quick?: boolean; brackets?: number } = {}): 
       // Where the cores went in the ops/s window (src/cputime.ts): the
       // hinting threads' own time is the direct cost; the rest of any loss is
       // the CPUs doing more per op (faults, a wider spread over memory).
+      const reporterNs = c.reporter?.runNs ?? 0;
+      const deviceNs = c.device?.runNs ?? 0;
+      const rolesNs = c.cpus.runNs + reporterNs + deviceNs + c.main.runNs;
       add('guestCpuNsPerOp', c.guestRunNs / r.totals.ops);
-      add('reporterCpuMsPerSec', (c.reporter?.runNs ?? 0) / 1e6 / secs);
-      add('deviceCpuMsPerSec', (c.device?.runNs ?? 0) / 1e6 / secs);
-      add('hintingCpuShare', ((c.reporter?.runNs ?? 0) + (c.device?.runNs ?? 0)) / (c.cpus.runNs + (c.reporter?.runNs ?? 0) + (c.device?.runNs ?? 0) + c.main.runNs));
+      add('reporterCpuMsPerSec', reporterNs / 1e6 / secs);
+      add('deviceCpuMsPerSec', deviceNs / 1e6 / secs);
+      add('hintingCpuShare', (reporterNs + deviceNs) / rolesNs);
       // Time on a core of every role over the window's core capacity: what
       // is missing went to no role (other processes, the kernel, idle).
-      add('rolesCoreShare', (c.cpus.runNs + (c.reporter?.runNs ?? 0) + (c.device?.runNs ?? 0) + c.main.runNs) / (c.windowNs * availableParallelism()));
+      add('rolesCoreShare', rolesNs / (c.windowNs * availableParallelism()));
       add('firstTouchFaultsPerSec', r.host.firstTouchFaults / secs);
       add('refaultsPerSec', r.host.refaults / secs);
       if (hinting !== 'off') {

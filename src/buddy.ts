@@ -224,11 +224,8 @@ export class Zone {
     p[pfn * PAGE_WORDS + PG_PREV] = NIL;
     z[fa + FA_NR_FREE]--;
     // A block leaving a free list is no longer reported (upstream clears
-    // PageReported in del_page_from_free_list). Written without a branch on
-    // purpose: a path that first runs only once hinting starts (seconds into
-    // a run) has no JIT type feedback, so every CPU thread would deoptimize
-    // and recompile this hot function then, a cost of the simulator that the
-    // hinting-on vs off benchmarks would otherwise charge to hinting.
+    // PageReported in del_page_from_free_list). No branch on purpose: see
+    // GuestMemory.touch on paths that first run once hinting starts.
     const fi = pfn * PAGE_WORDS + PG_FLAGS;
     const reported = (p[fi] & PG_REPORTED) >>> PG_REPORTED_SHIFT; // 0 or 1
     p[fi] &= ~PG_REPORTED;
@@ -236,12 +233,6 @@ export class Zone {
     z[ZONE_REPORTED_PAGES] -= reported << order;
   }
 
-  clearReported(pfn: number, order: number): void {
-    const i = pfn * PAGE_WORDS + PG_FLAGS;
-    this.pages[i] &= ~PG_REPORTED;
-    this.zone[ZONE_FREE_AREA + order * FA_WORDS + FA_NR_REPORTED]--;
-    this.zone[ZONE_REPORTED_PAGES] -= 1 << order;
-  }
 
   setReported(pfn: number, order: number): void {
     const i = pfn * PAGE_WORDS + PG_FLAGS;

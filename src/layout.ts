@@ -213,8 +213,8 @@ export const METRIC_LOOPS = 9;
 export const METRIC_STAMP_CHECKS = 10;
 export const METRIC_POISON_CHECKS = 11;
 export const METRIC_OWNERSHIP_CHECKS = 12;
-export const METRIC_HOST_FAULTS = 14; // host faults on first touch (a page the host never backed); refaults are METRIC_REFAULTS
 export const METRIC_OS_TID = 13; // the role's OS thread id, for main's schedstat snapshots (src/cputime.ts)
+export const METRIC_HOST_FAULTS = 14; // host faults on first touch (a page the host never backed); refaults are METRIC_REFAULTS
 export const METRIC_EXTRA = 16; // role-specific counters from here (see the role's module)
 export const METRIC_HIST_BASE = 64; // alloc latency histogram (src/hist.ts), HIST_BUCKETS Float64 counters
 
@@ -455,7 +455,6 @@ export function buildViews(sab: SharedArrayBuffer, layout: Layout): Views {
   };
 }
 
-/** Main thread: allocate the buffer and stamp the header. */
 /**
  * Zero a whole buffer in pieces: one typed-array view holds at most 2^32
  * elements here (V8), so a Uint8Array over a buffer of 4 GiB or more (--memory
@@ -466,6 +465,7 @@ export function zeroBuffer(sab: SharedArrayBuffer, chunkBytes = 2 ** 30): void {
   for (let off = 0; off < sab.byteLength; off += chunkBytes) new Uint8Array(sab, off, Math.min(chunkBytes, sab.byteLength - off)).fill(0);
 }
 
+/** Main thread: allocate the buffer (or zero `reuse`) and stamp the header. */
 export function createShared(params: LayoutParams, reuse?: SharedArrayBuffer): Views {
   const layout = computeLayout(params);
   let sab: SharedArrayBuffer;

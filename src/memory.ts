@@ -112,10 +112,6 @@ export class GuestMemory {
     return dropped;
   }
 
-  private zeroOrPoison(pfn: number, poisonVal: number | null): void {
-    if (poisonVal === null || poisonVal === 0) this.f64.fill(0, pfn * F64_PER_PAGE, (pfn + 1) * F64_PER_PAGE);
-    else this.fillPoison(pfn, 1, poisonVal);
-  }
 
   /** Host RSS in pages (popcount of the resident bitmap). */
   residentPages(): number {

@@ -51,7 +51,7 @@ import { readHintingStats, type HintingStats } from './hinting-stats.js';
 import { hintOffer, hintQueue, hintSettleViolation, hintSettled, isHintMode, readHintStats } from './hint-stats.js';
 import { GuestMemory } from './memory.js';
 import { ORACLES, checkConservation, checkFreeLists, type OracleName, type PageCensus, type Violation } from './oracle.js';
-import type { RoleName, RoleResult, RoleTask } from './roles.js';
+import { type RoleName, type RoleResult, type RoleTask, roleThreadId } from './roles.js';
 import { LockStat, collectLockStats, type LockClassStats } from './lockstat.js';
 import { Sync, bump } from './sync.js';
 import { type SchedOutcome, type ScheduleRecord, driveScheduled, haltSched, initSched, loadReplay, schedOutcome, startSched } from './sched.js';
@@ -325,7 +325,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   let elapsed = 0;
   // Per-thread schedstat around the workload window (src/cputime.ts): each
   // role published its OS thread id before it reported ready.
-  const tids = [...roles.map((r) => views.metrics[metricBase(r.role === 'cpu' ? r.index : r.role === 'reporter' ? ids.reporter : ids.device) + METRIC_OS_TID]), ownTid()];
+  const tids = [...roles.map((r) => views.metrics[metricBase(roleThreadId({ ...r, config: cfg })) + METRIC_OS_TID]), ownTid()];
   let cpuStart: (Schedstat | null)[] = [];
   if (errors.length > 0 && scheduled) haltSched(views);
   if (errors.length === 0 && scheduled) {
