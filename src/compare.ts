@@ -139,6 +139,7 @@ export async function runCompareCommand(a: Record<string, unknown>, parse: (a: R
   try {
     // The command sets --hinting itself, one run per mode.
     if (a.hinting !== undefined) throw new UsageError(`--hinting: not accepted by compare, which runs every mode (${HINTING_MODES.join(', ')})`);
+    if (a.discard === false) throw new UsageError('--no-discard: not accepted by compare, which runs off, hint and naive too; use sim --hinting reporting|aeration --no-discard');
     base = parse({ ...a, hinting: 'off', lockstat: true });
   } catch (e) {
     if (e instanceof UsageError) {

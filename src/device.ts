@@ -110,6 +110,8 @@ export const DEVM_BYTES_POISON_SKIPPED = 6;
 export const DEVM_USED = 7;
 /** Host time spent dropping pages (GuestMemory.discard), ns: the device's own share of a report round trip. */
 export const DEVM_DISCARD_NS = 8;
+/** Bytes validated and acknowledged but kept resident because discarding is off (--no-discard). */
+export const DEVM_BYTES_KEPT = 9;
 
 export const VQ_NUMBERINGS = ['spec', 'linux'] as const;
 export type VqNumbering = (typeof VQ_NUMBERINGS)[number];
@@ -173,6 +175,8 @@ export interface DeviceOptions {
   sliceMs: number;
   /** Injection `device-double-used`: push every used element twice. */
   doubleUsed?: boolean;
+  /** false (--no-discard): validate, check and acknowledge, but keep the memory. Default true. */
+  discard?: boolean;
 }
 
 export interface DeviceCounters {
@@ -188,6 +192,8 @@ export interface DeviceCounters {
   bytesDiscarded: number;
   pagesDropped: number;
   bytesPoisonSkipped: number;
+  /** Reported bytes kept resident by --no-discard. */
+  bytesKept: number;
   discardNsTotal: number;
   hints: number;
   kicks: number;
@@ -220,6 +226,7 @@ export function readDeviceCounters(views: Views, queueKind: QueueKind, vqNumberi
     bytesDiscarded: m[b + DEVM_BYTES_DISCARDED],
     pagesDropped: m[b + DEVM_PAGES_DROPPED],
     bytesPoisonSkipped: m[b + DEVM_BYTES_POISON_SKIPPED],
+    bytesKept: m[b + DEVM_BYTES_KEPT],
     discardNsTotal: m[b + DEVM_DISCARD_NS],
     hints: m[b + DEVM_HINTS],
     kicks: m[b + DEVM_KICKS],
@@ -462,6 +469,12 @@ export class BalloonDevice {
     if (poisonVal !== 0 && this.opts.poisonPolicy === 'skip') {
       // QEMU: `if (!dev->poison_val) ram_block_discard_range(...)`: keep the page.
       this.m[this.mb + DEVM_BYTES_POISON_SKIPPED] += len;
+      return null;
+    }
+    if (this.opts.discard === false) {
+      // --no-discard: the range was validated and oracle-checked like any
+      // other and is acknowledged with the chain; only the madvise is left out.
+      this.m[this.mb + DEVM_BYTES_KEPT] += len;
       return null;
     }
     const fill = poisonVal === 0 ? null : poisonVal;

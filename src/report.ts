@@ -14,7 +14,7 @@ export function configLines(c: Config): string[] {
     `config: cpus=${c.cpus} workload=${c.workload} memory=${fmtBytes(c.memoryBytes)} duration=${fmtDuration(c.durationMs)} hinting=${c.hinting} ` +
       `pcp=${c.pcp ? `on(batch=${c.pcpBatch},high=${c.pcpHigh})` : 'off'} region=${c.regionBytes ? fmtBytes(c.regionBytes) : 'auto'} hog=${Math.round(c.hogShare * 1000) / 10}% hold=${fmtDuration(c.holdMs)} ` +
       `check-interval=${c.checkIntervalMs ? fmtDuration(c.checkIntervalMs) : 'end-only'} wait-timeout=${fmtDuration(c.waitTimeoutMs)} spin=${c.spin} queue-size=${c.queueSize} ring-align=${c.ringAlign} poison=${c.poison ? '0x' + c.poisonByte.toString(16) : 'off'} lockstat=${c.lockstat ? 'on' : 'off'} ` +
-      `event-idx=${c.eventIdx ? 'on' : 'off'} vq-numbering=${c.vqNumbering} poison-policy=${c.poisonPolicy} ` +
+      `event-idx=${c.eventIdx ? 'on' : 'off'} vq-numbering=${c.vqNumbering} poison-policy=${c.poisonPolicy} discard=${c.discard ? 'on' : 'off'} ` +
       `report-delay=${fmtDuration(c.reportDelayMs)} capacity=${c.capacity} report-order=${c.reportOrder} settle-timeout=${fmtDuration(c.settleTimeoutMs)} page-poison-feature=${c.pagePoisonFeature ? 'on' : 'off'} prefault=${c.prefault ? 'on' : 'off'} inject=${c.inject?.length ? c.inject.join(',') : 'none'}` +
       (c.hinting === 'hint' ? ` hint-interval=${fmtDuration(c.hintIntervalMs)} hint-action=${c.hintAction} hint-done-after=${fmtDuration(c.hintDoneAfterMs)} hint-shrink=${c.hintShrinkBlocks}` : ''),
   ];
@@ -45,7 +45,7 @@ export function resultText(r: RunResult): string {
   out.push(`host: rss ${fmtBytes(r.host.rssBytes)} at end, peak ${fmtBytes(r.host.peakRssBytes)}, discarded ${fmtBytes(r.host.discardedBytes)}, refaults ${r.host.refaults}, first-touch faults ${r.host.firstTouchFaults}`);
   if (r.device) {
     const d = r.device;
-    out.push(`device: ${d.queueKind} queue index ${d.queueIndex} (numbering ${d.vqNumbering}), event-idx ${d.eventIdx ? 'on' : 'off'}, features 0x${d.featuresNegotiated.toString(16)}`);
+    out.push(`device: ${d.queueKind} queue index ${d.queueIndex} (numbering ${d.vqNumbering}), event-idx ${d.eventIdx ? 'on' : 'off'}, features 0x${d.featuresNegotiated.toString(16)}${d.bytesKept > 0 ? `; --no-discard: ${fmtBytes(d.bytesKept)} reported and kept resident` : ''}`);
     const badKinds = Object.entries(d.bad).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`);
     out.push(table([
       ['chains', 'descriptors', 'discarded', 'rss dropped', 'discard time', 'hints', 'kicks', 'interrupts', 'bad input'],

@@ -8,6 +8,7 @@ import { VirtioBalloonDriver, reportingAllowed } from './balloon.js';
 import { PageReporting, type ReportingOptions, makeFreeNotifier, requestReporting } from './reporting.js';
 import { ownTid } from './cputime.js';
 import { METRIC_OS_TID, metricBase, NIL, HDR_READY, HDR_RUN_STATE, HDR_STATE_GEN, RUN_ABORT, RUN_INIT, RUN_RUNNING, RUN_SETTLING, openShared, threadIds, type Views } from './layout.js';
+import { GuestMemory } from './memory.js';
 import { OracleViolation, type Violation } from './oracle.js';
 import { subSeed } from './rng.js';
 import { LockStat } from './lockstat.js';
@@ -54,6 +55,9 @@ function runReporter(views: Views, zone: Zone, sync: Sync, config: Config, threa
     // vb->hints[] lives in guest memory: one page the driver owns for the run.
     hintPfn = zone.alloc(0, thread);
     if (hintPfn === NIL) throw new Error('reporter: no page for the aeration hint buffer');
+    // The driver writes it, so the host backs it: a first-touch fault like
+    // any other guest write (host RSS counts it while it is allocated).
+    new GuestMemory(views).touch(hintPfn);
   }
   try {
     const driver = new VirtioBalloonDriver(views, sync, { mode: opts.mode, ackTimeoutMs: config.waitTimeoutMs, spin: config.spin, serving, hintBufferPfn: hintPfn, noAckWait: injected(config, 'no-ack-wait') });
@@ -88,7 +92,7 @@ export function failureResult(views: Views | null, role: RoleName, index: number
 
 /** The device's options for a run: the queue kind follows the hinting mode. */
 export function deviceOptions(config: Config): DeviceOptions {
-  return { queueKind: config.hinting === 'aeration' ? 'aeration' : config.hinting === 'hint' ? 'free_page' : 'reporting', poisonPolicy: config.poisonPolicy, spin: config.spin, sliceMs: 50, doubleUsed: injected(config, 'device-double-used') };
+  return { queueKind: config.hinting === 'aeration' ? 'aeration' : config.hinting === 'hint' ? 'free_page' : 'reporting', poisonPolicy: config.poisonPolicy, spin: config.spin, sliceMs: 50, doubleUsed: injected(config, 'device-double-used'), discard: config.discard };
 }
 
 export function runRole(task: RoleTask): RoleResult {

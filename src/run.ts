@@ -413,7 +413,11 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
       reportOrder: cfg.reportOrder,
       capacity: cfg.capacity,
       reportingDisabled: !reportingAllowed(views, driverDeclaresPoison(cfg)).allowed,
-      deviceKeepsPages: driverDeclaresPoison(cfg) && cfg.poisonByte !== 0 && cfg.poisonPolicy === 'skip' && reportingAllowed(views, driverDeclaresPoison(cfg)).allowed,
+      deviceKeepsPages: !cfg.discard
+        ? '--no-discard'
+        : driverDeclaresPoison(cfg) && cfg.poisonByte !== 0 && cfg.poisonPolicy === 'skip' && reportingAllowed(views, driverDeclaresPoison(cfg)).allowed
+          ? 'PAGE_POISON, poison_val != 0'
+          : null,
       isolationsRefused: () => views.metrics[metricBase(ids.reporter) + RM_ISOLATE_WMARK],
   };
   const quiet = () => {

@@ -22,8 +22,11 @@ export interface SettleOptions {
   reportingDisabled: boolean;
   /** Isolations the reporter had refused by the min watermark so far (read when checking). */
   isolationsRefused: () => number;
-  /** The device keeps reported pages resident (PAGE_POISON with poison_val != 0, QEMU's skip). */
-  deviceKeepsPages: boolean;
+  /**
+   * Why the device keeps reported pages resident, or null when it discards
+   * them: PAGE_POISON with poison_val != 0 (QEMU's skip), or --no-discard.
+   */
+  deviceKeepsPages: string | null;
 }
 
 export interface SettleReport {
@@ -80,7 +83,7 @@ export function checkReportedAccounting(zone: Zone, mem: GuestMemory, o: SettleO
           if (violations.length < 8) violations.push({ oracle: 'reported-accounting', message: `free block pfn ${pfn} order ${order} was never reported after the run settled (${resident} of its pages still host-resident): a lost request or stranded memory`, pfn });
         }
       } else if (resident > 0) {
-        if (o.deviceKeepsPages) excusedPages += resident;
+        if (o.deviceKeepsPages !== null) excusedPages += resident;
         else {
           residentReportedPages += resident;
           if (violations.length < 8) violations.push({ oracle: 'reported-accounting', message: `free block pfn ${pfn} order ${order} is Reported but ${resident} of its pages are host-resident: the guest wrote it after reporting, or the host never discarded it`, pfn });
@@ -90,7 +93,7 @@ export function checkReportedAccounting(zone: Zone, mem: GuestMemory, o: SettleO
     }
     if (excusedHere > 0 && reason) excuses.push(`order ${order}: ${excusedHere} blocks not reported (${reason})`);
   }
-  if (o.deviceKeepsPages) excuses.push('device keeps reported pages resident (PAGE_POISON, poison_val != 0)');
+  if (o.deviceKeepsPages !== null) excuses.push(`device keeps reported pages resident (${o.deviceKeepsPages})`);
   const rssPages = mem.residentPages();
   // Everything outside free blocks of order >= report order may be resident.
   const allowedOther = zone.nrPages - highFreePages;

@@ -121,6 +121,26 @@ describe.concurrent('fault injection: each injection is found by its oracle', ()
   }
 });
 
+// --no-discard (the device acknowledges and keeps the memory) must not switch
+// the race detection off with it: the device still checks every range
+// against the struct pages, so the in-flight races are still caught.
+describe.concurrent('--no-discard: the device oracle still catches in-flight races', () => {
+  for (const name of ['early-putback', 'no-ack-wait'] as const) {
+    it(`${name} -> device-allocated-range`, async () => {
+      const tried: string[] = [];
+      let oracles: string[] = [];
+      for (let seed = 1; seed <= DETECT_SEEDS && oracles.length === 0; seed++) {
+        const o = await sim([...configArgs(name), '--no-discard', '--seed', String(seed), '--inject', name]);
+        expect(o.status, `seed ${seed}: ${o.stderr.slice(-400)}`).not.toBe(3);
+        expect(o.status).not.toBe(2);
+        tried.push(`seed ${seed}: exit ${o.status}`);
+        if (o.status === 1) oracles = violationOracles(o);
+      }
+      expect(oracles, `no seed in 1..${DETECT_SEEDS} found ${name} with --no-discard: ${tried.join('; ')}`).toContain('device-allocated-range');
+    }, 120_000);
+  }
+});
+
 describe('--inject flag', () => {
   it('rejects an unknown name and an injection the hinting mode cannot act on, exit 2, one line', async () => {
     const bad = await sim(['--inject', 'nope', '--duration', '20ms']);
