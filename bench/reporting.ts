@@ -10,7 +10,7 @@ import { type Config, DEFAULT_CONFIG } from '../src/config.js';
 import { PAGE_SIZE, createShared } from '../src/layout.js';
 import { GuestMemory } from '../src/memory.js';
 import { runSimulation, sharedBufferFor } from '../src/run.js';
-import { type BenchReport, median, round } from './types.js';
+import { type BenchReport, median, medianInterval, round } from './types.js';
 
 const MiB = 2 ** 20;
 
@@ -87,17 +87,34 @@ export function bracketRatios(seq: { mode: string; opsPerSec: number }[], tolera
   return out;
 }
 
+/**
+ * The runs a bracket can hold: hinting off in the middle (offControl, an A/A
+ * check), each hinting mode, and each mode with the device keeping what is
+ * reported (--no-discard, Linux v5's "madvise disabled" measurement):
+ * reporting's own cost with no memory going back.
+ */
+const MODE_CONFIG = {
+  reporting: { hinting: 'reporting', discard: true },
+  aeration: { hinting: 'aeration', discard: true },
+  offControl: { hinting: 'off', discard: true },
+  reportingNoDiscard: { hinting: 'reporting', discard: false },
+  aerationNoDiscard: { hinting: 'aeration', discard: false },
+  off: { hinting: 'off', discard: true },
+} as const;
+type Mode = keyof typeof MODE_CONFIG;
+
 export async function bench(opts: { quick?: boolean; brackets?: number } = {}): Promise<BenchReport> {
   // Two delays: the kernel's PAGE_REPORTING_DELAY (2 s, what Linux's cover
   // letters measured with) over runs long enough for several passes, and the
   // simulator's default (100 ms), which reports far more often.
   const runs = [
-    { key: 'kernelDelay', delayMs: 2000, durationMs: opts.quick ? 2500 : 6000, brackets: opts.brackets ?? (opts.quick ? 3 : 18) },
-    { key: 'simDelay', delayMs: 100, durationMs: opts.quick ? 600 : 1500, brackets: opts.quick ? 3 : 12 },
+    // Five modes take turns in the brackets (below): 8 brackets each by default.
+    { key: 'kernelDelay', delayMs: 2000, durationMs: opts.quick ? 2500 : 6000, brackets: opts.brackets ?? (opts.quick ? 5 : 40) },
+    { key: 'simDelay', delayMs: 100, durationMs: opts.quick ? 600 : 1500, brackets: opts.quick ? 5 : 20 },
   ];
   // offControl: hinting off in the middle of a bracket too (an A/A check):
   // its ratio says how finely the bracketing resolves on this machine.
-  const modes = ['reporting', 'aeration', 'offControl'] as const;
+  const modes: Mode[] = ['reporting', 'aeration', 'reportingNoDiscard', 'aerationNoDiscard', 'offControl'];
   const results: Record<string, number> = {};
   const ratios: Record<string, number> = {};
   // Every page_fault1 run uses the same buffer: a fresh 1 GiB buffer per run
@@ -106,9 +123,9 @@ export async function bench(opts: { quick?: boolean; brackets?: number } = {}): 
   for (const run of runs) {
     const seq: { mode: string; opsPerSec: number; opsPerGuestCpuSec: number }[] = [];
     const work: Record<string, number[]> = {};
-    const pf = async (label: 'off' | (typeof modes)[number], seed: number) => {
-      const hinting = label === 'offControl' ? 'off' : label;
-      const cfg: Config = { ...DEFAULT_CONFIG, cpus: 8, workload: 'page_fault1', memoryBytes: 1024 * MiB, durationMs: run.durationMs, seed, hinting, reportDelayMs: run.delayMs, checkIntervalMs: 0, prefault: true };
+    const pf = async (label: Mode, seed: number) => {
+      const { hinting, discard } = MODE_CONFIG[label];
+      const cfg: Config = { ...DEFAULT_CONFIG, cpus: 8, workload: 'page_fault1', memoryBytes: 1024 * MiB, durationMs: run.durationMs, seed, hinting, discard, reportDelayMs: run.delayMs, checkIntervalMs: 0, prefault: true };
       buffer ??= sharedBufferFor(cfg);
       const r = await runSimulation(cfg, { buffer });
       if (!r.ok) throw new Error(`bench run failed: ${r.rerun}`);
@@ -163,13 +180,24 @@ export async function bench(opts: { quick?: boolean; brackets?: number } = {}): 
         const [alo, ahi] = span(b.accepted);
         results[`${k}.acceptedMin`] = round(alo);
         results[`${k}.acceptedMax`] = round(ahi);
+        // How well the median is pinned down: a distribution-free 95%
+        // interval from the accepted brackets (its real coverage beside it).
+        const ci = medianInterval(b.accepted);
+        results[`${k}.median95Lo`] = round(ci.lo);
+        results[`${k}.median95Hi`] = round(ci.hi);
+        results[`${k}.median95Coverage`] = round(ci.coverage);
       }
       ratios[`${k}.allBrackets`] = round(median(b.all));
       const g = brGuest[mode];
       ratios[`${mode}VsOffPerGuestCpuSec.${run.key}`] = round(median(g.accepted));
       results[`${mode}VsOffPerGuestCpuSec.${run.key}.bracketsAccepted`] = g.accepted.length;
+      if (g.accepted.length > 0) {
+        const ci = medianInterval(g.accepted);
+        results[`${mode}VsOffPerGuestCpuSec.${run.key}.median95Lo`] = round(ci.lo);
+        results[`${mode}VsOffPerGuestCpuSec.${run.key}.median95Hi`] = round(ci.hi);
+      }
     }
-    for (const mode of ['off', ...modes]) {
+    for (const mode of ['off', ...modes] as Mode[]) {
       const ws = Object.keys(work).filter((key) => key.startsWith(`${mode}.`));
       for (const key of ws) results[`${run.key}.${key}`] = round(median(work[key]));
     }
@@ -236,20 +264,27 @@ export async function bench(opts: { quick?: boolean; brackets?: number } = {}): 
     },
     notes: [
       'targets: reportingVsOff >= 0.98, aerationVsOff >= 0.98 (Linux: 0.992 on page_fault1, 16 tasks, 2 s delay); reclaimVsRawDiscard >= 0.5',
-      `page_fault1: 1 GiB, --cpus 8 --prefault, one shared buffer for every run; kernelDelay: --report-delay 2s, ${runs[0].durationMs} ms runs, ${runs[0].brackets} brackets; simDelay: --report-delay 100ms, ${runs[1].durationMs} ms runs, ${runs[1].brackets} brackets. Runs go off, reporting, off, aeration, off, offControl (off again: an A/A check of the method), off, ...; xVsOff is the median of x / mean(off before, off after) over the brackets whose two off runs agree within ${BRACKET_TOLERANCE * 100}% (bracketsAccepted of bracketsRun; acceptedMin/Max its spread; allBrackets the median over every bracket). 8 vCPU threads plus the reporter and device share 2 cores here, so every cycle hinting spends is taken from the CPUs. Per mode, medians over its runs: guestCpuNsPerOp (CPU and reporter time on a core per op), reporterCpuMsPerSec, deviceCpuMsPerSec and hintingCpuShare (reporter + device share of all role time on a core) and rolesCoreShare (all roles' time on a core over the window's core capacity), from schedstat over the ops/s window; firstTouchFaultsPerSec and refaultsPerSec (host faults on never-backed and on discarded pages); deviceDiscardMsPerSec and reportedMiBPerSec (settling included). xVsOffPerGuestCpuSec: the same brackets on ops per guest cpu-second, which does not charge the device's (the host's) time to the guest`,
+      `page_fault1: 1 GiB, --cpus 8 --prefault, one shared buffer for every run; kernelDelay: --report-delay 2s, ${runs[0].durationMs} ms runs, ${runs[0].brackets} brackets; simDelay: --report-delay 100ms, ${runs[1].durationMs} ms runs, ${runs[1].brackets} brackets. Runs go off, reporting, off, aeration, off, reportingNoDiscard, off, aerationNoDiscard, off, offControl (off again: an A/A check of the method), off, ...; xVsOff is the median of x / mean(off before, off after) over the brackets whose two off runs agree within ${BRACKET_TOLERANCE * 100}% (bracketsAccepted of bracketsRun; acceptedMin/Max its spread; median95Lo/Hi a distribution-free interval for the median from order statistics, median95Coverage its exact coverage, below 0.95 when there are fewer than 6 accepted brackets; allBrackets the median over every bracket). 8 vCPU threads plus the reporter and device share 2 cores here, so every cycle hinting spends is taken from the CPUs. Per mode, medians over its runs: guestCpuNsPerOp (CPU and reporter time on a core per op), reporterCpuMsPerSec, deviceCpuMsPerSec and hintingCpuShare (reporter + device share of all role time on a core) and rolesCoreShare (all roles' time on a core over the window's core capacity), from schedstat over the ops/s window; firstTouchFaultsPerSec and refaultsPerSec (host faults on never-backed and on discarded pages); deviceDiscardMsPerSec and reportedMiBPerSec (settling included). xVsOffPerGuestCpuSec: the same brackets on ops per guest cpu-second, which does not charge the device's (the host's) time to the guest`,
+      'reportingNoDiscard, aerationNoDiscard: the same modes with --no-discard (the device validates, checks and acknowledges every report and keeps the memory), in the same rotation: what reporting costs the guest when no memory goes back (no refaults, no discards)',
       'reclaim: memhog 80% of 1 GiB, --cpus 1, --report-delay 0, series sampled every 2 ms, medians of 5; window from the last sample at the RSS peak to RSS within 2 MiB of guest used; reclaimDeviceDiscardGBPerSec is the device\'s own discard rate in those runs (bytes dropped / time in discard), beside rawDiscardGBPerSec measured alone; each reclaim run is divided by a raw discard measured right after it (500 ms after it, median of 7 passes over 256 MiB) and reclaimVsRawDiscard is the median of those ratios. Cpus4: the same with 4 hogs, whose frees are spread over ~150 ms: there the window follows the guest\'s frees (reclaimCpus4VsGuestFreeRate ~1) and lagAfterLastFreeMsCpus4 is how long RSS stays above guest used after the last free',
     ],
   };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  // `node dist/bench/reporting.js [--quick] [--brackets N]`: this module alone,
-  // JSON on stdout (results.json untouched); --brackets sets the kernel-delay
-  // campaign's length for a longer, finer measurement.
+  // `node dist/bench/reporting.js [--quick] [--brackets N]`: this module
+  // alone, JSON on stdout (results.json untouched); --brackets sets the
+  // kernel-delay campaign's length for a longer, finer measurement.
   const i = process.argv.indexOf('--brackets');
   const brackets = i >= 0 ? Number(process.argv[i + 1]) : undefined;
-  if (brackets !== undefined && !(Number.isInteger(brackets) && brackets >= 3 && brackets <= 300)) {
-    console.error('bench/reporting: --brackets must be an integer in 3..300');
+  if (brackets !== undefined && !(Number.isInteger(brackets) && brackets >= 5 && brackets <= 300)) {
+    console.error('bench/reporting: --brackets must be an integer in 5..300 (five modes take turns)');
+    process.exit(2);
+  }
+  const known = new Set(['--quick', '--brackets', String(brackets)]);
+  const unknown = process.argv.slice(2).find((a) => !known.has(a));
+  if (unknown !== undefined) {
+    console.error(`bench/reporting: unknown argument '${unknown}'; accepted: --quick, --brackets N`);
     process.exit(2);
   }
   console.log(JSON.stringify(await bench({ quick: process.argv.includes('--quick'), brackets }), null, 2));
