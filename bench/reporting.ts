@@ -63,8 +63,8 @@ const span = (xs: number[]): [number, number] => [Math.min(...xs), Math.max(...x
 export const BRACKET_TOLERANCE = 0.04;
 
 /**
- * Bracketed ratios: the runs go off, reporting, off, aeration, off,
- * offControl, off, ...; each middle run is compared with the mean of the off
+ * Bracketed ratios: the runs go off, x, off, y, off, ... (bench() rotates
+ * the MODE_CONFIG modes); each middle run is compared with the mean of the off
  * runs just before and just after it (offControl, hinting off as well, checks
  * the method: its ratio should be 1). This machine (a 2-vCPU VM) drifts between throughput levels
  * up to ~1.4x apart over tens of seconds, whatever mode runs; a bracket whose
@@ -117,6 +117,14 @@ export async function bench(opts: { quick?: boolean; brackets?: number } = {}): 
   const modes: Mode[] = ['reporting', 'aeration', 'reportingNoDiscard', 'aerationNoDiscard', 'offControl'];
   const results: Record<string, number> = {};
   const ratios: Record<string, number> = {};
+  // How well a median is pinned down: a distribution-free 95% interval from
+  // the accepted brackets, with its real coverage beside it.
+  const putInterval = (key: string, accepted: number[]) => {
+    const ci = medianInterval(accepted);
+    results[`${key}.median95Lo`] = round(ci.lo);
+    results[`${key}.median95Hi`] = round(ci.hi);
+    results[`${key}.median95Coverage`] = round(ci.coverage);
+  };
   // Every page_fault1 run uses the same buffer: a fresh 1 GiB buffer per run
   // would add whatever backing the host gives it to each run's speed.
   let buffer: SharedArrayBuffer | undefined;
@@ -140,7 +148,7 @@ export async function bench(opts: { quick?: boolean; brackets?: number } = {}): 
       const reporterNs = c.reporter?.runNs ?? 0;
       const deviceNs = c.device?.runNs ?? 0;
       const rolesNs = c.cpus.runNs + reporterNs + deviceNs + c.main.runNs;
-      add('guestCpuNsPerOp', c.guestRunNs / r.totals.ops);
+      add('guestCpuNsPerOp', c.guestRunNsPerOp);
       add('reporterCpuMsPerSec', reporterNs / 1e6 / secs);
       add('deviceCpuMsPerSec', deviceNs / 1e6 / secs);
       add('hintingCpuShare', (reporterNs + deviceNs) / rolesNs);
@@ -180,22 +188,13 @@ export async function bench(opts: { quick?: boolean; brackets?: number } = {}): 
         const [alo, ahi] = span(b.accepted);
         results[`${k}.acceptedMin`] = round(alo);
         results[`${k}.acceptedMax`] = round(ahi);
-        // How well the median is pinned down: a distribution-free 95%
-        // interval from the accepted brackets (its real coverage beside it).
-        const ci = medianInterval(b.accepted);
-        results[`${k}.median95Lo`] = round(ci.lo);
-        results[`${k}.median95Hi`] = round(ci.hi);
-        results[`${k}.median95Coverage`] = round(ci.coverage);
+        putInterval(k, b.accepted);
       }
       ratios[`${k}.allBrackets`] = round(median(b.all));
       const g = brGuest[mode];
       ratios[`${mode}VsOffPerGuestCpuSec.${run.key}`] = round(median(g.accepted));
       results[`${mode}VsOffPerGuestCpuSec.${run.key}.bracketsAccepted`] = g.accepted.length;
-      if (g.accepted.length > 0) {
-        const ci = medianInterval(g.accepted);
-        results[`${mode}VsOffPerGuestCpuSec.${run.key}.median95Lo`] = round(ci.lo);
-        results[`${mode}VsOffPerGuestCpuSec.${run.key}.median95Hi`] = round(ci.hi);
-      }
+      if (g.accepted.length > 0) putInterval(`${mode}VsOffPerGuestCpuSec.${run.key}`, g.accepted);
     }
     for (const mode of ['off', ...modes] as Mode[]) {
       const ws = Object.keys(work).filter((key) => key.startsWith(`${mode}.`));
@@ -275,14 +274,14 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   // `node dist/bench/reporting.js [--quick] [--brackets N]`: this module
   // alone, JSON on stdout (results.json untouched); --brackets sets the
   // kernel-delay campaign's length for a longer, finer measurement.
-  const i = process.argv.indexOf('--brackets');
-  const brackets = i >= 0 ? Number(process.argv[i + 1]) : undefined;
+  const args = process.argv.slice(2);
+  const i = args.indexOf('--brackets');
+  const brackets = i >= 0 ? Number(args[i + 1]) : undefined;
   if (brackets !== undefined && !(Number.isInteger(brackets) && brackets >= 5 && brackets <= 300)) {
     console.error('bench/reporting: --brackets must be an integer in 5..300 (five modes take turns)');
     process.exit(2);
   }
-  const known = new Set(['--quick', '--brackets', String(brackets)]);
-  const unknown = process.argv.slice(2).find((a) => !known.has(a));
+  const unknown = args.find((a, j) => a !== '--quick' && a !== '--brackets' && !(i >= 0 && j === i + 1));
   if (unknown !== undefined) {
     console.error(`bench/reporting: unknown argument '${unknown}'; accepted: --quick, --brackets N`);
     process.exit(2);

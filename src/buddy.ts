@@ -233,7 +233,6 @@ export class Zone {
     z[ZONE_REPORTED_PAGES] -= reported << order;
   }
 
-
   setReported(pfn: number, order: number): void {
     const i = pfn * PAGE_WORDS + PG_FLAGS;
     this.pages[i] |= PG_REPORTED;

@@ -57,7 +57,7 @@ export function compareRow(mode: HintingMode, r: RunResult): CompareRow {
     opsPerSec: r.totals.opsPerSec,
     hostRssBytes: r.host.rssBytes,
     hintingActive: mode === 'off' || (r as RunResult & { hinting?: unknown }).hinting !== undefined,
-    ...(r.cpuTime ? { cpu: { guestRunNsPerOp: r.totals.ops > 0 ? r.cpuTime.guestRunNs / r.totals.ops : 0, hostRunNs: r.cpuTime.hostRunNs } } : {}),
+    ...(r.cpuTime ? { cpu: { guestRunNsPerOp: r.cpuTime.guestRunNsPerOp, hostRunNs: r.cpuTime.hostRunNs } } : {}),
     zoneLock: zoneLockOf(r.locks),
     locks: r.locks ?? [],
     violations: r.violations,

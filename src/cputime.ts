@@ -91,6 +91,8 @@ export interface CpuTimeStats {
   guestRunNs: number;
   /** The host's CPU time: the device thread's time on a core. */
   hostRunNs: number;
+  /** Guest CPU time per workload op (guestRunNs / ops; 0 with no ops). */
+  guestRunNsPerOp: number;
   /** Workload ops per second of guest CPU time (ops / guestRunNs). */
   opsPerGuestCpuSec: number;
 }
@@ -120,6 +122,7 @@ export function cpuTimeStats(windowNs: number, roles: { cpus: ThreadCpuTime[]; r
     main: sumRole([roles.main]),
     guestRunNs,
     hostRunNs: device?.runNs ?? 0,
+    guestRunNsPerOp: ops > 0 ? guestRunNs / ops : 0,
     opsPerGuestCpuSec: guestRunNs > 0 ? ops / (guestRunNs / 1e9) : 0,
   };
 }

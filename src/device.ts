@@ -179,6 +179,20 @@ export interface DeviceOptions {
   discard?: boolean;
 }
 
+/** Why the device keeps a reported range: QEMU skips the discard when poison_val != 0 (`if (!dev->poison_val) ram_block_discard_range(...)`). */
+export const KEEP_POISON = 'PAGE_POISON, poison_val != 0';
+export const KEEP_NO_DISCARD = '--no-discard';
+
+/**
+ * Why the device keeps reported ranges resident instead of discarding them,
+ * or null: the one rule the device follows and the settle check excuses by.
+ * `poisonVal` is the negotiated poison_val (0 without PAGE_POISON).
+ */
+export function keepReason(poisonVal: number, o: Pick<DeviceOptions, 'poisonPolicy' | 'discard'>): string | null {
+  if (poisonVal !== 0 && o.poisonPolicy === 'skip') return KEEP_POISON;
+  return o.discard === false ? KEEP_NO_DISCARD : null;
+}
+
 export interface DeviceCounters {
   queueKind: QueueKind;
   vqNumbering: VqNumbering;
@@ -466,15 +480,11 @@ export class BalloonDevice {
     // discard would only add a second, derived stamp failure.
     if (v !== null) return v;
     const poisonVal = hasFeature(this.negotiated, VIRTIO_BALLOON_F_PAGE_POISON) ? Atomics.load(this.dev, DEV_POISON_VAL) : 0;
-    if (poisonVal !== 0 && this.opts.poisonPolicy === 'skip') {
-      // QEMU: `if (!dev->poison_val) ram_block_discard_range(...)`: keep the page.
-      this.m[this.mb + DEVM_BYTES_POISON_SKIPPED] += len;
-      return null;
-    }
-    if (this.opts.discard === false) {
-      // --no-discard: the range was validated and oracle-checked like any
-      // other and is acknowledged with the chain; only the madvise is left out.
-      this.m[this.mb + DEVM_BYTES_KEPT] += len;
+    // Kept: validated and oracle-checked like any other range and
+    // acknowledged with the chain; only the madvise is left out.
+    const keep = keepReason(poisonVal, this.opts);
+    if (keep !== null) {
+      this.m[this.mb + (keep === KEEP_POISON ? DEVM_BYTES_POISON_SKIPPED : DEVM_BYTES_KEPT)] += len;
       return null;
     }
     const fill = poisonVal === 0 ? null : poisonVal;

@@ -152,12 +152,12 @@ const REPORTER_MODES = ['reporting', 'aeration'];
  * Why an injection cannot take effect in this configuration (then it would
  * silently test nothing), or null. Checked when the flags are parsed.
  */
-export function injectionConflict(cfg: Pick<Config, 'inject' | 'hinting' | 'poison'> & Partial<Pick<Config, 'discard'>>): string | null {
+export function injectionConflict(cfg: Pick<Config, 'inject' | 'hinting' | 'poison' | 'discard'>): string | null {
   for (const n of cfg.inject) {
     // These two do their harm only through memory the host discarded
     // (stranded RSS, zeros handed back): with --no-discard they cannot show,
     // and a clean run would claim a protection that was never tested.
-    if (cfg.discard === false && (n === 'keep-reported-on-merge' || n === 'poison-unaware')) return `--inject: ${n} does its harm through memory the host discards; it cannot show with --no-discard`;
+    if (!cfg.discard && (n === 'keep-reported-on-merge' || n === 'poison-unaware')) return `--inject: ${n} does its harm through memory the host discards; it cannot show with --no-discard`;
     if (n === 'no-ack-wait') {
       if (cfg.hinting !== 'aeration') return `--inject: ${n} models the aeration driver; it needs --hinting aeration`;
     } else if (n === 'device-double-used') {

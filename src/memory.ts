@@ -112,7 +112,6 @@ export class GuestMemory {
     return dropped;
   }
 
-
   /** Host RSS in pages (popcount of the resident bitmap). */
   residentPages(): number {
     let n = 0;

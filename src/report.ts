@@ -64,7 +64,7 @@ export function resultText(r: RunResult): string {
       if (h.settle) out.push(`  settled in ${h.settleMs} ms: host RSS ${fmtBytes(h.settle.rssBytes)}${h.settle.excuses.length ? '; ' + h.settle.excuses.join('; ') : ''}`);
     }
   }
-  if (r.cpuTime) out.push('', ...cpuTimeLines(r.cpuTime, r.totals.ops));
+  if (r.cpuTime) out.push('', ...cpuTimeLines(r.cpuTime));
   for (const n of r.notes) out.push(`note: ${n}`);
   out.push('');
   const crow = [['oracle', 'runs', 'failures']];
@@ -96,13 +96,13 @@ export function hintLines(mode: string, x: HintStats, settleMs?: number, settled
 }
 
 /** Who spent the cores in the workload window (src/cputime.ts). */
-export function cpuTimeLines(c: CpuTimeStats, ops: number): string[] {
+export function cpuTimeLines(c: CpuTimeStats): string[] {
   const t = (x: number) => (x >= 1e9 ? `${(x / 1e9).toFixed(2)}s` : ns(x));
   const role = (name: string, x: RoleCpuTime | undefined) => (x ? `; ${name} ${t(x.runNs)}` : '');
   return [
     `cpu time in the ${(c.windowNs / 1e9).toFixed(2)}s workload window (schedstat): cpus ${t(c.cpus.runNs)} on a core, ${t(c.cpus.runqWaitNs)} waiting for one, ${t(c.cpus.sleepNs)} asleep` +
       `${role('reporter', c.reporter)}${role('device', c.device)}${role('main', c.main)}`,
-    `  guest (cpus + reporter) ${t(c.guestRunNs)}: ${ns(ops > 0 ? c.guestRunNs / ops : 0)} per op, ${num(c.opsPerGuestCpuSec)} ops per guest cpu-second; host (device) ${t(c.hostRunNs)}`,
+    `  guest (cpus + reporter) ${t(c.guestRunNs)}: ${ns(c.guestRunNsPerOp)} per op, ${num(c.opsPerGuestCpuSec)} ops per guest cpu-second; host (device) ${t(c.hostRunNs)}`,
   ];
 }
 

@@ -11,6 +11,7 @@ import { HIST_BUCKETS, accumulate, percentile, slotPercentiles } from './hist.js
 import {
   HDR_READY,
   HDR_RUN_STATE,
+  DEV_POISON_VAL,
   HDR_STATE_GEN,
   LOCK_ZONE,
   MAX_ORDER,
@@ -43,7 +44,7 @@ import {
   threadIds,
   type Views,
 } from './layout.js';
-import { type DeviceCounters, VIRTIO_BALLOON_F_PAGE_POISON, bit, deviceInit, negotiateFeatures, readDeviceCounters } from './device.js';
+import { type DeviceCounters, VIRTIO_BALLOON_F_PAGE_POISON, bit, deviceInit, keepReason, negotiateFeatures, readDeviceCounters } from './device.js';
 import { reportingAllowed } from './balloon.js';
 import { PAGE_REPORTING_IDLE, PAGE_REPORTING_REQUESTED, RM_BLOCKS, RM_ISOLATE_WMARK, RM_PASSES, RM_RING_CHECKS } from './reporting.js';
 import { checkReportedAccounting, type SettleReport } from './settle.js';
@@ -408,16 +409,14 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   let hintSettleRss = -1;
   let settleMs = 0;
   const reporterIdx = roles.findIndex((r) => r.role === 'reporter');
+  const reportingOn = reportingAllowed(views, driverDeclaresPoison(cfg)).allowed;
   const settleOpts = {
       mode: cfg.hinting === 'aeration' ? ('aeration' as const) : ('reporting' as const),
       reportOrder: cfg.reportOrder,
       capacity: cfg.capacity,
-      reportingDisabled: !reportingAllowed(views, driverDeclaresPoison(cfg)).allowed,
-      deviceKeepsPages: !cfg.discard
-        ? '--no-discard'
-        : driverDeclaresPoison(cfg) && cfg.poisonByte !== 0 && cfg.poisonPolicy === 'skip' && reportingAllowed(views, driverDeclaresPoison(cfg)).allowed
-          ? 'PAGE_POISON, poison_val != 0'
-          : null,
+      reportingDisabled: !reportingOn,
+      // The device's own rule, on the poison_val it negotiated (0 without PAGE_POISON).
+      deviceKeepsPages: reportingOn ? keepReason(views.device[DEV_POISON_VAL], cfg) : null,
       isolationsRefused: () => views.metrics[metricBase(ids.reporter) + RM_ISOLATE_WMARK],
   };
   const quiet = () => {

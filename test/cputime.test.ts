@@ -23,6 +23,7 @@ describe('schedstat arithmetic (src/cputime.ts)', () => {
     expect(s.guestRunNs).toBe(1.1e9);
     expect(s.hostRunNs).toBe(3e8);
     expect(s.opsPerGuestCpuSec).toBeCloseTo(2e6, 6);
+    expect(s.guestRunNsPerOp).toBeCloseTo(500, 9);
   });
 
   it("reads this thread's own schedstat, which grows while it spins", () => {
