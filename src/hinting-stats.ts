@@ -4,7 +4,7 @@
 import type { HintStats } from './hint-stats.js';
 import { slotPercentiles } from './hist.js';
 import { METRIC_HIST_BASE, PAGE_SIZE, metricBase, threadIds, type Views } from './layout.js';
-import { CM_REPORT_REQUESTS, RM_BLOCKS, RM_FAILS, RM_ISOLATE_WMARK, RM_LOCK_HOLD_NS, RM_PAGES, RM_PASSES, RM_REPORTS, RM_REREPORTED, RM_RT_NS_MAX, RM_RT_NS_TOTAL, RM_SET_REPORTED, RM_SKIPPED_WMARK } from './reporting.js';
+import { CM_REPORT_REQUESTS, RM_BLOCKS, RM_FAILS, RM_ISOLATE_WMARK, RM_LOCK_HOLD_NS, RM_PAGES, RM_PASSES, RM_REPORTS, RM_REQUESTS_AT_PASS_END, RM_REREPORTED, RM_RT_NS_MAX, RM_RT_NS_TOTAL, RM_SET_REPORTED, RM_SKIPPED_WMARK } from './reporting.js';
 
 export interface HintingStats {
   mode: string;
@@ -18,6 +18,8 @@ export interface HintingStats {
   failedReports: number;
   passes: number;
   requests: number;
+  /** Requests raised right after a pass ended (between its final compareExchange and the next wait). */
+  requestsAtPassEnd: number;
   passesSkippedBelowWatermark: number;
   isolationsRefusedByMinWatermark: number;
   roundTripNs: { p50: number; p99: number; max: number; total: number };
@@ -47,6 +49,7 @@ export function readHintingStats(views: Views, mode: string, enabled: boolean, n
     failedReports: m[b + RM_FAILS],
     passes: m[b + RM_PASSES],
     requests,
+    requestsAtPassEnd: m[b + RM_REQUESTS_AT_PASS_END],
     passesSkippedBelowWatermark: m[b + RM_SKIPPED_WMARK],
     isolationsRefusedByMinWatermark: m[b + RM_ISOLATE_WMARK],
     roundTripNs: { ...rt, total: m[b + RM_RT_NS_TOTAL] },

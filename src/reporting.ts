@@ -75,6 +75,8 @@ export const RM_ISOLATE_WMARK = METRIC_EXTRA + 9; // isolations refused by the m
 export const RM_SET_REPORTED = METRIC_EXTRA + 10; // blocks flagged Reported by drain
 export const RM_RT_NS_MAX = METRIC_EXTRA + 11;
 export const RM_REQUESTS_SEEN = METRIC_EXTRA + 12; // times the work was scheduled
+/** Requests raised between a pass's final compareExchange (ACTIVE -> IDLE) and the reporter's next wait: seen only because the generation was read before the exchange. */
+export const RM_REQUESTS_AT_PASS_END = METRIC_EXTRA + 13;
 // Used elements the driver collected and validated (the `ring` oracle's runs);
 // far from the fields above so other reporter counters can be added freely.
 export const RM_RING_CHECKS = METRIC_EXTRA + 40;
@@ -88,6 +90,13 @@ export interface ReportingOptions {
   delayMs: number;
   /** Fault injection (src/inject.ts); absent = every protection on. */
   inject?: Partial<ReporterInjections>;
+  /**
+   * Harness self-test (BALLOON_SIM_SELFTEST=late-gen-read, not a simulation
+   * feature): read the request generation after the pass's final
+   * compareExchange, the order that lost requests, so a test can show the
+   * simulator finds its own lost wake-up.
+   */
+  lateGenRead?: boolean;
 }
 
 /**
@@ -212,9 +221,15 @@ export class PageReporting {
       if (!this.serving()) break;
       this.m[this.mb + RM_REQUESTS_SEEN]++;
       scheduled = this.process();
-      lastGen = Atomics.load(this.rep, REP_REQUEST_GEN);
+      // The generation process() read before its final compareExchange: a
+      // request raised after that exchange has bumped past it, so the wait
+      // above returns at once instead of sleeping through it.
+      lastGen = this.genAtPassEnd;
     }
   }
+
+  /** REP_REQUEST_GEN as process() read it just before its final compareExchange. */
+  private genAtPassEnd = 0;
 
   private sleep(ms: number): void {
     const h = this.views.header;
@@ -233,18 +248,32 @@ export class PageReporting {
     Atomics.store(this.rep, REP_STATE, PAGE_REPORTING_ACTIVE);
     this.m[this.mb + RM_PASSES]++;
     this.processZone();
+    // Read the request generation BEFORE the exchange that ends the pass. A
+    // free path that sees IDLE after the exchange moves it to REQUESTED and
+    // bumps the generation; run() then waits for a change from this value
+    // and returns at once. Read after the exchange, that bump could land
+    // first and be taken for one already served: the request would be lost,
+    // and every later free stops at the cheap REQUESTED check (the kernel's
+    // delayed work cannot lose it; a 10-minute churn run here once did).
+    this.genAtPassEnd = Atomics.load(this.rep, REP_REQUEST_GEN);
+    let prev: number;
     if (this.opts.inject?.lostWakeup) {
       // INJECTED (lost-wakeup): the compareExchange split into a load and a
       // store; a request stored in between is overwritten with IDLE.
-      const prev = Atomics.load(this.rep, REP_STATE);
+      prev = Atomics.load(this.rep, REP_STATE);
       if (prev === PAGE_REPORTING_ACTIVE) {
         // Preempted here: a real pause when running free, a scheduling point under --sched.
         if (!inSchedPoint(REP_STATE)) Atomics.wait(windowWord, 0, 0, LOST_WAKEUP_WINDOW_MS);
         Atomics.store(this.rep, REP_STATE, PAGE_REPORTING_IDLE);
       }
-      return prev === PAGE_REPORTING_REQUESTED;
-    }
-    const prev = Atomics.compareExchange(this.rep, REP_STATE, PAGE_REPORTING_ACTIVE, PAGE_REPORTING_IDLE);
+    } else prev = Atomics.compareExchange(this.rep, REP_STATE, PAGE_REPORTING_ACTIVE, PAGE_REPORTING_IDLE);
+    // The window between the exchange and the reporter's next wait: under
+    // --sched another thread may run here (a free that raises a request).
+    schedPoint(SP_STATE, REP_REQUEST_GEN);
+    const genNow = Atomics.load(this.rep, REP_REQUEST_GEN);
+    // A request raised in the window: seen only thanks to the early read.
+    if (genNow !== this.genAtPassEnd) this.m[this.mb + RM_REQUESTS_AT_PASS_END]++;
+    if (this.opts.lateGenRead) this.genAtPassEnd = genNow; // self-test: the old, losing order
     return prev === PAGE_REPORTING_REQUESTED;
   }
 

@@ -39,7 +39,7 @@ export interface RoleResult {
 }
 
 export function reportingOptions(config: Config): ReportingOptions {
-  return { mode: config.hinting === 'aeration' ? 'aeration' : 'reporting', capacity: config.capacity, reportOrder: config.reportOrder, delayMs: config.reportDelayMs, inject: reporterInjections(config) };
+  return { mode: config.hinting === 'aeration' ? 'aeration' : 'reporting', capacity: config.capacity, reportOrder: config.reportOrder, delayMs: config.reportDelayMs, inject: reporterInjections(config), lateGenRead: process.env.BALLOON_SIM_SELFTEST === 'late-gen-read' };
 }
 
 /**
@@ -179,6 +179,8 @@ export function runRole(task: RoleTask): RoleResult {
  * Harness self-test (not a simulation feature): BALLOON_SIM_SELFTEST=crash or
  * =hang makes cpu[0] die or ignore the stop request, so the tests can prove a
  * dead or hung thread ends the run with exit 3 and the seed, never a hang.
+ * (=late-gen-read puts the reporter's request-generation read back in the
+ * order that lost requests: see reportingOptions and PageReporting.process.)
  */
 function selfTestFault(role: RoleName, index: number): void {
   const mode = process.env.BALLOON_SIM_SELFTEST;
