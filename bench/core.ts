@@ -3,11 +3,11 @@
 // 8 GiB guest. Every ratio compares numbers measured in this one run.
 
 import { Bench } from 'tinybench';
-import { Zone } from '../src/buddy.js';
-import { type Config, DEFAULT_CONFIG } from '../src/config.js';
-import { HDR_RUN_STATE, LOCK_ZONE, PAGE_WORDS, RUN_RUNNING, createShared, lockWordIndex } from '../src/layout.js';
-import { runSimulation } from '../src/run.js';
-import { Sync } from '../src/sync.js';
+import { Zone } from '../src/mm/buddy.js';
+import { type Config, DEFAULT_CONFIG } from '../src/sim/config.js';
+import { HDR_RUN_STATE, LOCK_ZONE, PAGE_WORDS, RUN_RUNNING, createShared, lockWordIndex } from '../src/shm/layout.js';
+import { runSimulation } from '../src/sim/run.js';
+import { Sync } from '../src/locking/sync.js';
 import { type BenchReport, median, round } from './types.js';
 
 const INNER = 10_000;

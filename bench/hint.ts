@@ -4,8 +4,8 @@
 // and how much memory each hinting mode hands back to the host after the same
 // memhog run. Every ratio compares numbers measured in this one run.
 
-import { type Config, DEFAULT_CONFIG } from '../src/config.js';
-import { runSimulation } from '../src/run.js';
+import { type Config, DEFAULT_CONFIG } from '../src/sim/config.js';
+import { runSimulation } from '../src/sim/run.js';
 import { type BenchReport, median, round } from './types.js';
 
 const GiB = 2 ** 30;

@@ -11,11 +11,11 @@
 
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
-import { type Config, DEFAULT_CONFIG, type Workload } from '../src/config.js';
-import { LOCK_ZONE, createShared } from '../src/layout.js';
-import { LockStat } from '../src/lockstat.js';
-import { runSimulation } from '../src/run.js';
-import { Sync } from '../src/sync.js';
+import { type Config, DEFAULT_CONFIG, type Workload } from '../src/sim/config.js';
+import { LOCK_ZONE, createShared } from '../src/shm/layout.js';
+import { LockStat } from '../src/locking/lockstat.js';
+import { runSimulation } from '../src/sim/run.js';
+import { Sync } from '../src/locking/sync.js';
 
 /** Uncontended lock+unlock of the zone lock in one thread, ns per pair: the observer's own cost. */
 function lockPairNs(observer: boolean): number {

@@ -10,9 +10,9 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_CONFIG } from '../src/config.js';
-import { INJECTIONS, INJECTION_NAMES, RACE_BASE_ARGS } from '../src/inject.js';
-import { runStress } from '../src/stress.js';
+import { DEFAULT_CONFIG } from '../src/sim/config.js';
+import { INJECTIONS, INJECTION_NAMES, RACE_BASE_ARGS } from '../src/check/inject.js';
+import { runStress } from '../src/cli/stress.js';
 import { type BenchReport, median, round } from './types.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli.js');

@@ -6,10 +6,10 @@
 //    the same machine in the same process.
 
 import { availableParallelism } from 'node:os';
-import { type Config, DEFAULT_CONFIG } from '../src/config.js';
-import { PAGE_SIZE, createShared } from '../src/layout.js';
-import { GuestMemory } from '../src/memory.js';
-import { runSimulation, sharedBufferFor } from '../src/run.js';
+import { type Config, DEFAULT_CONFIG } from '../src/sim/config.js';
+import { PAGE_SIZE, createShared } from '../src/shm/layout.js';
+import { GuestMemory } from '../src/mm/memory.js';
+import { runSimulation, sharedBufferFor } from '../src/sim/run.js';
 import { type BenchReport, median, medianInterval, round } from './types.js';
 
 const MiB = 2 ** 20;

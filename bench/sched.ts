@@ -3,8 +3,8 @@
 // on the same workload (ops per wall-clock second, free / scheduled). Every
 // ratio compares numbers measured in this one run.
 
-import { type Config, DEFAULT_CONFIG } from '../src/config.js';
-import { runSimulation } from '../src/run.js';
+import { type Config, DEFAULT_CONFIG } from '../src/sim/config.js';
+import { runSimulation } from '../src/sim/run.js';
 import { type BenchReport, median, round } from './types.js';
 
 export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport> {

@@ -12,11 +12,11 @@
 // Standalone: `node dist/bench/vring.js` prints the JSON object.
 
 import { pathToFileURL } from 'node:url';
-import { BalloonDevice, readDeviceCounters } from '../src/device.js';
-import { DEV_VQ_INDEX, PAGE_SIZE } from '../src/layout.js';
-import type { RoleResult } from '../src/roles.js';
-import { harnessConfig, harnessShared, harnessStop, runThread } from '../src/vring-harness.js';
-import { VringMem, VringVirtqueue } from '../src/vring.js';
+import { BalloonDevice, readDeviceCounters } from '../src/host/balloon-device.js';
+import { DEV_VQ_INDEX, PAGE_SIZE } from '../src/shm/layout.js';
+import type { RoleResult } from '../src/sim/roles.js';
+import { harnessConfig, harnessShared, harnessStop, runThread } from '../src/testing/vring-harness.js';
+import { VringMem, VringVirtqueue } from '../src/virtio/ring.js';
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -3,11 +3,11 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { HINTING_MODES } from '../src/config.js';
-import { LOCK_CLASSES } from '../src/layout.js';
+import { HINTING_MODES } from '../src/sim/config.js';
+import { LOCK_CLASSES } from '../src/shm/layout.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const cli = path.join(root, 'dist/src/cli.js');
+const cli = path.join(root, 'dist/src/cli/main.js');
 
 function sim(args: string[]) {
   expect(existsSync(cli), `${cli} missing: run 'npx tsc -p .' first`).toBe(true);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { cpuTimeStats, ownTid, parseSchedstat, readSchedstat, threadDelta } from '../src/cputime.js';
-import { DEFAULT_CONFIG } from '../src/config.js';
-import { runSimulation } from '../src/run.js';
+import { cpuTimeStats, ownTid, parseSchedstat, readSchedstat, threadDelta } from '../src/sim/cputime.js';
+import { DEFAULT_CONFIG } from '../src/sim/config.js';
+import { runSimulation } from '../src/sim/run.js';
 
 describe('schedstat arithmetic (src/cputime.ts)', () => {
   it('parses "run_ns wait_ns slices" and refuses anything else', () => {

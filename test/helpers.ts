@@ -1,8 +1,8 @@
 // Shared test fixtures: a one-thread world over a fresh shared buffer.
-import { Zone, type ZoneOptions, DEFAULT_ZONE_OPTIONS } from '../src/buddy.js';
-import { type Config, DEFAULT_CONFIG } from '../src/config.js';
-import { HDR_RUN_STATE, RUN_RUNNING, createShared, threadIds, type Views } from '../src/layout.js';
-import { Sync } from '../src/sync.js';
+import { Zone, type ZoneOptions, DEFAULT_ZONE_OPTIONS } from '../src/mm/buddy.js';
+import { type Config, DEFAULT_CONFIG } from '../src/sim/config.js';
+import { HDR_RUN_STATE, RUN_RUNNING, createShared, threadIds, type Views } from '../src/shm/layout.js';
+import { Sync } from '../src/locking/sync.js';
 
 export interface World {
   views: Views;

@@ -2,17 +2,17 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { NIL, PAGE_SIZE, threadIds, ZONE_BALLOON_PAGES } from '../src/layout.js';
-import { type Config, DEFAULT_CONFIG, rerunCommand } from '../src/config.js';
-import { deviceInit, negotiateFeatures, readDeviceCounters } from '../src/device.js';
-import { FREE_PAGE_HINT_S_REQUESTED, FREE_PAGE_HINT_S_START, FREE_PAGE_HINT_S_STOP, FreePageHintDevice, VIRTIO_BALLOON_CMD_ID_STOP, readHintDeviceCounters } from '../src/hint-device.js';
-import { HINT_BLOCK_ORDER, allocBalloonBlock } from '../src/hint.js';
-import { hintOffer, hintQueue } from '../src/hint-stats.js';
-import { runSimulation } from '../src/run.js';
-import { VringMem, VringVirtqueue } from '../src/vring.js';
+import { NIL, PAGE_SIZE, threadIds, ZONE_BALLOON_PAGES } from '../src/shm/layout.js';
+import { type Config, DEFAULT_CONFIG, rerunCommand } from '../src/sim/config.js';
+import { deviceInit, negotiateFeatures, readDeviceCounters } from '../src/host/balloon-device.js';
+import { FREE_PAGE_HINT_S_REQUESTED, FREE_PAGE_HINT_S_START, FREE_PAGE_HINT_S_STOP, FreePageHintDevice, VIRTIO_BALLOON_CMD_ID_STOP, readHintDeviceCounters } from '../src/host/free-page-hint-device.js';
+import { HINT_BLOCK_ORDER, allocBalloonBlock } from '../src/guest/free-page-hint.js';
+import { hintOffer, hintQueue } from '../src/sim/hint-stats.js';
+import { runSimulation } from '../src/sim/run.js';
+import { VringMem, VringVirtqueue } from '../src/virtio/ring.js';
 import { makeWorld } from './helpers.js';
 
-const CLI = path.resolve(__dirname, '../dist/src/cli.js');
+const CLI = path.resolve(__dirname, '../dist/src/cli/main.js');
 const MiB = 2 ** 20;
 
 /** One thread plays both sides: a hand-driven driver queue and the device's serve(). */

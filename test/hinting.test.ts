@@ -1,8 +1,8 @@
 // Free page hinting end to end (reporter thread + device thread + CPUs).
 import { describe, expect, it } from 'vitest';
-import { type Config, DEFAULT_CONFIG } from '../src/config.js';
-import { PAGE_SIZE } from '../src/layout.js';
-import { type RunResult, runSimulation } from '../src/run.js';
+import { type Config, DEFAULT_CONFIG } from '../src/sim/config.js';
+import { PAGE_SIZE } from '../src/shm/layout.js';
+import { type RunResult, runSimulation } from '../src/sim/run.js';
 
 const MiB = 2 ** 20;
 const base: Config = { ...DEFAULT_CONFIG, seed: 11, cpus: 4, memoryBytes: 512 * MiB, reportDelayMs: 50, checkIntervalMs: 200, settleTimeoutMs: 8000 };

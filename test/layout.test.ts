@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CACHE_LINE, PAGE_SIZE, PAGE_WORDS, assertLayout, computeLayout, createShared, openShared, vringSize, waitWordOffsets, zeroBuffer } from '../src/layout.js';
+import { CACHE_LINE, PAGE_SIZE, PAGE_WORDS, assertLayout, computeLayout, createShared, openShared, vringSize, waitWordOffsets, zeroBuffer } from '../src/shm/layout.js';
 
 const params = { cpus: 8, memoryBytes: 64 * 2 ** 20, queueSize: 128, ringAlign: 4 };
 

@@ -3,9 +3,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { SITE_ALLOC, SITE_FREE, SITE_PCP_DRAIN, SITE_PCP_REFILL } from '../src/buddy.js';
-import { UsageError } from '../src/config.js';
-import { HIST_BUCKETS, bucketHigh, bucketLow, bucketOf, percentile } from '../src/hist.js';
+import { SITE_ALLOC, SITE_FREE, SITE_PCP_DRAIN, SITE_PCP_REFILL } from '../src/mm/buddy.js';
+import { UsageError } from '../src/sim/config.js';
+import { HIST_BUCKETS, bucketHigh, bucketLow, bucketOf, percentile } from '../src/base/hist.js';
 import {
   LOCK_CLASSES,
   LOCK_LINE_WORDS,
@@ -29,14 +29,14 @@ import {
   LS_WAIT_NS_TOTAL,
   createShared,
   lockstatBase,
-} from '../src/layout.js';
-import { type LockClassStats, collectLockStats, fastBucketOf } from '../src/lockstat.js';
+} from '../src/shm/layout.js';
+import { type LockClassStats, collectLockStats, fastBucketOf } from '../src/locking/lockstat.js';
 import fc from 'fast-check';
-import { PROC_COLUMNS, PROC_RULE_WIDTH, lockstatTable, parseLockstatFlags, procLockStat, procTime, sortLockStats } from '../src/lockstat-report.js';
-import { Sync } from '../src/sync.js';
+import { PROC_COLUMNS, PROC_RULE_WIDTH, lockstatTable, parseLockstatFlags, procLockStat, procTime, sortLockStats } from '../src/cli/lockstat-report.js';
+import { Sync } from '../src/locking/sync.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const probe = path.join(root, 'dist/workers/lockstat-probe.js');
+const probe = path.join(root, 'dist/workers/testing/lockstat-probe.js');
 const params = { cpus: 2, memoryBytes: 8 * 2 ** 20, queueSize: 8, ringAlign: 4 };
 
 function runProbe(data: Record<string, unknown>): Promise<void> {

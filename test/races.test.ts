@@ -1,6 +1,6 @@
 // Issue 6: every injection (--inject NAME) is found by a named oracle, and
 // the same configuration without it passes. Each case runs the real CLI
-// (build first: dist/src/cli.js).
+// (build first: dist/src/cli/main.js).
 //
 // Rules, stated because some of these races depend on thread timing on a
 // 2-core machine running 10 threads:
@@ -16,9 +16,9 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { INJECTIONS, INJECTION_NAMES, RACE_BASE_ARGS, type InjectionName } from '../src/inject.js';
+import { INJECTIONS, INJECTION_NAMES, RACE_BASE_ARGS, type InjectionName } from '../src/check/inject.js';
 
-const CLI = path.resolve(__dirname, '../dist/src/cli.js');
+const CLI = path.resolve(__dirname, '../dist/src/cli/main.js');
 const DETECT_SEEDS = 6;
 const RERUN_ATTEMPTS = 4;
 // One clean seed per injection, different for each, so a configuration that

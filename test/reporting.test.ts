@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { PG_ALLOCATED, PG_REPORTED } from '../src/buddy.js';
-import { MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, REP_REQUEST_GEN, REP_STATE, threadIds } from '../src/layout.js';
-import { GuestMemory } from '../src/memory.js';
-import { checkConservation, checkFreeLists } from '../src/oracle.js';
-import { PAGE_REPORTING_ACTIVE, PAGE_REPORTING_IDLE, PAGE_REPORTING_REQUESTED, PageReporting, RM_BLOCKS, RM_FAILS, RM_REREPORTED, type ReportSink, type ReportStatus, makeFreeNotifier, requestReporting } from '../src/reporting.js';
-import { Cpu } from '../src/workload.js';
+import { PG_ALLOCATED, PG_REPORTED } from '../src/mm/buddy.js';
+import { MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, REP_REQUEST_GEN, REP_STATE, threadIds } from '../src/shm/layout.js';
+import { GuestMemory } from '../src/mm/memory.js';
+import { checkConservation, checkFreeLists } from '../src/check/structure.js';
+import { PAGE_REPORTING_ACTIVE, PAGE_REPORTING_IDLE, PAGE_REPORTING_REQUESTED, PageReporting, RM_BLOCKS, RM_FAILS, RM_REREPORTED, type ReportSink, type ReportStatus, makeFreeNotifier, requestReporting } from '../src/mm/page-reporting.js';
+import { Cpu } from '../src/sim/workload.js';
 import { makeWorld, zoneAs, type World } from './helpers.js';
 
 const MiB = 2 ** 20;
@@ -211,7 +211,7 @@ describe('reporting state machine', () => {
 // to pass, and the same seed with the old read order
 // (BALLOON_SIM_SELFTEST=late-gen-read) to fail.
 describe('reporter: a request raised right after a pass ends is not lost', () => {
-  const CLI = path.resolve(__dirname, '../dist/src/cli.js');
+  const CLI = path.resolve(__dirname, '../dist/src/cli/main.js');
   const ARGS = ['--cpus', '2', '--memory', '32M', '--duration', '300ms', '--capacity', '4', '--report-order', '7', '--report-delay', '0ms', '--check-interval', '50ms', '--workload', 'page_fault1', '--sched', 'pct', '--pct-depth', '16'];
   const sim = (seed: number, env: Record<string, string> = {}) => {
     const r = spawnSync(process.execPath, [CLI, ...ARGS, '--seed', String(seed), '--json'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } });

@@ -2,12 +2,12 @@
 // initialised zone, a reset device with negotiated features, a driver queue
 // and a device, all in one thread.
 
-import { Zone } from '../src/buddy.js';
-import { BalloonDevice, type DeviceOptions, type VqNumbering, deviceInit, negotiateFeatures } from '../src/device.js';
-import { DEV_VQ_INDEX, createShared, threadIds, type Views } from '../src/layout.js';
-import { GuestMemory } from '../src/memory.js';
-import { Sync } from '../src/sync.js';
-import { VringMem, VringVirtqueue } from '../src/vring.js';
+import { Zone } from '../src/mm/buddy.js';
+import { BalloonDevice, type DeviceOptions, type VqNumbering, deviceInit, negotiateFeatures } from '../src/host/balloon-device.js';
+import { DEV_VQ_INDEX, createShared, threadIds, type Views } from '../src/shm/layout.js';
+import { GuestMemory } from '../src/mm/memory.js';
+import { Sync } from '../src/locking/sync.js';
+import { VringMem, VringVirtqueue } from '../src/virtio/ring.js';
 
 export interface FixtureOptions {
   queueSize?: number;

@@ -7,16 +7,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_CONFIG, type Config } from '../src/config.js';
-import { configFromArgs } from '../src/cli-lib.js';
-import { INJECTIONS, INJECTION_NAMES, type InjectionInfo, RACE_BASE_ARGS } from '../src/inject.js';
-import { HDR_READY, createShared } from '../src/layout.js';
-import { initSched, schedOutcome, startSched } from '../src/sched.js';
-import { writeScheduleFile } from '../src/sched-cli.js';
-import { searchSchedules } from '../src/sched-search.js';
+import { DEFAULT_CONFIG, type Config } from '../src/sim/config.js';
+import { configFromArgs } from '../src/cli/commands.js';
+import { INJECTIONS, INJECTION_NAMES, type InjectionInfo, RACE_BASE_ARGS } from '../src/check/inject.js';
+import { HDR_READY, createShared } from '../src/shm/layout.js';
+import { initSched, schedOutcome, startSched } from '../src/sched/scheduler.js';
+import { writeScheduleFile } from '../src/cli/schedule-file.js';
+import { searchSchedules } from '../src/sim/schedule-search.js';
 
-const CLI = path.resolve(__dirname, '../dist/src/cli.js');
-const PROBE = path.resolve(__dirname, '../dist/workers/sched-probe.js');
+const CLI = path.resolve(__dirname, '../dist/src/cli/main.js');
+const PROBE = path.resolve(__dirname, '../dist/workers/testing/sched-probe.js');
 const tmp = mkdtempSync(path.join(tmpdir(), 'sched-test-'));
 
 // Small, but reporting really runs: 32 MiB, batches of 4 blocks from order 7.

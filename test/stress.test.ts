@@ -5,10 +5,10 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_CONFIG, checkConfig } from '../src/config.js';
-import { runConfig, runSeed } from '../src/stress.js';
+import { DEFAULT_CONFIG, checkConfig } from '../src/sim/config.js';
+import { runConfig, runSeed } from '../src/cli/stress.js';
 
-const CLI = path.resolve(__dirname, '../dist/src/cli.js');
+const CLI = path.resolve(__dirname, '../dist/src/cli/main.js');
 const sim = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
 const base = { ...DEFAULT_CONFIG, seed: 5 };
 

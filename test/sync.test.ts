@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { LOCK_ZONE, createShared, lockWordIndex } from '../src/layout.js';
-import { LivenessError, Sync, bump, waitWhileEquals } from '../src/sync.js';
+import { LOCK_ZONE, createShared, lockWordIndex } from '../src/shm/layout.js';
+import { LivenessError, Sync, bump, waitWhileEquals } from '../src/locking/sync.js';
 
 const mk = () => createShared({ cpus: 2, memoryBytes: 8 * 2 ** 20, queueSize: 16, ringAlign: 4 });
 

@@ -1,10 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type Config, DEFAULT_CONFIG, WORKLOADS } from '../src/config.js';
-import { runSimulation, sharedBufferFor } from '../src/run.js';
+import { type Config, DEFAULT_CONFIG, WORKLOADS } from '../src/sim/config.js';
+import { runSimulation, sharedBufferFor } from '../src/sim/run.js';
 
-const CLI = path.resolve(__dirname, '../dist/src/cli.js');
+const CLI = path.resolve(__dirname, '../dist/src/cli/main.js');
 
 describe('threaded runs with 8 vCPUs', () => {
   for (const workload of WORKLOADS) {

@@ -1,12 +1,12 @@
 // Driver thread and device thread (the real device role) over one shared
 // buffer: 100k chains, nothing lost, duplicated or reordered. Needs the
-// compiled worker entry (dist/workers/ring-driver.js): `npx tsc -p .` first.
+// compiled worker entry (dist/workers/testing/ring-driver.js): `npx tsc -p .` first.
 
 import { describe, expect, it } from 'vitest';
-import { readDeviceCounters } from '../src/device.js';
-import { DEV_STATUS } from '../src/layout.js';
-import type { RoleResult } from '../src/roles.js';
-import { type ExchangeResult, harnessConfig, harnessShared, harnessStop, runThread } from '../src/vring-harness.js';
+import { readDeviceCounters } from '../src/host/balloon-device.js';
+import { DEV_STATUS } from '../src/shm/layout.js';
+import type { RoleResult } from '../src/sim/roles.js';
+import { type ExchangeResult, harnessConfig, harnessShared, harnessStop, runThread } from '../src/testing/vring-harness.js';
 
 const CHAINS = 100_000;
 

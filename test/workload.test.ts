@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MAX_ORDER, METRIC_HOST_FAULTS, METRIC_REFAULTS, NIL, metricBase } from '../src/layout.js';
-import { OracleViolation } from '../src/oracle.js';
-import { Cpu } from '../src/workload.js';
+import { MAX_ORDER, METRIC_HOST_FAULTS, METRIC_REFAULTS, NIL, metricBase } from '../src/shm/layout.js';
+import { OracleViolation } from '../src/check/structure.js';
+import { Cpu } from '../src/sim/workload.js';
 import { makeWorld, zoneAs } from './helpers.js';
 
 describe('content stamps', () => {
@@ -108,7 +108,7 @@ describe('hot CPU paths once hinting starts', () => {
   // CPU thread deoptimize and recompile them when refaults began, a simulator
   // cost the hinting-on vs off benchmarks charged to hinting.
   it('do not deoptimize when refaults begin (node --trace-deopt)', () => {
-    const cli = path.resolve(__dirname, '../dist/src/cli.js');
+    const cli = path.resolve(__dirname, '../dist/src/cli/main.js');
     const args = ['--trace-deopt', cli, '--cpus', '2', '--workload', 'page_fault1', '--memory', '64M', '--duration', '1500ms', '--report-delay', '200ms', '--capacity', '8', '--seed', '4'];
     const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 60_000, maxBuffer: 64 * 2 ** 20 });
     expect(r.status).toBe(0);

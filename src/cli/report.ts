@@ -1,0 +1,150 @@
+// Human output of a run: the header (seed and every parameter first), the
+// end-of-run tables and the verdict. JSON output is the RunResult itself,
+// shaped by toJson() to the DESIGN §10 contract.
+
+import { type Config, fmtBytes, fmtDuration } from '../sim/config.js';
+import type { RunResult } from '../sim/run.js';
+import type { HintStats } from '../sim/hint-stats.js';
+import type { CpuTimeStats, RoleCpuTime } from '../sim/cputime.js';
+import { schedJson, schedLines } from './schedule-report.js';
+
+export function configLines(c: Config): string[] {
+  return [
+    `balloon-sim: seed ${c.seed}`,
+    `config: cpus=${c.cpus} workload=${c.workload} memory=${fmtBytes(c.memoryBytes)} duration=${fmtDuration(c.durationMs)} hinting=${c.hinting} ` +
+      `pcp=${c.pcp ? `on(batch=${c.pcpBatch},high=${c.pcpHigh})` : 'off'} region=${c.regionBytes ? fmtBytes(c.regionBytes) : 'auto'} hog=${Math.round(c.hogShare * 1000) / 10}% hold=${fmtDuration(c.holdMs)} ` +
+      `check-interval=${c.checkIntervalMs ? fmtDuration(c.checkIntervalMs) : 'end-only'} wait-timeout=${fmtDuration(c.waitTimeoutMs)} spin=${c.spin} queue-size=${c.queueSize} ring-align=${c.ringAlign} poison=${c.poison ? '0x' + c.poisonByte.toString(16) : 'off'} lockstat=${c.lockstat ? 'on' : 'off'} ` +
+      `event-idx=${c.eventIdx ? 'on' : 'off'} vq-numbering=${c.vqNumbering} poison-policy=${c.poisonPolicy} discard=${c.discard ? 'on' : 'off'} ` +
+      `report-delay=${fmtDuration(c.reportDelayMs)} capacity=${c.capacity} report-order=${c.reportOrder} settle-timeout=${fmtDuration(c.settleTimeoutMs)} page-poison-feature=${c.pagePoisonFeature ? 'on' : 'off'} prefault=${c.prefault ? 'on' : 'off'} inject=${c.inject?.length ? c.inject.join(',') : 'none'}` +
+      (c.hinting === 'hint' ? ` hint-interval=${fmtDuration(c.hintIntervalMs)} hint-action=${c.hintAction} hint-done-after=${fmtDuration(c.hintDoneAfterMs)} hint-shrink=${c.hintShrinkBlocks}` : ''),
+  ];
+}
+
+const num = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e4 ? `${(x / 1e3).toFixed(1)}k` : `${Math.round(x)}`);
+const ns = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}ms` : x >= 1e3 ? `${(x / 1e3).toFixed(1)}us` : `${Math.round(x)}ns`);
+
+export function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')).join('\n');
+}
+
+export function resultText(r: RunResult): string {
+  const out: string[] = [];
+  out.push('');
+  out.push(`run: ${(r.durationMs / 1000).toFixed(2)}s (set-up ${r.setupMs} ms)`);
+  const rows = [['cpu', 'ops', 'ops/s', 'allocs', 'frees', 'alloc-fail', 'alloc p50', 'alloc p99']];
+  for (const c of r.cpus) rows.push([String(c.cpu), num(c.ops), num(c.opsPerSec), num(c.allocs), num(c.frees), num(c.allocFailures), ns(c.allocLatencyNs.p50), ns(c.allocLatencyNs.p99)]);
+  const t = r.totals;
+  rows.push(['total', num(t.ops), num(t.opsPerSec), num(t.allocs), num(t.frees), num(t.allocFailures), ns(t.allocLatencyNs.p50), ns(t.allocLatencyNs.p99)]);
+  out.push(table(rows));
+  out.push('');
+  const orders = r.memory.freeBlocksByOrder;
+  out.push(`free memory: ${fmtBytes(r.memory.freeBytes)} of ${fmtBytes(r.memory.totalBytes)} (watermarks min/low/high ${fmtBytes(r.memory.wmarkMinBytes)}/${fmtBytes(r.memory.wmarkLowBytes)}/${fmtBytes(r.memory.wmarkHighBytes)})`);
+  out.push(table([['order', ...orders.map((_, i) => String(i))], ['free blocks', ...orders.map((n) => String(n))]]));
+  out.push('');
+  out.push(`host: rss ${fmtBytes(r.host.rssBytes)} at end, peak ${fmtBytes(r.host.peakRssBytes)}, discarded ${fmtBytes(r.host.discardedBytes)}, refaults ${r.host.refaults}, first-touch faults ${r.host.firstTouchFaults}`);
+  if (r.device) {
+    const d = r.device;
+    out.push(`device: ${d.queueKind} queue index ${d.queueIndex} (numbering ${d.vqNumbering}), event-idx ${d.eventIdx ? 'on' : 'off'}, features 0x${d.featuresNegotiated.toString(16)}${d.bytesKept > 0 ? `; --no-discard: ${fmtBytes(d.bytesKept)} reported and kept resident` : ''}`);
+    const badKinds = Object.entries(d.bad).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`);
+    out.push(table([
+      ['chains', 'descriptors', 'discarded', 'rss dropped', 'discard time', 'hints', 'kicks', 'interrupts', 'bad input'],
+      [num(d.chains), num(d.descriptors), fmtBytes(d.bytesDiscarded), fmtBytes(d.pagesDropped * 4096), ns(d.discardNsTotal), num(d.hints), num(d.kicks), num(d.interrupts), d.badTotal ? badKinds.join(' ') : '0'],
+    ]));
+  }
+  if (r.hinting) {
+    const h = r.hinting;
+    out.push('');
+    if (!h.enabled) out.push(`hinting: ${h.mode} DISABLED`);
+    else if (h.hint) out.push(...hintLines(h.mode, h.hint, h.settleMs, h.settle?.ok));
+    else {
+      out.push(`hinting: ${h.mode}: ${num(h.reports)} reports, ${num(h.reportedBlocks)} blocks, ${fmtBytes(h.reportedBytes)} reported, ${num(h.reReportedBlocks)} re-reported after merging, ${num(h.failedReports)} failed`);
+      out.push(`  round trip p50 ${ns(h.roundTripNs.p50)} p99 ${ns(h.roundTripNs.p99)}; ${num(h.passes)} passes from ${num(h.requests)} requests; reporter held the zone lock ${ns(h.reporterZoneLockHoldNs)} in all`);
+      if (h.passesSkippedBelowWatermark || h.isolationsRefusedByMinWatermark) out.push(`  watermarks: ${h.passesSkippedBelowWatermark} passes skipped (zone below low + capacity << order), ${h.isolationsRefusedByMinWatermark} isolations refused (min)`);
+      if (h.settle) out.push(`  settled in ${h.settleMs} ms: host RSS ${fmtBytes(h.settle.rssBytes)}${h.settle.excuses.length ? '; ' + h.settle.excuses.join('; ') : ''}`);
+    }
+  }
+  if (r.cpuTime) out.push('', ...cpuTimeLines(r.cpuTime));
+  for (const n of r.notes) out.push(`note: ${n}`);
+  out.push('');
+  const crow = [['oracle', 'runs', 'failures']];
+  for (const c of r.checks) crow.push([c.oracle, num(c.runs), String(c.failures)]);
+  out.push(table(crow));
+  out.push('');
+  out.push(...verdictLines(r));
+  return out.join('\n');
+}
+
+/** The end table of --hinting hint / naive (src/hint-stats.ts). */
+export function hintLines(mode: string, x: HintStats, settleMs?: number, settled?: boolean): string[] {
+  const out: string[] = [];
+  const pct = (f: number) => `${(f * 100).toFixed(1)}%`;
+  if (mode === 'naive') {
+    out.push(`hinting: naive: ${num(x.runs)} round trips (alloc, send, wait, free), ${num(x.blocksHinted)} blocks = ${fmtBytes(x.bytesHinted)} sent; round trip p50 ${ms(x.runMs.p50)} p99 ${ms(x.runMs.p99)}`);
+    out.push(`  distinct blocks ${num(x.distinctBlocks)} (${fmtBytes(x.distinctBytes)}, ${pct(x.distinctShareOfMemory)} of memory), duplicates ${num(x.duplicateBlocks)}: duplicate ratio ${x.duplicateRatio.toFixed(4)}; ${num(x.naiveAllocFailures)} times no block to take`);
+  } else {
+    const d = x.device;
+    out.push(`hinting: hint (FREE_PAGE_HINT, action ${d?.action ?? '?'}): ${num(x.runs)} runs, ${num(x.blocksHinted)} blocks = ${fmtBytes(x.bytesHinted)} hinted, ${fmtBytes(x.bytesPerRun)} per run; balloon held at most ${fmtBytes(x.heldBytesMax)}`);
+    out.push(`  run duration (cmd id -> STOP used) p50 ${ms(x.runMs.p50)} max ${ms(x.runMs.max)} mean ${ms(x.runMs.mean)}; runs ended: ${x.runEnds.allocationFailed} allocation failed, ${x.runEnds.newCmdId} new cmd id, ${x.runEnds.other} other`);
+    out.push(`  distinct blocks ${num(x.distinctBlocks)} (${fmtBytes(x.distinctBytes)}), duplicates ${num(x.duplicateBlocks)} (ratio ${x.duplicateRatio.toFixed(3)}); DONE handled ${x.donesHandled}, ${num(x.blocksFreedOnDone)} blocks freed on DONE; ring-full waits ${num(x.ringFullWaits)}`);
+    out.push(`  shrinker: ${num(x.shrinker.calls)} calls returned ${num(x.shrinker.blocksReturned)} blocks (${fmtBytes(x.shrinker.bytesReturned)}); CPU allocation failures ${num(x.cpuAllocFailures)}, of them with the balloon holding pages it could not return: ${num(x.shrinker.emptyWhileBalloonHeld)}`);
+    if (d) out.push(`  device: ${d.idsWritten} cmd ids written, ${d.starts} started, ${d.stops} stopped, ${d.dones} DONE; ${num(d.rangesActedOn)} ranges acted on (${fmtBytes(d.pagesHinted * 4096)}), ${num(d.rangesIgnored)} stale ranges and ${d.staleIds} stale ids ignored; device run mean ${ms(d.runMsMean)} max ${ms(d.runMsMax)}`);
+    if (x.migrateSkippedPages !== undefined) out.push(`  migrate: a pre-copy pass would skip ${num(x.migrateSkippedPages)} pages (${fmtBytes(x.migrateSkippedPages * 4096)}) cleared from the dirty bitmap`);
+  }
+  if (settleMs !== undefined && settled !== undefined) out.push(`  ${settled ? 'settled' : 'NOT settled'} in ${settleMs} ms (balloon empty after DONE)`);
+  return out;
+}
+
+/** Who spent the cores in the workload window (src/cputime.ts). */
+export function cpuTimeLines(c: CpuTimeStats): string[] {
+  const t = (x: number) => (x >= 1e9 ? `${(x / 1e9).toFixed(2)}s` : ns(x));
+  const role = (name: string, x: RoleCpuTime | undefined) => (x ? `; ${name} ${t(x.runNs)}` : '');
+  return [
+    `cpu time in the ${(c.windowNs / 1e9).toFixed(2)}s workload window (schedstat): cpus ${t(c.cpus.runNs)} on a core, ${t(c.cpus.runqWaitNs)} waiting for one, ${t(c.cpus.sleepNs)} asleep` +
+      `${role('reporter', c.reporter)}${role('device', c.device)}${role('main', c.main)}`,
+    `  guest (cpus + reporter) ${t(c.guestRunNs)}: ${ns(c.guestRunNsPerOp)} per op, ${num(c.opsPerGuestCpuSec)} ops per guest cpu-second; host (device) ${t(c.hostRunNs)}`,
+  ];
+}
+
+const ms = (x: number) => (x >= 1 ? `${x.toFixed(1)}ms` : `${(x * 1000).toFixed(1)}us`);
+
+export function verdictLines(r: RunResult): string[] {
+  const out: string[] = [];
+  for (const e of r.errors) out.push(`FAILED (simulator): ${e}`);
+  for (const v of r.violations.slice(0, 20)) out.push(`VIOLATION ${v.oracle}: ${v.message}`);
+  if (r.violations.length > 20) out.push(`... and ${r.violations.length - 20} more violations`);
+  if (r.sched) out.push(...schedLines(r.sched, r.ok));
+  if (r.ok) out.push(`OK: every oracle passed (seed ${r.seed})`);
+  else {
+    out.push(`FAILED with exit ${r.exitCode} (seed ${r.seed})`);
+    out.push(`rerun: ${r.rerun}`);
+  }
+  return out;
+}
+
+/** The DESIGN §10 JSON object (core fields always present). */
+export function toJson(r: RunResult): Record<string, unknown> {
+  return {
+    seed: r.seed,
+    config: r.config,
+    ok: r.ok,
+    exitCode: r.exitCode,
+    violations: r.violations,
+    errors: r.errors,
+    rerun: r.rerun,
+    durationMs: r.durationMs,
+    setupMs: r.setupMs,
+    totals: r.totals,
+    cpus: r.cpus,
+    memory: r.memory,
+    checks: r.checks,
+    host: r.host,
+    ...(r.device ? { device: r.device } : {}),
+    ...(r.hinting ? { hinting: r.hinting } : {}),
+    ...(r.cpuTime ? { cpuTime: r.cpuTime } : {}),
+    notes: r.notes,
+    series: r.series.map(({ ops: _ops, ...p }) => p),
+    ...(r.locks ? { locks: r.locks } : {}),
+    ...(r.sched ? { sched: schedJson(r.sched) } : {}),
+  };
+}

@@ -1,0 +1,150 @@
+// The guest's virtio_balloon driver side of hinting: the one ReportSink the
+// reporter talks to. It turns a batch of isolated blocks into ring traffic:
+//   reporting (virtballoon_free_page_report, Linux 5.7+): one chain of
+//     device-writable descriptors, one per block, then kick and wait for the
+//     used element (wait_event(vb->acked, virtqueue_get_buf(vq))).
+//   aeration (the seed's virtballoon_aerator_react): under balloon_lock, write
+//     up to 32 u64 hints `guest_phys_addr | order` into a buffer in guest
+//     memory, add it as ONE device-readable descriptor, kick, wait for the ack,
+//     unlock.
+
+import { LOCK_BALLOON, PAGE_SHIFT, PAGE_SIZE, DEV_FEATURES_NEGOTIATED, DEV_VQ_INDEX, metricBase, threadIds, type Views } from '../shm/layout.js';
+import { RM_RING_CHECKS } from '../mm/page-reporting.js';
+import { hasFeature, HINTS_MAX, VIRTIO_BALLOON_F_PAGE_POISON } from '../host/balloon-device.js';
+import type { ReportSink, ReportStatus } from '../mm/page-reporting.js';
+import { LivenessError, type Sync } from '../locking/sync.js';
+import { ENOSPC, VIRTIO_RING_F_EVENT_IDX, VringMem, VringVirtqueue } from '../virtio/ring.js';
+
+export const SITE_BALLOON_REACT = 10;
+
+export interface BalloonDriverOptions {
+  mode: 'reporting' | 'aeration';
+  /** Bound on waiting for the device's acknowledgement. */
+  ackTimeoutMs: number;
+  /** Loads of the interrupt word before sleeping. */
+  spin: number;
+  /** True while the device serves; a stopped run ends the wait. */
+  serving: () => boolean;
+  /** aeration: pfn of the guest page that holds the hint array. */
+  hintBufferPfn: number;
+  /** Injection `no-ack-wait` (aeration): unlock and return without waiting for the device. */
+  noAckWait?: boolean;
+}
+
+export class VirtioBalloonDriver implements ReportSink {
+  readonly vq: VringVirtqueue;
+  private readonly addrs: Float64Array;
+  private readonly lens: Float64Array;
+  private token = 1;
+  /** Reports that could not be queued (ring full) or were cut short by a stop. */
+  failures = 0;
+  /** Used elements collected, each validated by getBuf() (the `ring` oracle's runs). */
+  usedChecked = 0;
+
+  constructor(
+    readonly views: Views,
+    readonly sync: Sync,
+    readonly opts: BalloonDriverOptions,
+  ) {
+    const negotiated = views.device[DEV_FEATURES_NEGOTIATED] >>> 0;
+    this.vq = new VringVirtqueue(VringMem.fromViews(views), views.device, {
+      eventIdx: hasFeature(negotiated, VIRTIO_RING_F_EVENT_IDX),
+      queueIndex: views.device[DEV_VQ_INDEX],
+    });
+    const n = views.layout.params.queueSize;
+    this.addrs = new Float64Array(n);
+    this.lens = new Float64Array(n);
+  }
+
+  report(pfns: Int32Array, orders: Uint8Array, start: number, count: number): ReportStatus {
+    if (this.opts.mode === 'aeration') return this.aerate(pfns, orders, start, count);
+    if (count > this.vq.num) throw new Error(`balloon: a batch of ${count} blocks does not fit a queue of ${this.vq.num}`);
+    for (let i = 0; i < count; i++) {
+      this.addrs[i] = pfns[start + i] * PAGE_SIZE;
+      this.lens[i] = PAGE_SIZE << orders[start + i];
+    }
+    const head = this.vq.addInbuf(this.addrs, this.lens, count, this.token++);
+    if (head === ENOSPC) {
+      this.failures++;
+      return 'error';
+    }
+    return this.kickAndWait();
+  }
+
+  private aerate(pfns: Int32Array, orders: Uint8Array, start: number, count: number): ReportStatus {
+    if (count > HINTS_MAX) throw new Error(`balloon: ${count} hints exceed VIRTIO_BALLOON_ARRAY_HINTS_MAX (${HINTS_MAX})`);
+    const sync = this.sync;
+    sync.lock(LOCK_BALLOON, SITE_BALLOON_REACT);
+    try {
+      // vb->hints[i] = cpu_to_virtio64(page_to_phys(page) | order): the order
+      // in 4 KiB units sits in the low PAGE_SHIFT bits of the address.
+      const g = this.views.guestI32;
+      const base = (this.opts.hintBufferPfn * PAGE_SIZE) / 4;
+      for (let i = 0; i < count; i++) {
+        const pfn = pfns[start + i];
+        g[base + 2 * i] = ((pfn << PAGE_SHIFT) | orders[start + i]) | 0; // low 32 bits (little-endian u64)
+        g[base + 2 * i + 1] = pfn >>> (32 - PAGE_SHIFT); // high 32 bits
+      }
+      this.addrs[0] = this.opts.hintBufferPfn * PAGE_SIZE;
+      this.lens[0] = 8 * count;
+      if (this.opts.noAckWait) {
+        // INJECTED (no-ack-wait): collect whatever the device finished, queue
+        // the buffer, kick, and return at once: balloon_lock is dropped and
+        // the caller puts the blocks back on the free list while the device
+        // may not even have read the hints, and the next call rewrites them.
+        this.collectUsed();
+        const h = this.vq.addOutbuf(this.addrs, this.lens, 1, this.token++);
+        if (h === ENOSPC) {
+          this.failures++;
+          return 'error';
+        }
+        this.vq.kick();
+        return 'ok';
+      }
+      // "We should always be able to add one buffer to an empty queue."
+      const head = this.vq.addOutbuf(this.addrs, this.lens, 1, this.token++);
+      if (head === ENOSPC) {
+        this.failures++;
+        return 'error';
+      }
+      return this.kickAndWait();
+    } finally {
+      sync.unlock(LOCK_BALLOON);
+    }
+  }
+
+  private kickAndWait(): ReportStatus {
+    this.vq.kick();
+    const r = this.vq.waitUsed(this.opts.ackTimeoutMs, () => !this.opts.serving(), this.opts.spin);
+    if (r === 'timed-out') throw new LivenessError(`balloon: the device did not acknowledge a report within ${this.opts.ackTimeoutMs} ms`);
+    if (r === 'stopped') {
+      // The run is ending: the device may not answer; the blocks go back unreported.
+      this.failures++;
+      return 'error';
+    }
+    // Collect every used element (normally exactly one).
+    this.collectUsed();
+    return 'ok';
+  }
+
+  /** virtqueue_get_buf() until empty; each element is checked against what is in flight. */
+  private collectUsed(): void {
+    const m = this.views.metrics;
+    const slot = metricBase(threadIds(this.views.layout.params.cpus).reporter) + RM_RING_CHECKS;
+    // Count the check before making it: a rejected element is a run that failed.
+    while (this.vq.moreUsed()) {
+      this.usedChecked++;
+      m[slot]++;
+      this.vq.getBuf();
+    }
+  }
+}
+
+/** Whether the driver may enable reporting: not while it poisons freed pages unless PAGE_POISON was negotiated. */
+export function reportingAllowed(views: Views, poison: boolean): { allowed: boolean; why: string } {
+  const negotiated = views.device[DEV_FEATURES_NEGOTIATED] >>> 0;
+  if (poison && !hasFeature(negotiated, VIRTIO_BALLOON_F_PAGE_POISON)) {
+    return { allowed: false, why: 'page poisoning is on but VIRTIO_BALLOON_F_PAGE_POISON was not negotiated: free page reporting stays disabled (as upstream virtio_balloon does)' };
+  }
+  return { allowed: true, why: '' };
+}

@@ -1,0 +1,539 @@
+// The host's virtio-balloon device (DESIGN §2 "device", §5 "Device side"):
+// config space, feature bits, and the handler of the free page reporting
+// queue (QEMU virtio_balloon_handle_report, Firecracker
+// process_free_page_reporting_queue) or of the seed's aeration hinting queue.
+//
+// Per chain: pop it, for each descriptor validate the guest range, check in
+// the oracle's shared state (the struct page array, not the driver's word)
+// that no page of it is allocated, discard it, then push the used element
+// with len 0 and raise the interrupt. Everything the guest controls is
+// validated; bad input is counted by kind (BAD_KINDS, shared Int32 counters
+// at DEV_BAD_BASE) and the device keeps serving.
+//
+// PAGE_POISON policy (explicit): with VIRTIO_BALLOON_F_PAGE_POISON negotiated
+// and poison_val != 0 the device must never hand the guest zeros for a
+// reported page. 'skip' does what QEMU does: it does not discard at all (the
+// page stays resident with its poison). 'fill' discards and writes poison_val
+// into the fresh pages instead of zeros. With poison_val == 0 (or no
+// PAGE_POISON) a discard reads back as zeros either way.
+//
+// Queue numbering (--vq-numbering): the virtio spec (1.2 §5.5.2) numbers the
+// balloon queues by role: inflateq 0, deflateq 1, statsq 2, free_page_vq 3,
+// reporting_vq 4. Linux, QEMU and Firecracker number only the queues that
+// exist: inflate 0, deflate 1, then stats, free page and reporting in that
+// order, each only if its feature was negotiated. The default is 'linux'
+// (what every implementation the simulator models does). It changes only the
+// queue index the device exposes (DEV_VQ_INDEX) and expects with each
+// notification (DEV_NOTIFY_QUEUE).
+
+import {
+  DEV_ACTUAL,
+  DEV_BAD_BASE,
+  DEV_CHAINS,
+  DEV_FEATURES_NEGOTIATED,
+  DEV_FEATURES_OFFERED,
+  DEV_FREE_PAGE_HINT_CMD_ID,
+  DEV_KICK,
+  DEV_NOTIFY_QUEUE,
+  DEV_NUM_PAGES,
+  DEV_POISON_VAL,
+  DEV_STATUS,
+  DEV_VQ_INDEX,
+  DEV_WORDS,
+  MAX_ORDER,
+  METRIC_EXTRA,
+  PAGE_SHIFT,
+  PAGE_SIZE,
+  PAGE_WORDS,
+  PG_FLAGS,
+  metricBase,
+  threadIds,
+  type Views,
+} from '../shm/layout.js';
+import { GuestMemory } from '../mm/memory.js';
+import type { Violation } from '../check/structure.js';
+import { ORDER_SHIFT, PG_ALLOCATED } from '../mm/page.js';
+import { waitWhileEquals } from '../locking/sync.js';
+import { Chain, POP_BAD, POP_CHAIN, POP_DROPPED, RING_BAD_KINDS, VIRTIO_RING_F_EVENT_IDX, VRING_DESC_F_WRITE, VirtQueue, VringMem } from '../virtio/ring.js';
+
+// ---- include/uapi/linux/virtio_balloon.h feature bits ----
+export const VIRTIO_BALLOON_F_MUST_TELL_HOST = 0;
+export const VIRTIO_BALLOON_F_STATS_VQ = 1;
+export const VIRTIO_BALLOON_F_DEFLATE_ON_OOM = 2;
+export const VIRTIO_BALLOON_F_FREE_PAGE_HINT = 3;
+export const VIRTIO_BALLOON_F_PAGE_POISON = 4;
+export const VIRTIO_BALLOON_F_REPORTING = 5;
+/** The seed's v1 (aeration) name for bit 5. */
+export const VIRTIO_BALLOON_F_HINTING = 5;
+export const VIRTIO_BALLOON_PFN_SHIFT = 12;
+/** struct virtio_balloon_config: le32 num_pages, actual, free_page_hint_cmd_id, poison_val (byte offsets). */
+export const VIRTIO_BALLOON_CONFIG_OFFSETS = { num_pages: DEV_NUM_PAGES * 4, actual: DEV_ACTUAL * 4, free_page_hint_cmd_id: DEV_FREE_PAGE_HINT_CMD_ID * 4, poison_val: DEV_POISON_VAL * 4 } as const;
+
+export const bit = (b: number): number => (1 << b) >>> 0;
+export const hasFeature = (features: number, b: number): boolean => ((features >>> b) & 1) === 1;
+
+/** Bad guest input by kind: the ring's kinds, then the balloon handler's. Counted at DEV_BAD_BASE + index. */
+export const BAD_KINDS = [
+  ...RING_BAD_KINDS,
+  'addr-range', // address or address+len outside guest memory
+  'len', // length zero or not a multiple of 4 KiB
+  'unaligned', // address not 4 KiB aligned (hint buffer: not 8-byte aligned)
+  'direction', // device-readable descriptor on the reporting queue, or device-writable on the hinting queue
+  'hint-len', // hint buffer length not a non-zero multiple of 8 or more than HINTS_MAX hints
+  'hint-order', // hint order >= MAX_ORDER
+  'notify-queue', // a notification named a queue index this device does not serve
+] as const;
+export type BadKind = (typeof BAD_KINDS)[number];
+const badIndex = (k: BadKind): number => BAD_KINDS.indexOf(k);
+export const BAD_ADDR_RANGE = badIndex('addr-range');
+export const BAD_LEN = badIndex('len');
+export const BAD_UNALIGNED = badIndex('unaligned');
+export const BAD_DIRECTION = badIndex('direction');
+export const BAD_HINT_LEN = badIndex('hint-len');
+export const BAD_HINT_ORDER = badIndex('hint-order');
+export const BAD_NOTIFY_QUEUE = badIndex('notify-queue');
+if (DEV_BAD_BASE + BAD_KINDS.length > DEV_WORDS) throw new Error('device: bad-input counters overrun the device region');
+
+/** Aeration: at most this many u64 hints in one buffer (the seed's batch of 32). */
+export const HINTS_MAX = 32;
+/** Aeration hint: guest_phys_addr | order; the order sits in the low 12 bits. */
+export const HINT_ORDER_MASK = 0xfff;
+
+// Device counters in the device thread's metric slot (Float64: bytes overflow Int32).
+export const DEVM_DESCRIPTORS = 0;
+export const DEVM_BYTES_DISCARDED = 1;
+export const DEVM_PAGES_DROPPED = 2;
+export const DEVM_HINTS = 3;
+export const DEVM_INTERRUPTS = 4;
+export const DEVM_KICKS = 5;
+export const DEVM_BYTES_POISON_SKIPPED = 6;
+export const DEVM_USED = 7;
+/** Host time spent dropping pages (GuestMemory.discard), ns: the device's own share of a report round trip. */
+export const DEVM_DISCARD_NS = 8;
+/** Bytes validated and acknowledged but kept resident because discarding is off (--no-discard). */
+export const DEVM_BYTES_KEPT = 9;
+
+export const VQ_NUMBERINGS = ['spec', 'linux'] as const;
+export type VqNumbering = (typeof VQ_NUMBERINGS)[number];
+export const POISON_POLICIES = ['skip', 'fill'] as const;
+export type PoisonPolicy = (typeof POISON_POLICIES)[number];
+/** 'free_page': the free_page_vq of VIRTIO_BALLOON_F_FREE_PAGE_HINT (src/hint-device.ts). */
+export type QueueKind = 'reporting' | 'aeration' | 'free_page';
+
+/** Queue index of the reporting (aeration: hinting, same feature bit) queue. */
+export function reportingQueueIndex(numbering: VqNumbering, features: number): number {
+  if (numbering === 'spec') return 4;
+  let i = 2; // inflateq 0, deflateq 1
+  if (hasFeature(features, VIRTIO_BALLOON_F_STATS_VQ)) i++;
+  if (hasFeature(features, VIRTIO_BALLOON_F_FREE_PAGE_HINT)) i++;
+  return i;
+}
+
+export interface DeviceSetup {
+  eventIdx: boolean;
+  vqNumbering: VqNumbering;
+}
+
+/** Features the device offers: reporting, page poison, and EVENT_IDX when --event-idx. */
+export function offeredFeatures(s: Pick<DeviceSetup, 'eventIdx'>): number {
+  return (bit(VIRTIO_BALLOON_F_REPORTING) | bit(VIRTIO_BALLOON_F_PAGE_POISON) | (s.eventIdx ? bit(VIRTIO_RING_F_EVENT_IDX) : 0)) >>> 0;
+}
+
+/** Device reset: config space, offered features, counters and the ring zeroed. Before any role runs. */
+export function deviceInit(views: Views, s: DeviceSetup): void {
+  const d = views.device;
+  d.fill(0);
+  VringMem.fromViews(views).reset();
+  d[DEV_NUM_PAGES] = 0;
+  d[DEV_ACTUAL] = 0;
+  d[DEV_FREE_PAGE_HINT_CMD_ID] = 0;
+  d[DEV_POISON_VAL] = 0;
+  d[DEV_FEATURES_OFFERED] = offeredFeatures(s) | 0;
+  d[DEV_VQ_INDEX] = -1;
+}
+
+/**
+ * Feature negotiation (FEATURES_OK): the driver accepts a subset of what is
+ * offered. Sets the queue index for that feature set. Returns the negotiated bits.
+ */
+export function negotiateFeatures(views: Views, driverFeatures: number, numbering: VqNumbering, poisonVal = 0): number {
+  const d = views.device;
+  const negotiated = (d[DEV_FEATURES_OFFERED] & driverFeatures) >>> 0;
+  d[DEV_FEATURES_NEGOTIATED] = negotiated | 0;
+  // poison_val is written by the driver before DRIVER_OK (virtballoon_probe).
+  d[DEV_POISON_VAL] = hasFeature(negotiated, VIRTIO_BALLOON_F_PAGE_POISON) ? poisonVal | 0 : 0;
+  d[DEV_VQ_INDEX] = reportingQueueIndex(numbering, negotiated);
+  return negotiated;
+}
+
+export interface DeviceOptions {
+  queueKind: QueueKind;
+  poisonPolicy: PoisonPolicy;
+  /** Loads of the kick word before sleeping in Atomics.wait. */
+  spin: number;
+  /** Bound on one idle wait slice; the loop re-checks the run state between slices. */
+  sliceMs: number;
+  /** Injection `device-double-used`: push every used element twice. */
+  doubleUsed?: boolean;
+  /** false (--no-discard): validate, check and acknowledge, but keep the memory. Default true. */
+  discard?: boolean;
+}
+
+/** Why the device keeps a reported range: QEMU skips the discard when poison_val != 0 (`if (!dev->poison_val) ram_block_discard_range(...)`). */
+export const KEEP_POISON = 'PAGE_POISON, poison_val != 0';
+export const KEEP_NO_DISCARD = '--no-discard';
+
+/**
+ * Why the device keeps reported ranges resident instead of discarding them,
+ * or null: the one rule the device follows and the settle check excuses by.
+ * `poisonVal` is the negotiated poison_val (0 without PAGE_POISON).
+ */
+export function keepReason(poisonVal: number, o: Pick<DeviceOptions, 'poisonPolicy' | 'discard'>): string | null {
+  if (poisonVal !== 0 && o.poisonPolicy === 'skip') return KEEP_POISON;
+  return o.discard === false ? KEEP_NO_DISCARD : null;
+}
+
+export interface DeviceCounters {
+  queueKind: QueueKind;
+  vqNumbering: VqNumbering;
+  queueIndex: number;
+  featuresOffered: number;
+  featuresNegotiated: number;
+  eventIdx: boolean;
+  chains: number;
+  descriptors: number;
+  usedPushed: number;
+  bytesDiscarded: number;
+  pagesDropped: number;
+  bytesPoisonSkipped: number;
+  /** Reported bytes kept resident by --no-discard. */
+  bytesKept: number;
+  discardNsTotal: number;
+  hints: number;
+  kicks: number;
+  interrupts: number;
+  badTotal: number;
+  bad: Record<BadKind, number>;
+}
+
+export function readDeviceCounters(views: Views, queueKind: QueueKind, vqNumbering: VqNumbering): DeviceCounters {
+  const d = views.device;
+  const m = views.metrics;
+  const b = metricBase(threadIds(views.layout.params.cpus).device) + METRIC_EXTRA;
+  const bad = {} as Record<BadKind, number>;
+  let badTotal = 0;
+  BAD_KINDS.forEach((k, i) => {
+    bad[k] = Atomics.load(d, DEV_BAD_BASE + i);
+    badTotal += bad[k];
+  });
+  const negotiated = d[DEV_FEATURES_NEGOTIATED] >>> 0;
+  return {
+    queueKind,
+    vqNumbering,
+    queueIndex: d[DEV_VQ_INDEX],
+    featuresOffered: d[DEV_FEATURES_OFFERED] >>> 0,
+    featuresNegotiated: negotiated,
+    eventIdx: hasFeature(negotiated, VIRTIO_RING_F_EVENT_IDX),
+    chains: Atomics.load(d, DEV_CHAINS),
+    descriptors: m[b + DEVM_DESCRIPTORS],
+    usedPushed: m[b + DEVM_USED],
+    bytesDiscarded: m[b + DEVM_BYTES_DISCARDED],
+    pagesDropped: m[b + DEVM_PAGES_DROPPED],
+    bytesPoisonSkipped: m[b + DEVM_BYTES_POISON_SKIPPED],
+    bytesKept: m[b + DEVM_BYTES_KEPT],
+    discardNsTotal: m[b + DEVM_DISCARD_NS],
+    hints: m[b + DEVM_HINTS],
+    kicks: m[b + DEVM_KICKS],
+    interrupts: m[b + DEVM_INTERRUPTS],
+    badTotal,
+    bad,
+  };
+}
+
+const HOST_STATE_SERVING = 1;
+
+/** The virtio-balloon device's reporting / hinting queue handler. */
+export class BalloonDevice {
+  readonly vq: VirtQueue;
+  readonly mem: GuestMemory;
+  readonly dev: Int32Array;
+  readonly pages: Int32Array;
+  readonly nrPages: number;
+  readonly guestBytes: number;
+  readonly negotiated: number;
+  readonly queueIndex: number;
+  private readonly chain: Chain;
+  protected readonly m: Float64Array;
+  protected readonly mb: number;
+  /** True when serve() stopped at its budget with chains still available. */
+  pending = false;
+  /** Validated ranges of the current chain waiting to be discarded: one run of adjacent pages. */
+  private runPfn = 0;
+  private runPages = 0;
+  private runPoison: number | null = null;
+
+  constructor(
+    readonly views: Views,
+    readonly opts: DeviceOptions,
+  ) {
+    this.dev = views.device;
+    this.negotiated = this.dev[DEV_FEATURES_NEGOTIATED] >>> 0;
+    this.queueIndex = this.dev[DEV_VQ_INDEX];
+    const ring = VringMem.fromViews(views);
+    this.vq = new VirtQueue(ring, this.dev, this.dev, DEV_BAD_BASE, {
+      eventIdx: hasFeature(this.negotiated, VIRTIO_RING_F_EVENT_IDX),
+      indirect: false, // VIRTIO_RING_F_INDIRECT_DESC is never offered
+    });
+    this.mem = new GuestMemory(views);
+    this.pages = views.pages;
+    this.nrPages = views.layout.pages;
+    this.guestBytes = views.layout.guest.bytes;
+    this.chain = new Chain(ring.num);
+    this.m = views.metrics;
+    this.mb = metricBase(threadIds(views.layout.params.cpus).device) + METRIC_EXTRA;
+  }
+
+  protected bad(kind: number): void {
+    Atomics.add(this.dev, DEV_BAD_BASE + kind, 1);
+  }
+
+  /**
+   * Serve every available chain (at most 4 x queue size per call, so a flood
+   * cannot starve the stop check; `pending` says more is waiting). Returns a
+   * 'device-allocated-range' violation as a value; the role throws it.
+   */
+  serve(): Violation | null {
+    const vq = this.vq;
+    const c = this.chain;
+    let budget = 4 * vq.num;
+    for (;;) {
+      vq.setNotification(false);
+      let n: number;
+      while ((n = vq.availCount()) > 0) {
+        if (budget <= 0) {
+          vq.setNotification(true);
+          this.pending = true;
+          return null;
+        }
+        budget -= n;
+        for (; n > 0; n--) {
+          const st = vq.pop(c);
+          if (st === POP_DROPPED) continue;
+          Atomics.add(this.dev, DEV_CHAINS, 1);
+          let v: Violation | null = null;
+          if (st === POP_CHAIN) v = this.handleChain(c);
+          else if (st !== POP_BAD) throw new Error(`device: unexpected pop status ${st}`);
+          // Used len 0: the device wrote nothing into the buffers.
+          vq.push(c.head, 0);
+          this.m[this.mb + DEVM_USED]++;
+          // INJECTED (device-double-used): the same id is returned twice.
+          if (this.opts.doubleUsed) vq.push(c.head, 0);
+          if (vq.notify()) this.m[this.mb + DEVM_INTERRUPTS]++;
+          if (v !== null) return v;
+        }
+      }
+      vq.setNotification(true);
+      // Re-check after re-enabling notifications: a driver that published
+      // while NO_NOTIFY was set did not kick (pairs with kickPrepare()).
+      if (vq.availCount() === 0) {
+        this.pending = false;
+        return null;
+      }
+    }
+  }
+
+  /**
+   * The device loop: serve, then sleep on the kick word in bounded slices
+   * until `stop()` (the run left RUNNING/SETTLING). An idle device is not a
+   * liveness failure, so a slice that times out just loops.
+   */
+  run(stop: () => boolean): Violation | null {
+    const d = this.dev;
+    Atomics.store(d, DEV_STATUS, HOST_STATE_SERVING);
+    try {
+      for (;;) {
+        // Read the kick counter BEFORE looking at the ring: a kick for a chain
+        // published after our last availCount() moves it past `seen`.
+        const seen = Atomics.load(d, DEV_KICK);
+        const v = this.serve();
+        if (v !== null) return v;
+        if (stop()) return null;
+        const untilNext = this.timers();
+        if (this.pending) continue;
+        const slice = Math.max(0, Math.min(this.opts.sliceMs, untilNext));
+        if (slice === 0) continue;
+        if (waitWhileEquals(d, DEV_KICK, seen, slice, stop, this.opts.spin) === 'changed') {
+          this.m[this.mb + DEVM_KICKS]++;
+          const q = Atomics.load(d, DEV_NOTIFY_QUEUE);
+          if (q !== this.queueIndex) this.bad(BAD_NOTIFY_QUEUE);
+        }
+      }
+    } finally {
+      Atomics.store(d, DEV_STATUS, 0);
+    }
+  }
+
+  /** Fire the device's timed actions; ms until the next one (none here: src/hint-device.ts has a clock). */
+  protected timers(): number {
+    return Infinity;
+  }
+
+  /** One well-formed chain of this device's queue (src/hint-device.ts overrides it for the free_page_vq). */
+  protected handleChain(c: Chain): Violation | null {
+    return this.opts.queueKind === 'reporting' ? this.handleReport(c) : this.handleHints(c);
+  }
+
+  /** Reporting queue: every descriptor is one device-writable free block. */
+  handleReport(c: Chain): Violation | null {
+    for (let k = 0; k < c.count; k++) {
+      this.m[this.mb + DEVM_DESCRIPTORS]++;
+      if ((c.flags[k] & VRING_DESC_F_WRITE) === 0) {
+        this.bad(BAD_DIRECTION);
+        continue;
+      }
+      const v = this.reportRange(c.addr[k], c.len[k]);
+      if (v !== null) {
+        this.flushDiscard();
+        return v;
+      }
+    }
+    this.flushDiscard();
+    return null;
+  }
+
+  /**
+   * Aeration queue (the seed's v1): each descriptor is a device-readable
+   * buffer of up to 32 little-endian u64 hints, hint = guest_phys_addr | order.
+   */
+  handleHints(c: Chain): Violation | null {
+    const i32 = this.mem.i32;
+    for (let k = 0; k < c.count; k++) {
+      this.m[this.mb + DEVM_DESCRIPTORS]++;
+      const addr = c.addr[k];
+      const len = c.len[k];
+      if ((c.flags[k] & VRING_DESC_F_WRITE) !== 0) {
+        this.bad(BAD_DIRECTION);
+        continue;
+      }
+      if (len === 0 || len % 8 !== 0 || len > HINTS_MAX * 8) {
+        this.bad(BAD_HINT_LEN);
+        continue;
+      }
+      if (addr % 8 !== 0) {
+        this.bad(BAD_UNALIGNED);
+        continue;
+      }
+      if (addr >= this.guestBytes || addr + len > this.guestBytes) {
+        this.bad(BAD_ADDR_RANGE);
+        continue;
+      }
+      // Reading the hint buffer is the only guest read the device makes, and
+      // only after the checks above put it inside guest memory.
+      const w = addr / 4;
+      for (let h = 0; h < len / 8; h++) {
+        const lo = i32[w + 2 * h] >>> 0;
+        const hi = i32[w + 2 * h + 1] >>> 0;
+        const order = lo & HINT_ORDER_MASK;
+        this.m[this.mb + DEVM_HINTS]++;
+        if (order >= MAX_ORDER) {
+          this.bad(BAD_HINT_ORDER);
+          continue;
+        }
+        const gpa = hi * 4294967296 + (lo - order);
+        const v = this.reportRange(gpa, PAGE_SIZE << order);
+        if (v !== null) {
+          this.flushDiscard();
+          return v;
+        }
+      }
+    }
+    this.flushDiscard();
+    return null;
+  }
+
+  /** A guest range the device may act on: page-aligned, a non-zero multiple of 4 KiB, inside guest memory. Bad ones are counted by kind. */
+  protected validRange(addr: number, len: number): boolean {
+    if (len === 0 || len % PAGE_SIZE !== 0) {
+      this.bad(BAD_LEN);
+      return false;
+    }
+    if (addr % PAGE_SIZE !== 0) {
+      this.bad(BAD_UNALIGNED);
+      return false;
+    }
+    // addr and len are exact doubles below 2^53 here or far out of range;
+    // both comparisons are needed (addr alone may be inside, the end not).
+    if (addr >= this.guestBytes || addr + len > this.guestBytes) {
+      this.bad(BAD_ADDR_RANGE);
+      return false;
+    }
+    return true;
+  }
+
+  /** Validate, oracle-check and discard one guest range. Bad ranges are counted and skipped. */
+  reportRange(addr: number, len: number): Violation | null {
+    if (!this.validRange(addr, len)) return null;
+    const pfn = addr / PAGE_SIZE;
+    const count = len >>> PAGE_SHIFT;
+    const v = this.checkNotAllocated(pfn, count);
+    // The range is not discarded: the run stops on the violation, and a
+    // discard would only add a second, derived stamp failure.
+    if (v !== null) return v;
+    const poisonVal = hasFeature(this.negotiated, VIRTIO_BALLOON_F_PAGE_POISON) ? Atomics.load(this.dev, DEV_POISON_VAL) : 0;
+    // Kept: validated and oracle-checked like any other range and
+    // acknowledged with the chain; only the madvise is left out.
+    const keep = keepReason(poisonVal, this.opts);
+    if (keep !== null) {
+      this.m[this.mb + (keep === KEEP_POISON ? DEVM_BYTES_POISON_SKIPPED : DEVM_BYTES_KEPT)] += len;
+      return null;
+    }
+    const fill = poisonVal === 0 ? null : poisonVal;
+    // Adjacent ranges of one chain are discarded as one run (one fill call:
+    // large fills take V8's fastest path); the chain's used element is pushed
+    // only after flushDiscard(), so the driver never sees an ack before the discard.
+    if (this.runPages > 0 && (this.runPfn + this.runPages !== pfn || this.runPoison !== fill)) this.flushDiscard();
+    if (this.runPages === 0) {
+      this.runPfn = pfn;
+      this.runPoison = fill;
+    }
+    this.runPages += count;
+    this.m[this.mb + DEVM_BYTES_DISCARDED] += len;
+    return null;
+  }
+
+  /** Discard the pending run of validated, oracle-checked pages. */
+  flushDiscard(): void {
+    if (this.runPages === 0) return;
+    const t0 = performance.now();
+    this.m[this.mb + DEVM_PAGES_DROPPED] += this.mem.discard(this.runPfn, this.runPages, this.runPoison);
+    this.m[this.mb + DEVM_DISCARD_NS] += (performance.now() - t0) * 1e6;
+    this.runPages = 0;
+  }
+
+  /**
+   * Device oracle (DESIGN §6): no page of [pfn, pfn+count) belongs to an
+   * allocated block, looked up in the struct page array. A block head inside
+   * the range, or a head before it whose order reaches into it, is a violation.
+   */
+  checkNotAllocated(pfn: number, count: number): Violation | null {
+    const pages = this.pages;
+    for (let p = pfn; p < pfn + count; p++) {
+      if ((pages[p * PAGE_WORDS + PG_FLAGS] & PG_ALLOCATED) !== 0) return allocatedViolation(p, pages[p * PAGE_WORDS + PG_FLAGS] >>> ORDER_SHIFT, pfn, count);
+    }
+    for (let o = 1; o < MAX_ORDER; o++) {
+      const h = pfn & ~((1 << o) - 1);
+      if (h === pfn) continue;
+      const f = pages[h * PAGE_WORDS + PG_FLAGS];
+      if ((f & PG_ALLOCATED) !== 0 && h + (1 << (f >>> ORDER_SHIFT)) > pfn) return allocatedViolation(h, f >>> ORDER_SHIFT, pfn, count);
+    }
+    return null;
+  }
+}
+
+function allocatedViolation(head: number, order: number, pfn: number, count: number): Violation {
+  return {
+    oracle: 'device-allocated-range',
+    message: `device was asked to discard pfn ${pfn}..${pfn + count - 1}, but the allocated order-${order} block at pfn ${head} overlaps it`,
+    pfn: Math.max(head, pfn),
+  };
+}

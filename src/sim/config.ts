@@ -1,0 +1,299 @@
+// Run configuration: flag parsing helpers, ranges and validation. Every bad
+// value becomes a UsageError whose one-line message names the flag and the
+// accepted range (exit 2, DESIGN §10).
+
+import { PAGE_SIZE } from '../shm/layout.js';
+import type { InjectionName } from '../check/inject.js';
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export const WORKLOADS = ['page_fault1', 'churn', 'memhog', 'fragment'] as const;
+export type Workload = (typeof WORKLOADS)[number];
+
+export const HINTING_MODES = ['off', 'reporting', 'aeration', 'hint', 'naive'] as const;
+export type HintingMode = (typeof HINTING_MODES)[number];
+
+export interface Config {
+  cpus: number;
+  workload: Workload;
+  memoryBytes: number;
+  durationMs: number;
+  seed: number;
+  hinting: HintingMode;
+  pcp: boolean;
+  pcpBatch: number;
+  pcpHigh: number;
+  /** page_fault1: bytes each CPU maps and touches per iteration (0 = default 128 MiB, scaled down). */
+  regionBytes: number;
+  /** memhog: share of guest memory all CPUs together allocate (0..1). */
+  hogShare: number;
+  /** memhog: how long the memory is held before it is freed. */
+  holdMs: number;
+  /** Mid-run structural checks every this many ms (0: only at the end). */
+  checkIntervalMs: number;
+  /** Any single wait longer than this is a liveness failure. */
+  waitTimeoutMs: number;
+  /** Spins before a lock waiter sleeps. */
+  spin: number;
+  queueSize: number;
+  ringAlign: number;
+  /** Page poisoning: freed pages hold poisonByte, checked on allocation. */
+  poison: boolean;
+  poisonByte: number;
+  /** Lock statistics (src/lockstat.ts): per-thread counters on every lock operation. */
+  lockstat: boolean;
+  /** Delay between a report request and the pass (PAGE_REPORTING_DELAY, 2 s upstream). */
+  reportDelayMs: number;
+  /** Blocks per report (PAGE_REPORTING_CAPACITY, 32 upstream), a power of 2. */
+  capacity: number;
+  /** Smallest order reported (pageblock order, 9 on x86). */
+  reportOrder: number;
+  /** After the workload stops, how long the reporter may take to settle before the quiescent check. */
+  settleTimeoutMs: number;
+  /** The device offers VIRTIO_BALLOON_F_PAGE_POISON. */
+  pagePoisonFeature: boolean;
+  /** Write all guest memory once at set-up so the simulator process's own page faults stay out of the measurement. */
+  prefault: boolean;
+  /** Offer VIRTIO_RING_F_EVENT_IDX (used_event / avail_event notification suppression). */
+  eventIdx: boolean;
+  /** Balloon queue numbering: 'spec' (reporting queue 4) or 'linux' (only existing queues numbered); see src/device.ts. */
+  vqNumbering: 'spec' | 'linux';
+  /** With PAGE_POISON and poison_val != 0: 'skip' the discard (QEMU) or discard and 'fill' with poison_val. */
+  poisonPolicy: 'skip' | 'fill';
+  /**
+   * The device discards what is reported (MADV_DONTNEED). false: it validates,
+   * checks and acknowledges every report but keeps the memory, the host
+   * Linux's v5 reporting series measured with its madvise disabled: what the
+   * guest pays for the reporting itself, without the refaults.
+   */
+  discard: boolean;
+  // ---- free page hint (--hinting hint / naive; src/hint.ts, src/hint-device.ts) ----
+  /** The device starts a hint run (new free_page_hint_cmd_id) at start and then every this long. */
+  hintIntervalMs: number;
+  /** What the device does with a hinted range: 'discard' (Firecracker) or 'migrate' (QEMU live migration: skip sending it). */
+  hintAction: 'discard' | 'migrate';
+  /** The device writes VIRTIO_BALLOON_CMD_ID_DONE this long after it received the driver's STOP. */
+  hintDoneAfterMs: number;
+  /** Blocks the balloon's shrinker gives back per call. */
+  hintShrinkBlocks: number;
+  /** Seeded scheduler (src/sched.ts): 'off' runs free; 'random' or 'pct' runs one role at a time. */
+  sched: SchedStrategy;
+  /** PCT: bug depth d (d-1 priority change points). */
+  pctDepth: number;
+  /** --replay: a schedule file path or a schedule string ('' = none). */
+  replay: string;
+  /** Fault injection (src/inject.ts): protections switched off, in order given. */
+  inject: InjectionName[];
+}
+
+export const SCHED_STRATEGIES = ['off', 'random', 'pct'] as const;
+export type SchedStrategy = (typeof SCHED_STRATEGIES)[number];
+
+export interface Range {
+  min: number;
+  max: number;
+}
+
+export const RANGES = {
+  cpus: { min: 1, max: 64 },
+  memoryBytes: { min: 8 * 2 ** 20, max: 16 * 2 ** 30 },
+  durationMs: { min: 10, max: 24 * 3600 * 1000 },
+  seed: { min: 0, max: 2 ** 32 - 1 },
+  pcpBatch: { min: 1, max: 4096 },
+  pcpHigh: { min: 2, max: 65536 },
+  holdMs: { min: 0, max: 3600 * 1000 },
+  checkIntervalMs: { min: 0, max: 3600 * 1000 },
+  waitTimeoutMs: { min: 100, max: 3600 * 1000 },
+  spin: { min: 0, max: 1_000_000 },
+  queueSize: { min: 2, max: 32768 },
+  reportDelayMs: { min: 0, max: 60_000 },
+  capacity: { min: 1, max: 512 },
+  reportOrder: { min: 0, max: 10 },
+  settleTimeoutMs: { min: 0, max: 600_000 },
+  hintIntervalMs: { min: 10, max: 3600 * 1000 },
+  hintDoneAfterMs: { min: 0, max: 3600 * 1000 },
+  hintShrinkBlocks: { min: 1, max: 1024 },
+  pctDepth: { min: 1, max: 16 },
+} satisfies Record<string, Range>;
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 2 ** 10, kb: 2 ** 10, kib: 2 ** 10, m: 2 ** 20, mb: 2 ** 20, mib: 2 ** 20, g: 2 ** 30, gb: 2 ** 30, gib: 2 ** 30 };
+
+/** "1G", "512M", "64k", "4096" -> bytes. Returns null if unparsable. */
+export function parseSize(text: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  if (!m) return null;
+  const unit = SIZE_UNITS[m[2].toLowerCase()];
+  if (unit === undefined) return null;
+  const v = Number(m[1]) * unit;
+  return Number.isFinite(v) ? Math.round(v) : null;
+}
+
+/** "80%" -> 0.8; null if not a percentage. */
+export function parsePercent(text: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(text);
+  return m ? Number(m[1]) / 100 : null;
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000 };
+
+/** "10s", "250ms", "2m", "1.5s" -> milliseconds (a bare number is seconds). null if unparsable. */
+export function parseDuration(text: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$/.exec(text);
+  if (!m) return null;
+  const v = Number(m[1]) * DURATION_UNITS[m[2] ?? 's'];
+  return Number.isFinite(v) ? v : null;
+}
+
+export const fmtBytes = (b: number): string => {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = b;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${Number.isInteger(v) ? v : v.toFixed(1)}${units[i]}`;
+};
+
+export const fmtDuration = (ms: number): string => (ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
+
+function inRange(flag: string, v: number, r: Range, show: (n: number) => string = String): number {
+  if (!Number.isFinite(v) || v < r.min || v > r.max) throw new UsageError(`--${flag}: ${Number.isFinite(v) ? show(v) : 'value'} is out of range; accepted: ${show(r.min)} to ${show(r.max)}`);
+  return v;
+}
+
+export function intFlag(flag: string, raw: unknown, r: Range): number {
+  const s = String(raw).trim();
+  if (!/^-?\d+$/.test(s)) throw new UsageError(`--${flag}: '${raw}' is not a whole number; accepted: ${r.min} to ${r.max}`);
+  return inRange(flag, Number(s), r);
+}
+
+export function sizeFlag(flag: string, raw: unknown, r: Range, multipleOf = 1): number {
+  const v = parseSize(String(raw));
+  if (v === null) throw new UsageError(`--${flag}: '${raw}' is not a size; use a number with an optional K, M or G suffix (${fmtBytes(r.min)} to ${fmtBytes(r.max)})`);
+  inRange(flag, v, r, fmtBytes);
+  if (v % multipleOf !== 0) throw new UsageError(`--${flag}: ${raw} is not a multiple of ${fmtBytes(multipleOf)}; accepted: multiples of ${fmtBytes(multipleOf)} from ${fmtBytes(r.min)} to ${fmtBytes(r.max)}`);
+  return v;
+}
+
+export function durationFlag(flag: string, raw: unknown, r: Range): number {
+  const v = parseDuration(String(raw));
+  if (v === null) throw new UsageError(`--${flag}: '${raw}' is not a duration; use a number with ms, s or m (${fmtDuration(r.min)} to ${fmtDuration(r.max)})`);
+  return inRange(flag, v, r, fmtDuration);
+}
+
+export function choiceFlag<T extends string>(flag: string, raw: unknown, choices: readonly T[]): T {
+  const s = String(raw);
+  if (!(choices as readonly string[]).includes(s)) throw new UsageError(`--${flag}: '${s}' is not accepted; accepted: ${choices.join(', ')}`);
+  return s as T;
+}
+
+export function powerOfTwoFlag(flag: string, raw: unknown, r: Range): number {
+  const v = intFlag(flag, raw, r);
+  if ((v & (v - 1)) !== 0) throw new UsageError(`--${flag}: ${v} is not a power of 2; accepted: a power of 2 from ${r.min} to ${r.max}`);
+  return v;
+}
+
+export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
+  cpus: 4,
+  workload: 'page_fault1',
+  memoryBytes: 2 ** 30,
+  durationMs: 5000,
+  hinting: 'reporting',
+  pcp: false,
+  pcpBatch: 32,
+  pcpHigh: 192,
+  regionBytes: 0,
+  hogShare: 0.8,
+  holdMs: 500,
+  checkIntervalMs: 500,
+  waitTimeoutMs: 20_000,
+  spin: 200,
+  queueSize: 128,
+  ringAlign: 4,
+  poison: false,
+  poisonByte: 0xaa,
+  lockstat: false,
+  reportDelayMs: 100,
+  capacity: 32,
+  reportOrder: 9,
+  settleTimeoutMs: 10_000,
+  pagePoisonFeature: true,
+  prefault: false,
+  eventIdx: false,
+  vqNumbering: 'linux',
+  poisonPolicy: 'skip',
+  discard: true,
+  hintIntervalMs: 1000,
+  hintAction: 'discard',
+  hintDoneAfterMs: 100,
+  hintShrinkBlocks: 4,
+  sched: 'off',
+  pctDepth: 3,
+  replay: '',
+  inject: [],
+};
+
+/** Cross-field checks once every flag parsed on its own. */
+export function checkConfig(c: Config): Config {
+  if (c.sched !== 'off' && (c.hinting === 'hint' || c.hinting === 'naive')) throw new UsageError(`--sched: ${c.sched} supports --hinting off, reporting and aeration; not ${c.hinting} (its device runs on wall-clock timers)`);
+  if (!c.discard && c.hinting !== 'reporting' && c.hinting !== 'aeration') throw new UsageError(`--no-discard: applies to --hinting reporting and aeration (hint has --hint-action); not ${c.hinting}`);
+  if (c.capacity > c.queueSize) throw new UsageError(`--capacity: ${c.capacity} blocks do not fit in one chain of a ${c.queueSize}-entry queue; accepted: a power of 2 up to --queue-size`);
+  if (c.hinting === 'aeration' && c.capacity > 32) throw new UsageError(`--capacity: aeration sends at most 32 hints per buffer (VIRTIO_BALLOON_ARRAY_HINTS_MAX); accepted: a power of 2 from 1 to 32`);
+  if (c.pcpHigh <= c.pcpBatch) throw new UsageError(`--pcp-high: ${c.pcpHigh} must be greater than --pcp-batch (${c.pcpBatch})`);
+  if (c.regionBytes !== 0 && c.regionBytes % PAGE_SIZE !== 0) throw new UsageError(`--region: must be a multiple of 4KiB`);
+  return c;
+}
+
+/** The `sim` command line that reruns this configuration exactly. */
+export function rerunCommand(c: Config): string {
+  const d = DEFAULT_CONFIG;
+  const parts = ['sim', '--cpus', String(c.cpus), '--workload', c.workload, '--memory', fmtSizeFlag(c.memoryBytes), '--duration', fmtDuration(c.durationMs), '--hinting', c.hinting, '--seed', String(c.seed)];
+  if (c.pcp) parts.push('--pcp', '--pcp-batch', String(c.pcpBatch), '--pcp-high', String(c.pcpHigh));
+  if (c.regionBytes !== d.regionBytes) parts.push('--region', fmtSizeFlag(c.regionBytes));
+  if (c.hogShare !== d.hogShare) parts.push('--hog', `${+(c.hogShare * 100).toFixed(4)}%`);
+  if (c.holdMs !== d.holdMs) parts.push('--hold', fmtDuration(c.holdMs));
+  if (c.checkIntervalMs !== d.checkIntervalMs) parts.push('--check-interval', fmtDuration(c.checkIntervalMs));
+  if (c.waitTimeoutMs !== d.waitTimeoutMs) parts.push('--wait-timeout', fmtDuration(c.waitTimeoutMs));
+  if (c.spin !== d.spin) parts.push('--spin', String(c.spin));
+  if (c.queueSize !== d.queueSize) parts.push('--queue-size', String(c.queueSize));
+  if (c.ringAlign !== d.ringAlign) parts.push('--ring-align', String(c.ringAlign));
+  if (c.poison) parts.push('--poison', '--poison-byte', '0x' + c.poisonByte.toString(16));
+  if (c.lockstat) parts.push('--lockstat');
+  if (c.reportDelayMs !== d.reportDelayMs) parts.push('--report-delay', fmtDuration(c.reportDelayMs));
+  if (c.capacity !== d.capacity) parts.push('--capacity', String(c.capacity));
+  if (c.reportOrder !== d.reportOrder) parts.push('--report-order', String(c.reportOrder));
+  if (c.settleTimeoutMs !== d.settleTimeoutMs) parts.push('--settle-timeout', fmtDuration(c.settleTimeoutMs));
+  if (!c.pagePoisonFeature) parts.push('--no-page-poison-feature');
+  if (c.prefault) parts.push('--prefault');
+  if (c.eventIdx) parts.push('--event-idx');
+  if (c.vqNumbering !== d.vqNumbering) parts.push('--vq-numbering', c.vqNumbering);
+  if (c.poisonPolicy !== d.poisonPolicy) parts.push('--poison-policy', c.poisonPolicy);
+  if (!c.discard) parts.push('--no-discard');
+  if (c.hintIntervalMs !== d.hintIntervalMs) parts.push('--hint-interval', fmtDuration(c.hintIntervalMs));
+  if (c.hintAction !== d.hintAction) parts.push('--hint-action', c.hintAction);
+  if (c.hintDoneAfterMs !== d.hintDoneAfterMs) parts.push('--hint-done-after', fmtDuration(c.hintDoneAfterMs));
+  if (c.hintShrinkBlocks !== d.hintShrinkBlocks) parts.push('--hint-shrink', String(c.hintShrinkBlocks));
+  if (c.sched !== d.sched) parts.push('--sched', c.sched);
+  if (c.sched === 'pct' && c.pctDepth !== d.pctDepth) parts.push('--pct-depth', String(c.pctDepth));
+  // --replay is not part of the configuration: the rerun reproduces the same
+  // schedule from the seed (the schedule file pins it against code changes).
+  for (const name of c.inject ?? []) parts.push('--inject', name);
+  return parts.join(' ');
+}
+
+function fmtSizeFlag(b: number): string {
+  if (b % 2 ** 30 === 0) return `${b / 2 ** 30}G`;
+  if (b % 2 ** 20 === 0) return `${b / 2 ** 20}M`;
+  if (b % 2 ** 10 === 0) return `${b / 2 ** 10}K`;
+  return String(b);
+}
+
+/** Steps the scheduler's decision log holds (a schedule longer than this is replayed from its seed, not its file). */
+export const SCHED_LOG_STEPS = 1 << 22;
+export const layoutParams = (c: Config) => ({ cpus: c.cpus, memoryBytes: c.memoryBytes, queueSize: c.queueSize, ringAlign: c.ringAlign, schedLogSteps: c.sched !== undefined && c.sched !== 'off' ? SCHED_LOG_STEPS : 0 });

@@ -1,0 +1,348 @@
+// A guest vCPU running a workload (DESIGN §2): alloc, touch, verify, free.
+// Pure logic over the shared views; workers/role.ts only builds it and runs it.
+//
+// The blocks a CPU holds are its "process memory": kept in local arrays (like
+// a process's page tables), while every page's state lives in the shared
+// struct-page array and its contents in guest memory.
+
+import { type Zone } from '../mm/buddy.js';
+import type { Config } from './config.js';
+import { HDR_RUN_STATE, HDR_STATE_GEN, MAX_ORDER, METRIC_ALLOCS, METRIC_ALLOC_FAILS, METRIC_ALLOC_NS_MAX, METRIC_ALLOC_NS_TOTAL, METRIC_ALLOC_SAMPLES, METRIC_FREES, METRIC_HIST_BASE, METRIC_HOST_FAULTS, METRIC_LOOPS, METRIC_OPS, METRIC_OWNERSHIP_CHECKS, METRIC_PAGES_TOUCHED, METRIC_POISON_CHECKS, METRIC_REFAULTS, METRIC_STAMP_CHECKS, NIL, PAGE_SIZE, RUN_RUNNING, metricBase, type Views } from '../shm/layout.js';
+import { record } from '../base/hist.js';
+import { GuestMemory } from '../mm/memory.js';
+import { OracleViolation } from '../check/structure.js';
+import { Rng } from '../base/rng.js';
+import { clockMs, waitWhileEquals } from '../locking/sync.js';
+
+/** Default per-CPU region of page_fault1 (will-it-scale maps 128 MiB). */
+export const PAGE_FAULT1_REGION_BYTES = 128 * 2 ** 20;
+/** Free page hint: shrink-and-retry rounds after one failed allocation. */
+export const SHRINK_RETRIES_MAX = 64;
+/** Share of guest memory the CPUs together may hold in page_fault1/churn. */
+const WORKING_SHARE = 0.8;
+
+/** Blocks held by one CPU: parallel growable arrays. */
+class Held {
+  pfn = new Int32Array(1024);
+  order = new Uint8Array(1024);
+  seq = new Int32Array(1024);
+  n = 0;
+  pages = 0;
+  push(pfn: number, order: number, seq: number): void {
+    if (this.n === this.pfn.length) {
+      const grow = <T extends Int32Array | Uint8Array>(a: T): T => {
+        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.pfn = grow(this.pfn);
+      this.order = grow(this.order);
+      this.seq = grow(this.seq);
+    }
+    this.pfn[this.n] = pfn;
+    this.order[this.n] = order;
+    this.seq[this.n] = seq;
+    this.n++;
+    this.pages += 1 << order;
+  }
+  /** Remove entry i by moving the last one into its place. */
+  removeAt(i: number): void {
+    this.pages -= 1 << this.order[i];
+    this.n--;
+    this.pfn[i] = this.pfn[this.n];
+    this.order[i] = this.order[this.n];
+    this.seq[i] = this.seq[this.n];
+  }
+}
+
+export class Cpu {
+  readonly mem: GuestMemory;
+  readonly rng: Rng;
+  readonly m: Float64Array;
+  readonly mb: number;
+  private seq = 1;
+  readonly held = new Held();
+  readonly header: Int32Array;
+
+  constructor(
+    readonly views: Views,
+    readonly zone: Zone,
+    readonly cpu: number,
+    readonly cfg: Config,
+    seed: number,
+  ) {
+    this.mem = new GuestMemory(views);
+    this.rng = new Rng(seed);
+    this.m = views.metrics;
+    this.mb = metricBase(cpu);
+    this.header = views.header;
+  }
+
+  running(): boolean {
+    return Atomics.load(this.header, HDR_RUN_STATE) === RUN_RUNNING;
+  }
+
+  /** Allocate one block, timing it into the alloc-latency histogram. NIL on failure. */
+  allocBlock(order: number): number {
+    const t0 = performance.now();
+    let pfn = this.zone.alloc(order, this.cpu);
+    // Free page hint: reclaim from the balloon's shrinker, then retry (src/hint.ts).
+    if (pfn === NIL && this.zone.shrinker !== null) pfn = this.allocAfterShrink(order);
+    const ns = (performance.now() - t0) * 1e6;
+    const m = this.m;
+    const b = this.mb;
+    m[b + METRIC_ALLOC_SAMPLES]++;
+    m[b + METRIC_ALLOC_NS_TOTAL] += ns;
+    if (ns > m[b + METRIC_ALLOC_NS_MAX]) m[b + METRIC_ALLOC_NS_MAX] = ns;
+    record(m, b + METRIC_HIST_BASE, ns);
+    if (pfn === NIL) m[b + METRIC_ALLOC_FAILS]++;
+    else {
+      m[b + METRIC_ALLOCS]++;
+      if (this.cfg.poison) this.checkPoison(pfn, order);
+    }
+    return pfn;
+  }
+
+  /**
+   * The shrinker rule (free page hint): after a failed allocation the CPU asks
+   * the balloon's shrinker for blocks and retries; it repeats while the
+   * shrinker gives something back (bounded by SHRINK_RETRIES_MAX), so an
+   * allocation fails only once the balloon has nothing it can return.
+   */
+  private allocAfterShrink(order: number): number {
+    const shrink = this.zone.shrinker!;
+    for (let i = 0; i < SHRINK_RETRIES_MAX; i++) {
+      if (shrink(order, this.cpu) === 0) return NIL;
+      const pfn = this.zone.alloc(order, this.cpu);
+      if (pfn !== NIL) return pfn;
+    }
+    return NIL;
+  }
+
+  /**
+   * Page poisoning (check_poison_mem): a free page must still hold the poison
+   * pattern when it is allocated again; anything else means someone wrote a
+   * free page, or the host handed back zeros for a page the guest poisoned.
+   */
+  checkPoison(pfn: number, order: number): void {
+    const bad = this.mem.checkPoison(pfn, 1 << order, this.cfg.poisonByte);
+    this.m[this.mb + METRIC_POISON_CHECKS] += 1 << order;
+    if (bad >= 0) {
+      const word = this.mem.i32[bad * (PAGE_SIZE / 4)] >>> 0;
+      const why = word === 0 ? 'reads as zeros: the host discarded it and handed back a zero page (PAGE_POISON not honoured?)' : `holds 0x${word.toString(16)}: a free page was written`;
+      throw new OracleViolation({ oracle: 'poison', message: `cpu ${this.cpu} allocated pfn ${bad} (block ${pfn} order ${order}) whose poison 0x${this.cfg.poisonByte.toString(16)} is gone: it ${why}`, pfn: bad, cpu: this.cpu });
+    }
+  }
+
+  /** Largest block <= maxOrder the allocator can give (falls back order by order). */
+  allocLargest(maxOrder: number): [number, number] {
+    for (let o = maxOrder; o >= 0; o--) {
+      const pfn = this.allocBlock(o);
+      if (pfn !== NIL) return [pfn, o];
+      if (!this.running()) break;
+    }
+    return [NIL, 0];
+  }
+
+  /** Fault in, clear and stamp every page of a block; returns its first seq. */
+  touchBlock(pfn: number, order: number): number {
+    const mem = this.mem;
+    const first = this.seq;
+    let refaults = 0;
+    let firstTouches = 0;
+    const n = 1 << order;
+    for (let p = pfn; p < pfn + n; p++) {
+      // Counted without branches (f is 0, 1 or 2): see GuestMemory.touch on
+      // why paths that first run once hinting starts are kept out of here.
+      const f = mem.touch(p);
+      refaults += f >>> 1;
+      firstTouches += f & 1;
+      mem.clearPage(p);
+      mem.writeStamp(p, this.cpu, this.seq);
+      this.seq = (this.seq + 1) | 0;
+    }
+    this.m[this.mb + METRIC_PAGES_TOUCHED] += n;
+    this.m[this.mb + METRIC_REFAULTS] += refaults;
+    this.m[this.mb + METRIC_HOST_FAULTS] += firstTouches;
+    return first;
+  }
+
+  /** Check the stamps of a held block, then free it. */
+  freeBlock(pfn: number, order: number, seq: number): void {
+    const n = 1 << order;
+    for (let i = 0; i < n; i++) {
+      const why = this.mem.checkStamp(pfn + i, this.cpu, (seq + i) | 0);
+      if (why !== null) throw new OracleViolation({ oracle: 'stamp', message: `cpu ${this.cpu} pfn ${pfn + i} (block ${pfn} order ${order}): ${why}`, pfn: pfn + i, cpu: this.cpu });
+    }
+    this.m[this.mb + METRIC_STAMP_CHECKS] += n;
+    this.m[this.mb + METRIC_OWNERSHIP_CHECKS]++;
+    // kernel_poison_pages() on free: the page holds the pattern until reused.
+    if (this.cfg.poison) this.mem.fillPoison(pfn, n, this.cfg.poisonByte);
+    this.zone.free(pfn, order, this.cpu);
+    this.m[this.mb + METRIC_FREES]++;
+  }
+
+  freeAll(): void {
+    const h = this.held;
+    while (h.n > 0) {
+      const i = h.n - 1;
+      const pfn = h.pfn[i];
+      const order = h.order[i];
+      const seq = h.seq[i];
+      h.removeAt(i);
+      this.freeBlock(pfn, order, seq);
+    }
+  }
+
+  /** Allocate up to `pages` pages in the largest blocks available, touching each. Returns pages obtained. */
+  fillRegion(pages: number, countOps: boolean): number {
+    let got = 0;
+    while (got < pages && this.running()) {
+      const want = Math.min(MAX_ORDER - 1, Math.floor(Math.log2(pages - got)));
+      const [pfn, order] = this.allocLargest(want);
+      if (pfn === NIL) break;
+      const seq = this.touchBlock(pfn, order);
+      this.held.push(pfn, order, seq);
+      got += 1 << order;
+      if (countOps) this.m[this.mb + METRIC_OPS] += 1 << order;
+    }
+    return got;
+  }
+
+  /** Sleep until the run leaves RUNNING or `ms` passes (bounded slices). */
+  idle(ms: number): void {
+    // clockMs(): logical time when scheduled (--sched), wall time otherwise.
+    const deadline = clockMs() + ms;
+    while (this.running()) {
+      const left = deadline - clockMs();
+      if (left <= 0) return;
+      const gen = Atomics.load(this.header, HDR_STATE_GEN);
+      waitWhileEquals(this.header, HDR_STATE_GEN, gen, Math.min(left, 100), () => !this.running());
+    }
+  }
+
+  run(): void {
+    try {
+      switch (this.cfg.workload) {
+        case 'page_fault1':
+          this.pageFault1();
+          break;
+        case 'churn':
+          this.churn();
+          break;
+        case 'memhog':
+          this.memhog();
+          break;
+        case 'fragment':
+          this.fragment();
+          break;
+      }
+      // Process exit: give everything back and empty the pcp list so the
+      // end-of-run checks see a quiescent zone.
+      this.freeAll();
+    } finally {
+      this.zone.drainPcp(this.cpu);
+    }
+  }
+
+  /** Pages this CPU may hold at once (its share of WORKING_SHARE of guest memory). */
+  sharePages(share = WORKING_SHARE): number {
+    return Math.max(1, Math.floor((this.views.layout.pages * share) / this.cfg.cpus));
+  }
+
+  // will-it-scale page_fault1: map a region, touch every page, unmap; ops = pages touched.
+  private pageFault1(): void {
+    const regionPages = this.cfg.regionBytes > 0 ? this.cfg.regionBytes / PAGE_SIZE : Math.min(PAGE_FAULT1_REGION_BYTES / PAGE_SIZE, this.sharePages());
+    while (this.running()) {
+      this.fillRegion(regionPages, true);
+      this.freeAll();
+      this.m[this.mb + METRIC_LOOPS]++;
+    }
+  }
+
+  // Random orders weighted to small (P(order = k) = 2^-(k+1)), random lifetimes
+  // (1..255 ticks) kept on a timing wheel; ops = allocations.
+  private churn(): void {
+    const WHEEL = 256;
+    const slotOf = new Int32Array(1024);
+    let slotCap = 1024;
+    let slots = slotOf;
+    const h = this.held;
+    const cap = this.sharePages();
+    for (let tick = 0; this.running(); tick++) {
+      const now = tick % WHEEL;
+      // Free every block whose lifetime ends now.
+      for (let i = h.n - 1; i >= 0; i--) {
+        if (slots[i] !== now) continue;
+        const pfn = h.pfn[i];
+        const order = h.order[i];
+        const seq = h.seq[i];
+        h.removeAt(i);
+        slots[i] = slots[h.n];
+        this.freeBlock(pfn, order, seq);
+      }
+      const r = this.rng.next();
+      const order = Math.min(MAX_ORDER - 1, Math.clz32(r) === 32 ? MAX_ORDER - 1 : Math.clz32(r));
+      if (h.pages + (1 << order) > cap) continue;
+      const pfn = this.allocBlock(order);
+      if (pfn === NIL) continue;
+      const seq = this.touchBlock(pfn, order);
+      if (h.n === slotCap) {
+        const bigger = new Int32Array(slotCap * 2);
+        bigger.set(slots);
+        slots = bigger;
+        slotCap *= 2;
+      }
+      slots[h.n] = (now + 1 + this.rng.below(WHEEL - 1)) % WHEEL;
+      h.push(pfn, order, seq);
+      this.m[this.mb + METRIC_OPS]++;
+    }
+  }
+
+  // Allocate a share of memory, hold it, free it all, then idle to the end
+  // (the memhog check of the aeration cover letter); ops = pages touched.
+  private memhog(): void {
+    const target = Math.floor((this.views.layout.pages * this.cfg.hogShare) / this.cfg.cpus);
+    this.fillRegion(target, true);
+    this.idle(this.cfg.holdMs);
+    this.freeAll();
+    this.m[this.mb + METRIC_LOOPS]++;
+    this.idle(Infinity);
+  }
+
+  // Leave memory scattered: take order-0 pages up to the CPU's share, free
+  // every other one (no buddy can merge), then keep swapping random held pages
+  // for new order-0 pages; ops = allocations.
+  private fragment(): void {
+    const h = this.held;
+    const cap = this.sharePages();
+    while (h.pages < cap && this.running()) {
+      const pfn = this.allocBlock(0);
+      if (pfn === NIL) break;
+      h.push(pfn, 0, this.touchBlock(pfn, 0));
+      this.m[this.mb + METRIC_OPS]++;
+    }
+    // Free every other page by pfn so the holes cannot merge.
+    for (let i = h.n - 1; i >= 0 && this.running(); i--) {
+      if ((h.pfn[i] & 1) === 0) continue;
+      const pfn = h.pfn[i];
+      const seq = h.seq[i];
+      h.removeAt(i);
+      this.freeBlock(pfn, 0, seq);
+    }
+    while (this.running()) {
+      if (h.n > 0) {
+        const i = this.rng.below(h.n);
+        const pfn = h.pfn[i];
+        const order = h.order[i];
+        const seq = h.seq[i];
+        h.removeAt(i);
+        this.freeBlock(pfn, order, seq);
+      }
+      const pfn = this.allocBlock(0);
+      if (pfn === NIL) continue;
+      h.push(pfn, 0, this.touchBlock(pfn, 0));
+      this.m[this.mb + METRIC_OPS]++;
+    }
+  }
+}
