@@ -11,6 +11,7 @@
 //
 // Standalone: `node dist/bench/vring.js` prints the JSON object.
 
+import { deviceRangeCheck } from '../src/check/device-range.js';
 import { pathToFileURL } from 'node:url';
 import { BalloonDevice, readDeviceCounters } from '../src/host/balloon-device.js';
 import { DEV_VQ_INDEX, PAGE_SIZE } from '../src/shm/layout.js';
@@ -64,7 +65,7 @@ function discardThroughput(memoryBytes: number, reps: number): { deviceGBs: numb
   const views = harnessShared(config);
   const ring = VringMem.fromViews(views);
   const driver = new VringVirtqueue(ring, views.device, { eventIdx: false, queueIndex: views.device[DEV_VQ_INDEX] });
-  const device = new BalloonDevice(views, { queueKind: 'reporting', poisonPolicy: 'skip', spin: 0, sliceMs: 50 });
+  const device = new BalloonDevice(views, { queueKind: 'reporting', poisonPolicy: 'skip', spin: 0, sliceMs: 50, rangeCheck: deviceRangeCheck(views.pages) });
   const block = 2 * 2 ** 20;
   const perChain = 32;
   const blocks = memoryBytes / block;

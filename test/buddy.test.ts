@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { PG_ALLOCATED, PG_BUDDY, PG_PCP, watermarks } from '../src/mm/buddy.js';
+import { watermarks } from '../src/mm/buddy.js';
 import { FA_HEAD, FA_WORDS, MAX_ORDER, NIL, ZONE_FREE_AREA } from '../src/shm/layout.js';
-import { OracleViolation, checkConservation, checkFreeLists } from '../src/check/structure.js';
+import { checkConservation, checkFreeLists } from '../src/check/structure.js';
 import { Rng } from '../src/base/rng.js';
 import { makeWorld } from './helpers.js';
+import { OracleViolation } from '../src/base/errors.js';
+import { PG_ALLOCATED, PG_BUDDY, PG_PCP } from '../src/mm/page.js';
 
 const MiB = 2 ** 20;
 

@@ -1,16 +1,18 @@
 // --hinting hint (VIRTIO_BALLOON_F_FREE_PAGE_HINT) and --hinting naive.
+import { deviceRangeCheck } from '../src/check/device-range.js';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NIL, PAGE_SIZE, threadIds, ZONE_BALLOON_PAGES } from '../src/shm/layout.js';
 import { type Config, DEFAULT_CONFIG, rerunCommand } from '../src/sim/config.js';
-import { deviceInit, negotiateFeatures, readDeviceCounters } from '../src/host/balloon-device.js';
-import { FREE_PAGE_HINT_S_REQUESTED, FREE_PAGE_HINT_S_START, FREE_PAGE_HINT_S_STOP, FreePageHintDevice, VIRTIO_BALLOON_CMD_ID_STOP, readHintDeviceCounters } from '../src/host/free-page-hint-device.js';
+import { deviceInit, readDeviceCounters } from '../src/host/balloon-device.js';
+import { FREE_PAGE_HINT_S_REQUESTED, FREE_PAGE_HINT_S_START, FREE_PAGE_HINT_S_STOP, FreePageHintDevice, readHintDeviceCounters } from '../src/host/free-page-hint-device.js';
 import { HINT_BLOCK_ORDER, allocBalloonBlock } from '../src/guest/free-page-hint.js';
 import { hintOffer, hintQueue } from '../src/sim/hint-stats.js';
 import { runSimulation } from '../src/sim/run.js';
 import { VringMem, VringVirtqueue } from '../src/virtio/ring.js';
 import { makeWorld } from './helpers.js';
+import { negotiateFeatures, VIRTIO_BALLOON_CMD_ID_STOP } from '../src/virtio/balloon-abi.js';
 
 const CLI = path.resolve(__dirname, '../dist/src/cli/main.js');
 const MiB = 2 ** 20;
@@ -22,7 +24,7 @@ function deviceWorld(action: 'discard' | 'migrate' = 'discard') {
   hintOffer(w.views, w.cfg);
   negotiateFeatures(w.views, 0xffffffff, 'linux');
   hintQueue(w.views, w.cfg);
-  const dev = new FreePageHintDevice(w.views, { queueKind: 'free_page', poisonPolicy: 'skip', spin: 0, sliceMs: 10 }, { intervalMs: 1000, action, doneAfterMs: 0 });
+  const dev = new FreePageHintDevice(w.views, { queueKind: 'free_page', poisonPolicy: 'skip', spin: 0, sliceMs: 10, rangeCheck: deviceRangeCheck(w.views.pages) }, { intervalMs: 1000, action, doneAfterMs: 0 });
   dev.manual = true;
   const vq = new VringVirtqueue(VringMem.fromViews(w.views), w.views.device, { eventIdx: false, queueIndex: 2 });
   const reporter = threadIds(w.cfg.cpus).reporter;

@@ -3,8 +3,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { SITE_ALLOC, SITE_FREE, SITE_PCP_DRAIN, SITE_PCP_REFILL } from '../src/mm/buddy.js';
-import { UsageError } from '../src/sim/config.js';
 import { HIST_BUCKETS, bucketHigh, bucketLow, bucketOf, percentile } from '../src/base/hist.js';
 import {
   LOCK_CLASSES,
@@ -34,6 +32,8 @@ import { type LockClassStats, collectLockStats, fastBucketOf } from '../src/lock
 import fc from 'fast-check';
 import { PROC_COLUMNS, PROC_RULE_WIDTH, lockstatTable, parseLockstatFlags, procLockStat, procTime, sortLockStats } from '../src/cli/lockstat-report.js';
 import { Sync } from '../src/locking/sync.js';
+import { UsageError } from '../src/base/errors.js';
+import { SITE_ALLOC, SITE_FREE, SITE_PCP_DRAIN, SITE_PCP_REFILL } from '../src/locking/sites.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const probe = path.join(root, 'dist/workers/testing/lockstat-probe.js');

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { PG_ALLOCATED, PG_REPORTED } from '../src/mm/buddy.js';
 import { MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, REP_REQUEST_GEN, REP_STATE, threadIds } from '../src/shm/layout.js';
 import { GuestMemory } from '../src/mm/memory.js';
 import { checkConservation, checkFreeLists } from '../src/check/structure.js';
 import { PAGE_REPORTING_ACTIVE, PAGE_REPORTING_IDLE, PAGE_REPORTING_REQUESTED, PageReporting, RM_BLOCKS, RM_FAILS, RM_REREPORTED, type ReportSink, type ReportStatus, makeFreeNotifier, requestReporting } from '../src/mm/page-reporting.js';
 import { Cpu } from '../src/sim/workload.js';
 import { makeWorld, zoneAs, type World } from './helpers.js';
+import { PG_ALLOCATED, PG_REPORTED } from '../src/mm/page.js';
 
 const MiB = 2 ** 20;
 

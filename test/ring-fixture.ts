@@ -3,11 +3,13 @@
 // and a device, all in one thread.
 
 import { Zone } from '../src/mm/buddy.js';
-import { BalloonDevice, type DeviceOptions, type VqNumbering, deviceInit, negotiateFeatures } from '../src/host/balloon-device.js';
+import { deviceRangeCheck } from '../src/check/device-range.js';
+import { BalloonDevice, type DeviceOptions, deviceInit } from '../src/host/balloon-device.js';
 import { DEV_VQ_INDEX, createShared, threadIds, type Views } from '../src/shm/layout.js';
 import { GuestMemory } from '../src/mm/memory.js';
 import { Sync } from '../src/locking/sync.js';
 import { VringMem, VringVirtqueue } from '../src/virtio/ring.js';
+import { type VqNumbering, negotiateFeatures } from '../src/virtio/balloon-abi.js';
 
 export interface FixtureOptions {
   queueSize?: number;
@@ -39,6 +41,6 @@ export function ringFixture(o: FixtureOptions = {}): Fixture {
   const negotiated = negotiateFeatures(views, o.driverFeatures ?? 0xffffffff, o.vqNumbering ?? 'linux', o.poisonVal ?? 0);
   const ring = VringMem.fromViews(views);
   const driver = new VringVirtqueue(ring, views.device, { eventIdx: o.eventIdx ?? false, queueIndex: views.device[DEV_VQ_INDEX] });
-  const device = new BalloonDevice(views, { queueKind: 'reporting', poisonPolicy: 'skip', spin: 0, sliceMs: 5, ...o.device });
+  const device = new BalloonDevice(views, { queueKind: 'reporting', poisonPolicy: 'skip', spin: 0, sliceMs: 5, rangeCheck: deviceRangeCheck(views.pages), ...o.device });
   return { views, zone, mem: new GuestMemory(views), ring, driver, device, negotiated };
 }

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as dev from '../src/host/balloon-device.js';
+import * as dev from '../src/virtio/balloon-abi.js';
 import { PAGE_SIZE, vringSize } from '../src/shm/layout.js';
 import * as ring from '../src/virtio/ring.js';
 import { ringFixture } from './ring-fixture.js';

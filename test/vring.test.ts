@@ -1,11 +1,12 @@
 // Split ring and balloon device, driver and device in one thread.
 
 import { describe, expect, it } from 'vitest';
-import { BAD_KINDS, type BadKind, VIRTIO_BALLOON_F_FREE_PAGE_HINT, VIRTIO_BALLOON_F_PAGE_POISON, VIRTIO_BALLOON_F_REPORTING, VIRTIO_BALLOON_F_STATS_VQ, bit, readDeviceCounters, reportingQueueIndex } from '../src/host/balloon-device.js';
+import { BAD_KINDS, type BadKind, readDeviceCounters } from '../src/host/balloon-device.js';
 import { DEV_BAD_BASE, DEV_INTERRUPT, DEV_KICK, DEV_VQ_INDEX, PAGE_SIZE } from '../src/shm/layout.js';
-import { OracleViolation } from '../src/check/structure.js';
 import { Chain, ENOSPC, VIRTIO_RING_F_EVENT_IDX, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, VringVirtqueue, vringNeedEvent } from '../src/virtio/ring.js';
 import { type Fixture, ringFixture } from './ring-fixture.js';
+import { OracleViolation } from '../src/base/errors.js';
+import { VIRTIO_BALLOON_F_FREE_PAGE_HINT, VIRTIO_BALLOON_F_PAGE_POISON, VIRTIO_BALLOON_F_REPORTING, VIRTIO_BALLOON_F_STATS_VQ, bit, reportingQueueIndex } from '../src/virtio/balloon-abi.js';
 
 const MiB = 2 ** 20;
 const badCount = (f: Fixture, kind: BadKind) => f.views.device[DEV_BAD_BASE + BAD_KINDS.indexOf(kind)];

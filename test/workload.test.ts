@@ -2,9 +2,9 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MAX_ORDER, METRIC_HOST_FAULTS, METRIC_REFAULTS, NIL, metricBase } from '../src/shm/layout.js';
-import { OracleViolation } from '../src/check/structure.js';
 import { Cpu } from '../src/sim/workload.js';
 import { makeWorld, zoneAs } from './helpers.js';
+import { OracleViolation } from '../src/base/errors.js';
 
 describe('content stamps', () => {
   it('pass for pages only their owner touched', () => {

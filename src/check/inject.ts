@@ -9,9 +9,8 @@
 // i.e. > 64 MiB with the defaults (32 << 9 pages). The configurations below use
 // 64 MiB with --capacity 4 --report-order 7 (2 MiB per full batch) instead.
 
-import type { Config } from '../sim/config.js';
-import { UsageError } from '../sim/config.js';
-import type { OracleName } from './structure.js';
+import { type OracleName, UsageError } from '../base/errors.js';
+import type { ReporterInjections } from '../mm/page-reporting.js';
 
 export interface InjectionInfo {
   /** What protection is removed, in kernel / device terms. */
@@ -108,7 +107,15 @@ export const INJECTIONS = {
 export type InjectionName = keyof typeof INJECTIONS;
 export const INJECTION_NAMES = Object.keys(INJECTIONS) as InjectionName[];
 
-export const injected = (cfg: Pick<Config, 'inject'>, name: InjectionName): boolean => cfg.inject.includes(name);
+/** The run settings the injection rules read (a subset of the simulation's Config). */
+export interface InjectionSettings {
+  inject: readonly InjectionName[];
+  hinting: string;
+  poison: boolean;
+  discard: boolean;
+}
+
+export const injected = (cfg: Pick<InjectionSettings, 'inject'>, name: InjectionName): boolean => cfg.inject.includes(name);
 
 /** Validate --inject values (repeatable, or comma separated). */
 export function parseInjections(raw: unknown): InjectionName[] {
@@ -144,7 +151,7 @@ export function collectRepeated(argv: readonly string[], flag: string): string[]
 }
 
 /** The driver poisons freed pages and honours PAGE_POISON (false under poison-unaware: it pretends not to poison). */
-export const driverDeclaresPoison = (cfg: Pick<Config, 'poison' | 'inject'>): boolean => cfg.poison && !injected(cfg, 'poison-unaware');
+export const driverDeclaresPoison = (cfg: Pick<InjectionSettings, 'poison' | 'inject'>): boolean => cfg.poison && !injected(cfg, 'poison-unaware');
 
 const REPORTER_MODES = ['reporting', 'aeration'];
 
@@ -152,7 +159,7 @@ const REPORTER_MODES = ['reporting', 'aeration'];
  * Why an injection cannot take effect in this configuration (then it would
  * silently test nothing), or null. Checked when the flags are parsed.
  */
-export function injectionConflict(cfg: Pick<Config, 'inject' | 'hinting' | 'poison' | 'discard'>): string | null {
+export function injectionConflict(cfg: InjectionSettings): string | null {
   for (const n of cfg.inject) {
     // These two do their harm only through memory the host discarded
     // (stranded RSS, zeros handed back): with --no-discard they cannot show,
@@ -173,16 +180,7 @@ export function injectionHelp(): string {
   return INJECTION_NAMES.map((n) => `${n}: ${INJECTIONS[n].models} [caught by: ${INJECTIONS[n].oracles.join(' / ')}]`).join('; ');
 }
 
-/** Reporter-side switches, carried in ReportingOptions. */
-export interface ReporterInjections {
-  noIsolate: boolean;
-  earlyPutback: boolean;
-  noReportedSkip: boolean;
-  noZoneLock: boolean;
-  lostWakeup: boolean;
-}
-
-export function reporterInjections(cfg: Pick<Config, 'inject'>): ReporterInjections {
+export function reporterInjections(cfg: Pick<InjectionSettings, 'inject'>): ReporterInjections {
   return {
     noIsolate: injected(cfg, 'no-isolate'),
     earlyPutback: injected(cfg, 'early-putback'),

@@ -9,10 +9,10 @@
 import { type Zone } from '../mm/buddy.js';
 import { FA_HEAD, FA_NR_FREE, FA_NR_REPORTED, FA_WORDS, MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, PG_NEXT, ZONE_FREE_AREA, ZONE_FREE_PAGES, ZONE_WMARK_LOW, ZONE_WMARK_MIN } from '../shm/layout.js';
 import type { GuestMemory } from '../mm/memory.js';
-import type { Violation } from './structure.js';
 import { PG_REPORTED } from '../mm/page.js';
 import { AERATION_HIGH_WATER, PAGE_REPORTING_IDLE, RM_BLOCKS } from '../mm/page-reporting.js';
 import { REP_STATE, ZONE_ISOLATED_PAGES, type Views } from '../shm/layout.js';
+import { type Violation } from '../base/errors.js';
 
 export interface SettleOptions {
   mode: 'reporting' | 'aeration';

@@ -2,36 +2,8 @@
 // stamps, poison) live next to the transition; the structural checks here walk
 // the shared zone with the zone lock held.
 
+import type { Violation } from '../base/errors.js';
 import { FA_HEAD, FA_NR_FREE, FA_NR_REPORTED, FA_WORDS, MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, PG_NEXT, PG_PREV, ZONE_FREE_AREA, ZONE_FREE_PAGES, ZONE_ISOLATED_PAGES, ZONE_REPORTED_PAGES, ZONE_BALLOON_PAGES } from '../shm/layout.js';
-
-/** Oracle names as they appear in violations and in JSON `checks`. */
-export const ORACLES = [
-  'stamp',
-  'poison',
-  'ownership',
-  'device-allocated-range',
-  'conservation',
-  'free-list',
-  'reported-accounting',
-  'ring',
-  'liveness',
-] as const;
-export type OracleName = (typeof ORACLES)[number];
-
-export interface Violation {
-  oracle: OracleName;
-  message: string;
-  pfn?: number;
-  cpu?: number;
-}
-
-/** A broken invariant: aborts the run (assertions stay on). */
-export class OracleViolation extends Error {
-  constructor(readonly violation: Violation) {
-    super(`${violation.oracle}: ${violation.message}`);
-    this.name = 'OracleViolation';
-  }
-}
 
 import { PG_ALLOCATED, PG_BALLOON, PG_BUDDY, PG_ISOLATED, PG_PCP, PG_REPORTED, PG_STATE_MASK, ORDER_SHIFT, FLAGS_MASK, describeFlags } from '../mm/page.js';
 

@@ -3,8 +3,8 @@
 // ('#' host RSS, '+' guest used, '*' both). Plain text, so it also reads in
 // a log or a README.
 
-import { fmtBytes } from '../sim/config.js';
 import type { SeriesPoint } from '../sim/run.js';
+import { fmtBytes } from '../base/units.js';
 
 export function renderChart(series: SeriesPoint[], opts: { width?: number; height?: number } = {}): string[] {
   const width = opts.width ?? 64;

@@ -5,36 +5,19 @@
 import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
-import {
-  type Config,
-  DEFAULT_CONFIG,
-  HINTING_MODES,
-  RANGES,
-  SCHED_STRATEGIES,
-  
-  UsageError,
-  WORKLOADS,
-  checkConfig,
-  choiceFlag,
-  durationFlag,
-  fmtBytes,
-  fmtDuration,
-  intFlag,
-  parsePercent,
-  powerOfTwoFlag,
-  rerunCommand,
-  sizeFlag,
-} from '../sim/config.js';
+import { type Config, DEFAULT_CONFIG, HINTING_MODES, RANGES, SCHED_STRATEGIES, WORKLOADS, checkConfig, choiceFlag, durationFlag, intFlag, powerOfTwoFlag, rerunCommand, sizeFlag } from '../sim/config.js';
 import { PAGE_SIZE } from '../shm/layout.js';
 import { runCompareCommand } from './compare.js';
 import { LOCKSTAT_FORMATS, LOCKSTAT_SORTS, formatLockstat, parseLockstatFlags } from './lockstat-report.js';
 import { configLines, resultText, toJson } from './report.js';
 import { renderChart } from './chart.js';
 import { runSimulation } from '../sim/run.js';
-import { loadReplay } from '../sched/scheduler.js';
+import { loadReplay } from '../sched/control.js';
 import { reportSchedule } from './schedule-file.js';
 import { collectRepeated, injectionConflict, injectionHelp, parseInjections } from '../check/inject.js';
 import { STRESS_OPTIONS, runStressCommand } from './stress.js';
+import { UsageError } from '../base/errors.js';
+import { fmtBytes, fmtDuration, parsePercent } from '../base/units.js';
 
 const r = RANGES;
 const d = DEFAULT_CONFIG;
@@ -142,7 +125,7 @@ export function parseRunFlags(a: RawFlags): Config {
   const conflict = injectionConflict(cfg);
   if (conflict !== null) throw new UsageError(conflict);
   // A schedule to replay must parse and belong to this configuration (exit 2 otherwise).
-  if (cfg.replay) loadReplay(cfg, (p) => readFileSync(p, 'utf8'));
+  if (cfg.replay) loadReplay(cfg.replay, { rerun: rerunCommand(cfg), strategy: cfg.sched }, (p) => readFileSync(p, 'utf8'));
   return cfg;
 }
 

@@ -4,10 +4,12 @@
 // the comparison is like for like, and prints them side by side: ops/s, host
 // RSS at the end, zone lock contentions and wait time per acquisition.
 
-import { type Config, HINTING_MODES, type HintingMode, UsageError, fmtBytes } from '../sim/config.js';
+import { type Config, HINTING_MODES, type HintingMode } from '../sim/config.js';
 import type { LockClassStats } from '../locking/lockstat.js';
 import { configLines, table } from './report.js';
 import { type RunResult, runSimulation } from '../sim/run.js';
+import { UsageError } from '../base/errors.js';
+import { fmtBytes } from '../base/units.js';
 
 export interface CompareRow {
   mode: HintingMode;

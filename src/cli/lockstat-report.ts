@@ -1,9 +1,10 @@
 // Output of lock statistics: the human table and the Linux /proc/lock_stat
 // text format (kernel/locking/lockdep_proc.c, "lock_stat version 0.4").
 
-import { SITE_NAMES } from '../mm/buddy.js';
-import { UsageError, choiceFlag } from '../sim/config.js';
+import { choiceFlag } from '../sim/config.js';
 import type { LockClassStats } from '../locking/lockstat.js';
+import { UsageError } from '../base/errors.js';
+import { SITE_NAMES } from '../locking/sites.js';
 
 export const LOCKSTAT_SORTS = ['contentions', 'wait-total', 'wait-max', 'hold-total'] as const;
 export type LockstatSort = (typeof LOCKSTAT_SORTS)[number];

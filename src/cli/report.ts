@@ -2,11 +2,12 @@
 // end-of-run tables and the verdict. JSON output is the RunResult itself,
 // shaped by toJson() to the DESIGN §10 contract.
 
-import { type Config, fmtBytes, fmtDuration } from '../sim/config.js';
+import { type Config } from '../sim/config.js';
 import type { RunResult } from '../sim/run.js';
 import type { HintStats } from '../sim/hint-stats.js';
 import type { CpuTimeStats, RoleCpuTime } from '../sim/cputime.js';
 import { schedJson, schedLines } from './schedule-report.js';
+import { fmtBytes, fmtDuration } from '../base/units.js';
 
 export function configLines(c: Config): string[] {
   return [

@@ -2,7 +2,7 @@
 // and the human lines. The trace hash and the counters here are deterministic
 // (same seed and configuration => same values); nothing time-based is in them.
 
-import type { SchedOutcome } from '../sched/scheduler.js';
+import type { SchedOutcome } from '../sched/control.js';
 
 export function schedJson(s: SchedOutcome): Record<string, unknown> {
   return {

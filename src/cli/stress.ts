@@ -21,11 +21,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { type Config, HINTING_MODES, RANGES, UsageError, WORKLOADS, checkConfig, durationFlag, fmtDuration, intFlag, rerunCommand } from '../sim/config.js';
+import { type Config, HINTING_MODES, RANGES, WORKLOADS, checkConfig, durationFlag, intFlag, rerunCommand } from '../sim/config.js';
 import { injectionConflict } from '../check/inject.js';
-import { ORACLES, type Violation } from '../check/structure.js';
 import { configLines } from './report.js';
 import { Rng, splitmix32 } from '../base/rng.js';
+import { ORACLES, type Violation, UsageError } from '../base/errors.js';
+import { fmtDuration } from '../base/units.js';
 
 type RawFlags = Record<string, unknown>;
 

@@ -8,14 +8,13 @@
 //     memory, add it as ONE device-readable descriptor, kick, wait for the ack,
 //     unlock.
 
+import { SITE_BALLOON_REACT } from '../locking/sites.js';
 import { LOCK_BALLOON, PAGE_SHIFT, PAGE_SIZE, DEV_FEATURES_NEGOTIATED, DEV_VQ_INDEX, metricBase, threadIds, type Views } from '../shm/layout.js';
 import { RM_RING_CHECKS } from '../mm/page-reporting.js';
-import { hasFeature, HINTS_MAX, VIRTIO_BALLOON_F_PAGE_POISON } from '../host/balloon-device.js';
 import type { ReportSink, ReportStatus } from '../mm/page-reporting.js';
 import { LivenessError, type Sync } from '../locking/sync.js';
 import { ENOSPC, VIRTIO_RING_F_EVENT_IDX, VringMem, VringVirtqueue } from '../virtio/ring.js';
-
-export const SITE_BALLOON_REACT = 10;
+import { hasFeature, HINTS_MAX, VIRTIO_BALLOON_F_PAGE_POISON } from '../virtio/balloon-abi.js';
 
 export interface BalloonDriverOptions {
   mode: 'reporting' | 'aeration';

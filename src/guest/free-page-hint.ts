@@ -26,10 +26,7 @@
 // nothing while the balloon holds pages is counted (allocFailuresBalloonHeld):
 // that is an allocation that could have succeeded without hinting.
 
-import { type Zone, PG_BALLOON, PG_STATE_MASK, SITE_HINT_ALLOC, SITE_HINT_FREE } from '../mm/buddy.js';
-import type { Config } from '../sim/config.js';
-import { hasFeature } from '../host/balloon-device.js';
-import { VIRTIO_BALLOON_CMD_ID_DONE, VIRTIO_BALLOON_CMD_ID_STOP } from '../host/free-page-hint-device.js';
+import { type Zone } from '../mm/buddy.js';
 import { record } from '../base/hist.js';
 import {
   DEV_CONFIG_GEN,
@@ -60,11 +57,13 @@ import {
   type Views,
 } from '../shm/layout.js';
 import { GuestMemory } from '../mm/memory.js';
-import { OracleViolation } from '../check/structure.js';
-import { ORDER_SHIFT, describeFlags } from '../mm/page.js';
+import { ORDER_SHIFT, describeFlags, PG_BALLOON, PG_STATE_MASK } from '../mm/page.js';
 import { VirtioBalloonDriver } from './balloon-driver.js';
 import { LivenessError, type Sync, bump, waitWhileEquals } from '../locking/sync.js';
 import { ENOSPC, VIRTIO_RING_F_EVENT_IDX, VringMem, VringVirtqueue } from '../virtio/ring.js';
+import { OracleViolation } from '../base/errors.js';
+import { hasFeature, VIRTIO_BALLOON_CMD_ID_DONE, VIRTIO_BALLOON_CMD_ID_STOP } from '../virtio/balloon-abi.js';
+import { SITE_HINT_ALLOC, SITE_HINT_FREE } from '../locking/sites.js';
 
 /** VIRTIO_BALLOON_HINT_BLOCK_ORDER: the largest order (4 MiB blocks). */
 export const HINT_BLOCK_ORDER = MAX_ORDER - 1;
@@ -177,14 +176,23 @@ export function popBalloonList(zone: Zone, out: Int32Array, max: number, thread:
 }
 
 /** The balloon's shrinker, installed on each CPU's Zone (see the rule at the top). */
-export function makeShrinker(views: Views, zone: Zone, cfg: Config, thread: number): (order: number, cpu: number) => number {
+export interface ShrinkerOptions {
+  /** Pattern freed pages are poisoned with, or null (no page poisoning). */
+  poisonByte: number | null;
+  /** Blocks returned per call (--hint-shrink). */
+  blocksPerCall: number;
+  /** Bound on every wait. */
+  waitTimeoutMs: number;
+}
+
+export function makeShrinker(views: Views, zone: Zone, o: ShrinkerOptions, thread: number): (order: number, cpu: number) => number {
   const m = views.metrics;
   const mb = metricBase(thread);
   const z = zone.zone;
   const rep = views.reporting;
   const mem = new GuestMemory(views);
-  const poison = cfg.poison ? cfg.poisonByte : null;
-  const buf = new Int32Array(cfg.hintShrinkBlocks);
+  const poison = o.poisonByte;
+  const buf = new Int32Array(o.blocksPerCall);
   const running = () => Atomics.load(views.header, HDR_RUN_STATE) === RUN_RUNNING;
   const shrinkOnce = () => {
     const n = popBalloonList(zone, buf, buf.length, thread);
@@ -196,7 +204,7 @@ export function makeShrinker(views: Views, zone: Zone, cfg: Config, thread: numb
     let freed = shrinkOnce();
     if (freed === 0 && Atomics.load(z, ZONE_BALLOON_PAGES) > 0) {
       // Blocks in flight: wait (bounded) for the driver to publish acknowledged ones.
-      const deadline = performance.now() + Math.min(SHRINK_WAIT_MS, cfg.waitTimeoutMs);
+      const deadline = performance.now() + Math.min(SHRINK_WAIT_MS, o.waitTimeoutMs);
       for (;;) {
         const gen = Atomics.load(rep, REP_HINT_LIST_GEN);
         // Racy peeks; popBalloonList re-reads the list under the zone lock.

@@ -16,16 +16,10 @@
 // page stays resident with its poison). 'fill' discards and writes poison_val
 // into the fresh pages instead of zeros. With poison_val == 0 (or no
 // PAGE_POISON) a discard reads back as zeros either way.
-//
-// Queue numbering (--vq-numbering): the virtio spec (1.2 §5.5.2) numbers the
-// balloon queues by role: inflateq 0, deflateq 1, statsq 2, free_page_vq 3,
-// reporting_vq 4. Linux, QEMU and Firecracker number only the queues that
-// exist: inflate 0, deflate 1, then stats, free page and reporting in that
-// order, each only if its feature was negotiated. The default is 'linux'
-// (what every implementation the simulator models does). It changes only the
-// queue index the device exposes (DEV_VQ_INDEX) and expects with each
-// notification (DEV_NOTIFY_QUEUE).
 
+// Queue numbering and the feature handshake: src/virtio/balloon-abi.ts.
+
+import { HINTS_MAX, HINT_ORDER_MASK, VIRTIO_BALLOON_F_PAGE_POISON, VIRTIO_BALLOON_F_REPORTING, bit, hasFeature, type VqNumbering } from '../virtio/balloon-abi.js';
 import {
   DEV_ACTUAL,
   DEV_BAD_BASE,
@@ -51,26 +45,10 @@ import {
   type Views,
 } from '../shm/layout.js';
 import { GuestMemory } from '../mm/memory.js';
-import type { Violation } from '../check/structure.js';
 import { ORDER_SHIFT, PG_ALLOCATED } from '../mm/page.js';
 import { waitWhileEquals } from '../locking/sync.js';
 import { Chain, POP_BAD, POP_CHAIN, POP_DROPPED, RING_BAD_KINDS, VIRTIO_RING_F_EVENT_IDX, VRING_DESC_F_WRITE, VirtQueue, VringMem } from '../virtio/ring.js';
-
-// ---- include/uapi/linux/virtio_balloon.h feature bits ----
-export const VIRTIO_BALLOON_F_MUST_TELL_HOST = 0;
-export const VIRTIO_BALLOON_F_STATS_VQ = 1;
-export const VIRTIO_BALLOON_F_DEFLATE_ON_OOM = 2;
-export const VIRTIO_BALLOON_F_FREE_PAGE_HINT = 3;
-export const VIRTIO_BALLOON_F_PAGE_POISON = 4;
-export const VIRTIO_BALLOON_F_REPORTING = 5;
-/** The seed's v1 (aeration) name for bit 5. */
-export const VIRTIO_BALLOON_F_HINTING = 5;
-export const VIRTIO_BALLOON_PFN_SHIFT = 12;
-/** struct virtio_balloon_config: le32 num_pages, actual, free_page_hint_cmd_id, poison_val (byte offsets). */
-export const VIRTIO_BALLOON_CONFIG_OFFSETS = { num_pages: DEV_NUM_PAGES * 4, actual: DEV_ACTUAL * 4, free_page_hint_cmd_id: DEV_FREE_PAGE_HINT_CMD_ID * 4, poison_val: DEV_POISON_VAL * 4 } as const;
-
-export const bit = (b: number): number => (1 << b) >>> 0;
-export const hasFeature = (features: number, b: number): boolean => ((features >>> b) & 1) === 1;
+import { type Violation } from '../base/errors.js';
 
 /** Bad guest input by kind: the ring's kinds, then the balloon handler's. Counted at DEV_BAD_BASE + index. */
 export const BAD_KINDS = [
@@ -94,11 +72,6 @@ export const BAD_HINT_ORDER = badIndex('hint-order');
 export const BAD_NOTIFY_QUEUE = badIndex('notify-queue');
 if (DEV_BAD_BASE + BAD_KINDS.length > DEV_WORDS) throw new Error('device: bad-input counters overrun the device region');
 
-/** Aeration: at most this many u64 hints in one buffer (the seed's batch of 32). */
-export const HINTS_MAX = 32;
-/** Aeration hint: guest_phys_addr | order; the order sits in the low 12 bits. */
-export const HINT_ORDER_MASK = 0xfff;
-
 // Device counters in the device thread's metric slot (Float64: bytes overflow Int32).
 export const DEVM_DESCRIPTORS = 0;
 export const DEVM_BYTES_DISCARDED = 1;
@@ -112,22 +85,13 @@ export const DEVM_USED = 7;
 export const DEVM_DISCARD_NS = 8;
 /** Bytes validated and acknowledged but kept resident because discarding is off (--no-discard). */
 export const DEVM_BYTES_KEPT = 9;
+/** Ranges the device-allocated-range oracle checked (DeviceOptions.rangeCheck). */
+export const DEVM_RANGE_CHECKS = 10;
 
-export const VQ_NUMBERINGS = ['spec', 'linux'] as const;
-export type VqNumbering = (typeof VQ_NUMBERINGS)[number];
 export const POISON_POLICIES = ['skip', 'fill'] as const;
 export type PoisonPolicy = (typeof POISON_POLICIES)[number];
 /** 'free_page': the free_page_vq of VIRTIO_BALLOON_F_FREE_PAGE_HINT (src/hint-device.ts). */
 export type QueueKind = 'reporting' | 'aeration' | 'free_page';
-
-/** Queue index of the reporting (aeration: hinting, same feature bit) queue. */
-export function reportingQueueIndex(numbering: VqNumbering, features: number): number {
-  if (numbering === 'spec') return 4;
-  let i = 2; // inflateq 0, deflateq 1
-  if (hasFeature(features, VIRTIO_BALLOON_F_STATS_VQ)) i++;
-  if (hasFeature(features, VIRTIO_BALLOON_F_FREE_PAGE_HINT)) i++;
-  return i;
-}
 
 export interface DeviceSetup {
   eventIdx: boolean;
@@ -152,20 +116,6 @@ export function deviceInit(views: Views, s: DeviceSetup): void {
   d[DEV_VQ_INDEX] = -1;
 }
 
-/**
- * Feature negotiation (FEATURES_OK): the driver accepts a subset of what is
- * offered. Sets the queue index for that feature set. Returns the negotiated bits.
- */
-export function negotiateFeatures(views: Views, driverFeatures: number, numbering: VqNumbering, poisonVal = 0): number {
-  const d = views.device;
-  const negotiated = (d[DEV_FEATURES_OFFERED] & driverFeatures) >>> 0;
-  d[DEV_FEATURES_NEGOTIATED] = negotiated | 0;
-  // poison_val is written by the driver before DRIVER_OK (virtballoon_probe).
-  d[DEV_POISON_VAL] = hasFeature(negotiated, VIRTIO_BALLOON_F_PAGE_POISON) ? poisonVal | 0 : 0;
-  d[DEV_VQ_INDEX] = reportingQueueIndex(numbering, negotiated);
-  return negotiated;
-}
-
 export interface DeviceOptions {
   queueKind: QueueKind;
   poisonPolicy: PoisonPolicy;
@@ -177,7 +127,12 @@ export interface DeviceOptions {
   doubleUsed?: boolean;
   /** false (--no-discard): validate, check and acknowledge, but keep the memory. Default true. */
   discard?: boolean;
+  /** The device-allocated-range oracle (src/check/device-range.ts), run on every range before it is acted on; none: unchecked. */
+  rangeCheck?: RangeCheck;
 }
+
+/** A check of the guest range [pfn, pfn+count) before the device acts on it: a violation, or null. */
+export type RangeCheck = (pfn: number, count: number) => Violation | null;
 
 /** Why the device keeps a reported range: QEMU skips the discard when poison_val != 0 (`if (!dev->poison_val) ram_block_discard_range(...)`). */
 export const KEEP_POISON = 'PAGE_POISON, poison_val != 0';
@@ -209,6 +164,8 @@ export interface DeviceCounters {
   /** Reported bytes kept resident by --no-discard. */
   bytesKept: number;
   discardNsTotal: number;
+  /** Ranges the device-allocated-range oracle checked. */
+  rangeChecks: number;
   hints: number;
   kicks: number;
   interrupts: number;
@@ -242,6 +199,7 @@ export function readDeviceCounters(views: Views, queueKind: QueueKind, vqNumberi
     bytesPoisonSkipped: m[b + DEVM_BYTES_POISON_SKIPPED],
     bytesKept: m[b + DEVM_BYTES_KEPT],
     discardNsTotal: m[b + DEVM_DISCARD_NS],
+    rangeChecks: m[b + DEVM_RANGE_CHECKS],
     hints: m[b + DEVM_HINTS],
     kicks: m[b + DEVM_KICKS],
     interrupts: m[b + DEVM_INTERRUPTS],
@@ -475,7 +433,7 @@ export class BalloonDevice {
     if (!this.validRange(addr, len)) return null;
     const pfn = addr / PAGE_SIZE;
     const count = len >>> PAGE_SHIFT;
-    const v = this.checkNotAllocated(pfn, count);
+    const v = this.checkRange(pfn, count);
     // The range is not discarded: the run stops on the violation, and a
     // discard would only add a second, derived stamp failure.
     if (v !== null) return v;
@@ -511,29 +469,14 @@ export class BalloonDevice {
   }
 
   /**
-   * Device oracle (DESIGN §6): no page of [pfn, pfn+count) belongs to an
-   * allocated block, looked up in the struct page array. A block head inside
-   * the range, or a head before it whose order reaches into it, is a violation.
+   * The device-allocated-range oracle, if one is installed (DeviceOptions.
+   * rangeCheck): the range must not be allocated in the guest. Counted, so
+   * a run that checked nothing says so.
    */
-  checkNotAllocated(pfn: number, count: number): Violation | null {
-    const pages = this.pages;
-    for (let p = pfn; p < pfn + count; p++) {
-      if ((pages[p * PAGE_WORDS + PG_FLAGS] & PG_ALLOCATED) !== 0) return allocatedViolation(p, pages[p * PAGE_WORDS + PG_FLAGS] >>> ORDER_SHIFT, pfn, count);
-    }
-    for (let o = 1; o < MAX_ORDER; o++) {
-      const h = pfn & ~((1 << o) - 1);
-      if (h === pfn) continue;
-      const f = pages[h * PAGE_WORDS + PG_FLAGS];
-      if ((f & PG_ALLOCATED) !== 0 && h + (1 << (f >>> ORDER_SHIFT)) > pfn) return allocatedViolation(h, f >>> ORDER_SHIFT, pfn, count);
-    }
-    return null;
+  checkRange(pfn: number, count: number): Violation | null {
+    const check = this.opts.rangeCheck;
+    if (check === undefined) return null;
+    this.m[this.mb + DEVM_RANGE_CHECKS]++;
+    return check(pfn, count);
   }
-}
-
-function allocatedViolation(head: number, order: number, pfn: number, count: number): Violation {
-  return {
-    oracle: 'device-allocated-range',
-    message: `device was asked to discard pfn ${pfn}..${pfn + count - 1}, but the allocated order-${order} block at pfn ${head} overlaps it`,
-    pfn: Math.max(head, pfn),
-  };
 }

@@ -26,17 +26,14 @@
 // one hinting queue and uses the simulator's one vq region. Its index is 3 in
 // the spec's numbering, and 2 + (STATS_VQ) in Linux's (only existing queues).
 
-import { BalloonDevice, BAD_ADDR_RANGE, BAD_HINT_LEN, BAD_UNALIGNED, DEVM_BYTES_DISCARDED, DEVM_BYTES_POISON_SKIPPED, DEVM_DESCRIPTORS, VIRTIO_BALLOON_F_FREE_PAGE_HINT, VIRTIO_BALLOON_F_REPORTING, VIRTIO_BALLOON_F_STATS_VQ, bit, hasFeature, type DeviceOptions, type VqNumbering } from './balloon-device.js';
+import { VIRTIO_BALLOON_CMD_ID_DONE, VIRTIO_BALLOON_CMD_ID_STOP, VIRTIO_BALLOON_FREE_PAGE_HINT_CMD_ID_MIN } from '../virtio/balloon-abi.js';
+import { BalloonDevice, BAD_ADDR_RANGE, BAD_HINT_LEN, BAD_UNALIGNED, DEVM_BYTES_DISCARDED, DEVM_BYTES_POISON_SKIPPED, DEVM_DESCRIPTORS, type DeviceOptions } from './balloon-device.js';
 import { DEV_CONFIG_GEN, DEV_FREE_PAGE_HINT_CMD_ID, DEV_HINT_RUN_ID, DEV_HINT_STATUS, HDR_RUN_STATE, METRIC_EXTRA, PAGE_SHIFT, PAGE_SIZE, RUN_RUNNING, metricBase, threadIds, type Views } from '../shm/layout.js';
-import type { Violation } from '../check/structure.js';
 import { bump } from '../locking/sync.js';
 import { VRING_DESC_F_WRITE, type Chain } from '../virtio/ring.js';
+import { type Violation } from '../base/errors.js';
+import { VIRTIO_BALLOON_F_FREE_PAGE_HINT, VIRTIO_BALLOON_F_REPORTING, VIRTIO_BALLOON_F_STATS_VQ, bit, hasFeature, type VqNumbering } from '../virtio/balloon-abi.js';
 
-/** include/uapi/linux/virtio_balloon.h */
-export const VIRTIO_BALLOON_CMD_ID_STOP = 0;
-export const VIRTIO_BALLOON_CMD_ID_DONE = 1;
-/** QEMU: VIRTIO_BALLOON_FREE_PAGE_HINT_CMD_ID_MIN; ids wrap back to it. */
-export const VIRTIO_BALLOON_FREE_PAGE_HINT_CMD_ID_MIN = 2;
 const CMD_ID_MAX = 0x7fffffff;
 
 /** QEMU's FreePageHintStatus, kept in DEV_HINT_STATUS. */
@@ -60,12 +57,6 @@ export const HDM_MIGRATE_SKIP_PAGES = HDM + 8; // migrate: pages cleared from th
 export const HDM_RUN_NS_TOTAL = HDM + 9; // from the id write to the STOP, summed over runs that stopped
 export const HDM_RUN_NS_MAX = HDM + 10;
 export const HDM_RUN_PAGES_MAX = HDM + 11; // most pages hinted in one run
-
-/** Queue index of the free_page_vq. */
-export function freePageQueueIndex(numbering: VqNumbering, features: number): number {
-  if (numbering === 'spec') return 3;
-  return 2 + (hasFeature(features, VIRTIO_BALLOON_F_STATS_VQ) ? 1 : 0);
-}
 
 /** Hint mode's offer: FREE_PAGE_HINT instead of REPORTING (one hinting queue). */
 export function hintOfferedFeatures(offered: number): number {
@@ -244,7 +235,7 @@ export class FreePageHintDevice extends BalloonDevice {
     }
     // migrate: the same validation and device oracle, no discard.
     if (!this.validRange(addr, len)) return null;
-    const v = this.checkNotAllocated(addr / PAGE_SIZE, len >>> PAGE_SHIFT);
+    const v = this.checkRange(addr / PAGE_SIZE, len >>> PAGE_SHIFT);
     if (v !== null) return v;
     // qemu_guest_free_page_hint(): clear the range from the migration bitmap.
     this.m[this.mb + HDM_MIGRATE_SKIP_PAGES - METRIC_EXTRA] += len >>> PAGE_SHIFT;

@@ -34,8 +34,8 @@
 // linear sub-buckets (finer than lock_stat's plain log2; percentiles are the
 // upper bound of the bucket holding the rank, clamped to the observed max).
 
+import { siteName } from './sites.js';
 import { HIST_BUCKETS, accumulate, bucketHigh, bucketLow, bucketOf, percentile } from '../base/hist.js';
-import { SITE_NAMES } from '../mm/buddy.js';
 import {
   HDR_LOCKSTAT_PUBLISHED,
   LOCK_CLASSES,
@@ -62,6 +62,7 @@ import {
   type Views,
 } from '../shm/layout.js';
 import type { LockObserver } from './sync.js';
+import { SITE_NAMES } from './sites.js';
 
 /** lock_stat shows up to 4 contention and 4 contending points per class (LOCKSTAT_POINTS). */
 export const LOCKSTAT_POINTS = 4;
@@ -215,10 +216,6 @@ export interface LockClassStats {
   contentionPoints: CallSiteCount[];
   /** Up to LOCKSTAT_POINTS sites that held the lock while others waited. */
   contendingPoints: CallSiteCount[];
-}
-
-export function siteName(site: number): string {
-  return SITE_NAMES[site] ?? `site${site}`;
 }
 
 function timeStats(count: number, min: number, max: number, total: number, hist: Float64Array): TimeStats {

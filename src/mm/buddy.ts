@@ -9,6 +9,7 @@
 // Locking: every free-list and struct-page change happens under the zone lock
 // (LOCK_ZONE), except a CPU's own pcp list, which only that CPU touches.
 
+import { SITE_ALLOC, SITE_FREE, SITE_PCP_DRAIN, SITE_PCP_REFILL } from '../locking/sites.js';
 import {
   FA_HEAD,
   FA_NR_FREE,
@@ -39,23 +40,9 @@ import {
   pcpBase,
   type Views,
 } from '../shm/layout.js';
-import { OracleViolation } from '../check/structure.js';
 import { SP_PAGE, schedPoint, type Sync } from '../locking/sync.js';
 import { FLAGS_MASK, ORDER_SHIFT, PG_ALLOCATED, PG_BUDDY, PG_PCP, PG_REPORTED, PG_REPORTED_SHIFT, PG_STATE_MASK, describeFlags } from './page.js';
-
-export * from './page.js';
-
-/** Call-site ids for lock statistics (which code path took the zone lock). */
-export const SITE_ALLOC = 1;
-export const SITE_FREE = 2;
-export const SITE_PCP_REFILL = 3;
-export const SITE_PCP_DRAIN = 4;
-export const SITE_CHECK = 5;
-export const SITE_REPORT_ISOLATE = 6;
-export const SITE_REPORT_DRAIN = 7;
-export const SITE_HINT_ALLOC = 8;
-export const SITE_HINT_FREE = 9;
-export const SITE_NAMES = ['?', 'alloc', 'free', 'pcp_refill', 'pcp_drain', 'oracle_check', 'report_isolate', 'report_drain', 'hint_alloc', 'hint_free'];
+import { OracleViolation } from '../base/errors.js';
 
 export interface ZoneOptions {
   pcp: boolean;

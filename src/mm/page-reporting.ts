@@ -11,7 +11,7 @@
 //   ACTIVE --(pass done, cmpxchg)--> IDLE, or, if a request arrived during
 //        the pass (state went back to REQUESTED), the work is rescheduled.
 
-import { PG_BUDDY, PG_ISOLATED, PG_REPORTED, PG_STATE_MASK, SITE_REPORT_DRAIN, SITE_REPORT_ISOLATE, type Zone } from './buddy.js';
+import { type Zone } from './buddy.js';
 import {
   FA_HEAD,
   FA_NR_FREE,
@@ -40,10 +40,10 @@ import {
   type Views,
 } from '../shm/layout.js';
 import { record } from '../base/hist.js';
-import { OracleViolation } from '../check/structure.js';
-import { ORDER_SHIFT, describeFlags } from './page.js';
+import { ORDER_SHIFT, describeFlags, PG_BUDDY, PG_ISOLATED, PG_REPORTED, PG_STATE_MASK } from './page.js';
 import { SP_STATE, bump, clockMs, schedActive, schedPoint, waitWhileEquals } from '../locking/sync.js';
-import type { ReporterInjections } from '../check/inject.js';
+import { OracleViolation } from '../base/errors.js';
+import { SITE_REPORT_DRAIN, SITE_REPORT_ISOLATE } from '../locking/sites.js';
 
 export const PAGE_REPORTING_IDLE = 0;
 export const PAGE_REPORTING_REQUESTED = 1;
@@ -82,6 +82,15 @@ export const RM_REQUESTS_AT_PASS_END = METRIC_EXTRA + 13;
 export const RM_RING_CHECKS = METRIC_EXTRA + 40;
 // CPU metric field: requests this CPU raised from its free path.
 export const CM_REPORT_REQUESTS = METRIC_EXTRA + 0;
+
+/** Reporter-side switches, carried in ReportingOptions. */
+export interface ReporterInjections {
+  noIsolate: boolean;
+  earlyPutback: boolean;
+  noReportedSkip: boolean;
+  noZoneLock: boolean;
+  lostWakeup: boolean;
+}
 
 export interface ReportingOptions {
   mode: 'reporting' | 'aeration';

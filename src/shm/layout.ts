@@ -27,10 +27,11 @@
 //   host        host view: resident bitmap then discarded bitmap (1 bit per page each).
 //   metrics     per-thread Float64 metric slots (METRIC_* fields), 64-byte padded.
 //   violations  a small shared record of the first oracle violation (VIO_*).
-//   sched       the seeded scheduler (--sched, src/sched.ts): control words,
+//   sched       the seeded scheduler (--sched, src/sched/): control words,
 //               logical clock, per-thread run/wait records, decision and
 //               event-digest logs of `schedLogSteps` entries. Empty (0 bytes)
-//               when --sched is off. Field map: SCHED_* in src/sched.ts.
+//               when --sched is off. Its parts: schedParts below; the
+//               words within each part: src/sched/region.ts.
 //   guest       pages * 4096 bytes of real guest memory.
 
 import { HIST_BUCKETS } from '../base/hist.js';
@@ -98,6 +99,8 @@ export const LOCK_PCP0 = 3;
 
 /** Lock class of lock instance `lock` (fixed instances are their own class; the rest are pcp locks). */
 export const lockClassOf = (lock: number): number => (lock < LOCK_PCP0 ? lock : LOCKCLASS_PCP);
+/** A lock instance's name: its class, and the CPU for a pcp lock (`pcp.lock[3]`). */
+export const lockName = (lock: number): string => (lock < LOCK_PCP0 ? LOCK_CLASSES[lock] : `${LOCK_CLASSES[LOCKCLASS_PCP]}[${lock - LOCK_PCP0}]`);
 
 // ---- lockstat slot: Float64 fields per (lock class, thread), see src/lockstat.ts ----
 // Only the owning thread writes its slot (plain stores, no atomics: the hot
@@ -257,25 +260,59 @@ export interface Layout {
   hostWords: number; // Int32 words per host bitmap
   metrics: Region;
   violations: Region;
-  /** The scheduler's region (src/sched.ts owns its field map); 0 bytes with --sched off. */
+  /** The scheduler's region (its parts: schedParts; 0 bytes with --sched off). */
   sched: Region;
+  schedParts: SchedParts;
   guest: Region;
   totalBytes: number;
 }
 
-/**
- * Bytes of the sched region for `threads` threads and a log of `logSteps`
- * steps (0: no region). Layout, all 64-byte aligned: 64 Int32 control words,
- * 64 Float64 clock/phase words, 16 Int32 per thread, 1 Float64 per thread
- * (padded to 64 B), 64 Int32 expected checkpoints, logSteps/1024 Int32
- * recorded checkpoints, logSteps Uint8 decisions, logSteps Uint8 digests.
- * src/sched.ts (schedViews) carves it with the same arithmetic.
- */
-export function schedRegionBytes(threads: number, logSteps: number): number {
-  if (logSteps <= 0) return 0;
-  if (logSteps % 1024 !== 0) throw new Error('layout: schedLogSteps must be a multiple of 1024');
-  const a = (n: number) => Math.ceil(n / CACHE_LINE) * CACHE_LINE;
-  return 64 * 4 + 64 * 8 + a(threads * 16 * 4) + a(threads * 8) + 64 * 4 + a((logSteps / 1024) * 4) + 2 * a(logSteps);
+// ---- sched region parts (--sched; fields within them: src/sched/region.ts) ----
+/** Int32 control words. */
+export const SCHED_CTL_WORDS = 64;
+/** Float64 clock and phase words. */
+export const SCHED_F_WORDS = 64;
+/** Int32 words per thread. */
+export const SCHED_T_WORDS = 16;
+/** Int32 checkpoints a replayed schedule string carries (at most). */
+export const SCHED_EXPECTED_CHECKPOINTS = 64;
+/** A recorded checkpoint (trace hash) every this many steps. */
+export const SCHED_CHECKPOINT_STEPS = 1024;
+
+/** Byte offsets (relative to the sched region) and the size of its parts, all 64-byte aligned. */
+export interface SchedParts {
+  ctl: number; // SCHED_CTL_WORDS Int32
+  f: number; // SCHED_F_WORDS Float64
+  th: number; // threads * SCHED_T_WORDS Int32
+  dl: number; // threads Float64: each thread's logical deadline
+  expCp: number; // SCHED_EXPECTED_CHECKPOINTS Int32
+  cps: number; // logSteps / SCHED_CHECKPOINT_STEPS Int32: recorded checkpoints
+  decisions: number; // logSteps Uint8
+  digests: number; // logSteps Uint8
+  bytes: number;
+}
+
+/** The sched region's parts for `threads` threads and a log of `logSteps` steps (0: no region, 0 bytes). */
+export function schedParts(threads: number, logSteps: number): SchedParts {
+  if (logSteps > 0 && logSteps % SCHED_CHECKPOINT_STEPS !== 0) throw new Error(`layout: schedLogSteps must be a multiple of ${SCHED_CHECKPOINT_STEPS}`);
+  let off = 0;
+  const take = (bytes: number) => {
+    const o = off;
+    off += Math.ceil(bytes / CACHE_LINE) * CACHE_LINE;
+    return o;
+  };
+  if (logSteps <= 0) return { ctl: 0, f: 0, th: 0, dl: 0, expCp: 0, cps: 0, decisions: 0, digests: 0, bytes: 0 };
+  const parts = {
+    ctl: take(SCHED_CTL_WORDS * 4),
+    f: take(SCHED_F_WORDS * 8),
+    th: take(threads * SCHED_T_WORDS * 4),
+    dl: take(threads * 8),
+    expCp: take(SCHED_EXPECTED_CHECKPOINTS * 4),
+    cps: take((logSteps / SCHED_CHECKPOINT_STEPS) * 4),
+    decisions: take(logSteps),
+    digests: take(logSteps),
+  };
+  return { ...parts, bytes: off };
 }
 
 /** Thread ids: CPUs are 0..cpus-1, then the reporter, the device and main. */
@@ -326,7 +363,8 @@ export function computeLayout(params: LayoutParams): Layout {
   const hostResident = take(2 * hostWords * 4);
   const metrics = take(threads * METRIC_SLOT_BYTES);
   const violations = take(VIO_WORDS * 4);
-  const sched = take(schedRegionBytes(threads, params.schedLogSteps ?? 0));
+  const sParts = schedParts(threads, params.schedLogSteps ?? 0);
+  const sched = take(sParts.bytes);
   const guest = take(memoryBytes, PAGE_SIZE);
   const layout: Layout = {
     params: { ...params },
@@ -350,6 +388,7 @@ export function computeLayout(params: LayoutParams): Layout {
     metrics,
     violations,
     sched,
+    schedParts: sParts,
     guest,
     totalBytes: alignUp(off, PAGE_SIZE),
   };

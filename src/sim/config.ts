@@ -2,15 +2,11 @@
 // value becomes a UsageError whose one-line message names the flag and the
 // accepted range (exit 2, DESIGN §10).
 
+import { fmtBytes, fmtDuration, parseDuration, parseSize } from '../base/units.js';
+import { UsageError } from '../base/errors.js';
 import { PAGE_SIZE } from '../shm/layout.js';
 import type { InjectionName } from '../check/inject.js';
-
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+import type { SchedParams } from '../sched/control.js';
 
 export const WORKLOADS = ['page_fault1', 'churn', 'memhog', 'fragment'] as const;
 export type Workload = (typeof WORKLOADS)[number];
@@ -120,47 +116,6 @@ export const RANGES = {
   hintShrinkBlocks: { min: 1, max: 1024 },
   pctDepth: { min: 1, max: 16 },
 } satisfies Record<string, Range>;
-
-const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 2 ** 10, kb: 2 ** 10, kib: 2 ** 10, m: 2 ** 20, mb: 2 ** 20, mib: 2 ** 20, g: 2 ** 30, gb: 2 ** 30, gib: 2 ** 30 };
-
-/** "1G", "512M", "64k", "4096" -> bytes. Returns null if unparsable. */
-export function parseSize(text: string): number | null {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
-  if (!m) return null;
-  const unit = SIZE_UNITS[m[2].toLowerCase()];
-  if (unit === undefined) return null;
-  const v = Number(m[1]) * unit;
-  return Number.isFinite(v) ? Math.round(v) : null;
-}
-
-/** "80%" -> 0.8; null if not a percentage. */
-export function parsePercent(text: string): number | null {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(text);
-  return m ? Number(m[1]) / 100 : null;
-}
-
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, min: 60_000, h: 3_600_000 };
-
-/** "10s", "250ms", "2m", "1.5s" -> milliseconds (a bare number is seconds). null if unparsable. */
-export function parseDuration(text: string): number | null {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$/.exec(text);
-  if (!m) return null;
-  const v = Number(m[1]) * DURATION_UNITS[m[2] ?? 's'];
-  return Number.isFinite(v) ? v : null;
-}
-
-export const fmtBytes = (b: number): string => {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = b;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${Number.isInteger(v) ? v : v.toFixed(1)}${units[i]}`;
-};
-
-export const fmtDuration = (ms: number): string => (ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
 
 function inRange(flag: string, v: number, r: Range, show: (n: number) => string = String): number {
   if (!Number.isFinite(v) || v < r.min || v > r.max) throw new UsageError(`--${flag}: ${Number.isFinite(v) ? show(v) : 'value'} is out of range; accepted: ${show(r.min)} to ${show(r.max)}`);
@@ -296,4 +251,10 @@ function fmtSizeFlag(b: number): string {
 
 /** Steps the scheduler's decision log holds (a schedule longer than this is replayed from its seed, not its file). */
 export const SCHED_LOG_STEPS = 1 << 22;
+/** What the seeded scheduler needs of a configuration (src/sched/control.ts). */
+export function schedParams(c: Config): SchedParams {
+  if (c.sched === 'off') throw new Error('schedParams: --sched is off');
+  return { seed: c.seed, cpus: c.cpus, hinting: c.hinting !== 'off', strategy: c.sched, pctDepth: c.pctDepth, durationMs: c.durationMs, settleTimeoutMs: c.settleTimeoutMs, checkIntervalMs: c.checkIntervalMs, waitTimeoutMs: c.waitTimeoutMs, rerun: rerunCommand(c) };
+}
+
 export const layoutParams = (c: Config) => ({ cpus: c.cpus, memoryBytes: c.memoryBytes, queueSize: c.queueSize, ringAlign: c.ringAlign, schedLogSteps: c.sched !== undefined && c.sched !== 'off' ? SCHED_LOG_STEPS : 0 });

@@ -11,13 +11,12 @@
 // violation (the quiescent property of hinting: DONE lost or pages stranded).
 
 import type { Config } from './config.js';
-import { hasFeature } from '../host/balloon-device.js';
-import { FREE_PAGE_HINT_S_REQUESTED, FREE_PAGE_HINT_S_START, FREE_PAGE_HINT_S_STOP, freePageQueueIndex, hintOfferedFeatures, readHintDeviceCounters, type HintDeviceCounters } from '../host/free-page-hint-device.js';
+import { FREE_PAGE_HINT_S_REQUESTED, FREE_PAGE_HINT_S_START, FREE_PAGE_HINT_S_STOP, hintOfferedFeatures, readHintDeviceCounters, type HintDeviceCounters } from '../host/free-page-hint-device.js';
 import { CM_SHRINK_BLOCKS, CM_SHRINK_CALLS, CM_SHRINK_EMPTY_HELD, HINT_BLOCK_ORDER, HINT_DRV_IDLE, HM_BLOCKS, HM_BLOCKS_FREED_DONE, HM_DISTINCT_BLOCKS, HM_DONES, HM_DUP_BLOCKS, HM_END_ALLOC_FAIL, HM_END_NEW_ID, HM_END_OTHER, HM_HELD_PAGES_MAX, HM_NAIVE_ALLOC_FAILS, HM_RING_FULL_WAITS, HM_ROUND_TRIPS, HM_RUNS, HM_RUN_NS_MAX, HM_RUN_NS_TOTAL } from '../guest/free-page-hint.js';
 import { slotPercentiles } from '../base/hist.js';
 import { DEV_FEATURES_NEGOTIATED, DEV_FEATURES_OFFERED, DEV_HINT_STATUS, DEV_VQ_INDEX, METRIC_ALLOC_FAILS, METRIC_HIST_BASE, PAGE_SIZE, REP_HINT_DRIVER_STATE, ZONE_BALLOON_PAGES, metricBase, threadIds, type Views } from '../shm/layout.js';
-import type { Violation } from '../check/structure.js';
-import { VIRTIO_BALLOON_F_FREE_PAGE_HINT } from '../host/balloon-device.js';
+import { type Violation } from '../base/errors.js';
+import { hasFeature, VIRTIO_BALLOON_F_FREE_PAGE_HINT, freePageQueueIndex } from '../virtio/balloon-abi.js';
 
 export const isHintMode = (c: Config): boolean => c.hinting === 'hint' || c.hinting === 'naive';
 

@@ -5,11 +5,10 @@ import { Zone } from '../mm/buddy.js';
 import { type Config, layoutParams } from './config.js';
 import { BalloonDevice, type DeviceOptions } from '../host/balloon-device.js';
 import { VirtioBalloonDriver, reportingAllowed } from '../guest/balloon-driver.js';
-import { PageReporting, type ReportingOptions, makeFreeNotifier, requestReporting } from '../mm/page-reporting.js';
+import { PAGE_REPORTING_IDLE, PageReporting, type ReportingOptions, makeFreeNotifier, requestReporting } from '../mm/page-reporting.js';
 import { ownTid } from './cputime.js';
-import { METRIC_OS_TID, metricBase, NIL, HDR_READY, HDR_RUN_STATE, HDR_STATE_GEN, RUN_ABORT, RUN_INIT, RUN_RUNNING, RUN_SETTLING, openShared, threadIds, type Views } from '../shm/layout.js';
+import { METRIC_OS_TID, metricBase, NIL, HDR_READY, HDR_RUN_STATE, HDR_STATE_GEN, RUN_ABORT, RUN_INIT, RUN_RUNNING, RUN_SETTLING, REP_STATE, ZONE_ISOLATED_PAGES, openShared, threadIds, type Views } from '../shm/layout.js';
 import { GuestMemory } from '../mm/memory.js';
-import { OracleViolation, type Violation } from '../check/structure.js';
 import { subSeed } from '../base/rng.js';
 import { LockStat } from '../locking/lockstat.js';
 import { LivenessError, Sync, bump, setScheduler, waitWhileEquals } from '../locking/sync.js';
@@ -18,6 +17,9 @@ import { Cpu } from './workload.js';
 import { FreePageHintDriver, NaiveHinter, makeShrinker } from '../guest/free-page-hint.js';
 import { FreePageHintDevice } from '../host/free-page-hint-device.js';
 import { driverDeclaresPoison, injected, reporterInjections } from '../check/inject.js';
+import { OracleViolation, type Violation } from '../base/errors.js';
+import { checkConservation, checkFreeLists } from '../check/structure.js';
+import { deviceRangeCheck } from '../check/device-range.js';
 
 export type RoleName = 'cpu' | 'reporter' | 'device';
 
@@ -91,8 +93,8 @@ export function failureResult(views: Views | null, role: RoleName, index: number
 }
 
 /** The device's options for a run: the queue kind follows the hinting mode. */
-export function deviceOptions(config: Config): DeviceOptions {
-  return { queueKind: config.hinting === 'aeration' ? 'aeration' : config.hinting === 'hint' ? 'free_page' : 'reporting', poisonPolicy: config.poisonPolicy, spin: config.spin, sliceMs: 50, doubleUsed: injected(config, 'device-double-used'), discard: config.discard };
+export function deviceOptions(views: Views, config: Config): DeviceOptions {
+  return { queueKind: config.hinting === 'aeration' ? 'aeration' : config.hinting === 'hint' ? 'free_page' : 'reporting', poisonPolicy: config.poisonPolicy, spin: config.spin, sliceMs: 50, doubleUsed: injected(config, 'device-double-used'), discard: config.discard, rangeCheck: deviceRangeCheck(views.pages) };
 }
 
 export function runRole(task: RoleTask): RoleResult {
@@ -107,7 +109,15 @@ export function runRole(task: RoleTask): RoleResult {
     sync.observer = lockStat;
     const zone = new Zone(views, sync, { pcp: config.pcp, pcpBatch: config.pcpBatch, pcpHigh: config.pcpHigh });
     zone.keepReportedOnMerge = injected(config, 'keep-reported-on-merge');
-    if (config.sched !== 'off') sched = new Scheduler(views, thread);
+    if (config.sched !== 'off') {
+      // The scheduler's mid-run checks and its settle probe come from the
+      // checkers and the hinting side; the scheduler itself knows neither.
+      const z = zone;
+      sched = new Scheduler(views, thread, {
+        check: () => [...checkFreeLists(z), ...checkConservation(z).violations],
+        hintingQuiet: () => Atomics.load(views!.reporting, REP_STATE) === PAGE_REPORTING_IDLE && views!.zone[ZONE_ISOLATED_PAGES] === 0,
+      });
+    }
     // Main snapshots this thread's schedstat around the workload window; the
     // id is published before HDR_READY, whose Atomics.add orders it for main.
     views.metrics[metricBase(thread) + METRIC_OS_TID] = ownTid();
@@ -138,7 +148,7 @@ export function runRole(task: RoleTask): RoleResult {
     if (role === 'cpu') {
       if (config.hinting === 'hint') {
         // The balloon's shrinker on this CPU's allocation slow path (src/hint.ts).
-        zone.shrinker = makeShrinker(views, zone, config, thread);
+        zone.shrinker = makeShrinker(views, zone, { poisonByte: config.poison ? config.poisonByte : null, blocksPerCall: config.hintShrinkBlocks, waitTimeoutMs: config.waitTimeoutMs }, thread);
       } else if ((config.hinting === 'reporting' || config.hinting === 'aeration') && reportingAllowed(views, driverDeclaresPoison(config)).allowed) {
         // page_reporting_notify_free() on this CPU's free path.
         zone.onHighOrderFree = makeFreeNotifier(views, reportingOptions(config), thread);
@@ -154,8 +164,8 @@ export function runRole(task: RoleTask): RoleResult {
     } else if (role === 'device') {
       const dev =
         config.hinting === 'hint'
-          ? new FreePageHintDevice(views, deviceOptions(config), { intervalMs: config.hintIntervalMs, action: config.hintAction, doneAfterMs: config.hintDoneAfterMs })
-          : new BalloonDevice(views, deviceOptions(config));
+          ? new FreePageHintDevice(views, deviceOptions(views, config), { intervalMs: config.hintIntervalMs, action: config.hintAction, doneAfterMs: config.hintDoneAfterMs })
+          : new BalloonDevice(views, deviceOptions(views, config));
       const v = dev.run(() => !serving());
       if (v !== null) throw new OracleViolation(v);
     } else {

@@ -5,8 +5,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { SITE_CHECK, Zone } from '../mm/buddy.js';
-import { type Config, layoutParams, rerunCommand } from './config.js';
+import { Zone } from '../mm/buddy.js';
+import { type Config, layoutParams, rerunCommand, schedParams } from './config.js';
 import { HIST_BUCKETS, accumulate, percentile, slotPercentiles } from '../base/hist.js';
 import {
   HDR_READY,
@@ -44,21 +44,25 @@ import {
   threadIds,
   type Views,
 } from '../shm/layout.js';
-import { type DeviceCounters, VIRTIO_BALLOON_F_PAGE_POISON, bit, deviceInit, keepReason, negotiateFeatures, readDeviceCounters } from '../host/balloon-device.js';
+import { type DeviceCounters, deviceInit, keepReason, readDeviceCounters } from '../host/balloon-device.js';
 import { reportingAllowed } from '../guest/balloon-driver.js';
 import { PAGE_REPORTING_IDLE, PAGE_REPORTING_REQUESTED, RM_BLOCKS, RM_ISOLATE_WMARK, RM_PASSES, RM_RING_CHECKS } from '../mm/page-reporting.js';
 import { checkReportedAccounting, type SettleReport } from '../check/settle.js';
 import { readHintingStats, type HintingStats } from './hinting-stats.js';
 import { hintOffer, hintQueue, hintSettleViolation, hintSettled, isHintMode, readHintStats } from './hint-stats.js';
 import { GuestMemory } from '../mm/memory.js';
-import { ORACLES, checkConservation, checkFreeLists, type OracleName, type PageCensus, type Violation } from '../check/structure.js';
+import { checkConservation, checkFreeLists, type PageCensus } from '../check/structure.js';
 import { type RoleName, type RoleResult, type RoleTask, roleThreadId } from './roles.js';
 import { LockStat, collectLockStats, type LockClassStats } from '../locking/lockstat.js';
 import { Sync, bump } from '../locking/sync.js';
-import { type SchedOutcome, type ScheduleRecord, driveScheduled, haltSched, initSched, loadReplay, schedOutcome, startSched } from '../sched/scheduler.js';
+import { type SchedOutcome, driveScheduled, haltSched, initSched, loadReplay, schedOutcome, startSched } from '../sched/control.js';
+import type { ScheduleRecord } from '../sched/schedule.js';
 import { driverDeclaresPoison } from '../check/inject.js';
 import { checkReporterQuiet } from '../check/settle.js';
 import { type CpuTimeStats, type Schedstat, cpuTimeStats, ownTid, snapshot, threadDelta } from './cputime.js';
+import { ORACLES, type OracleName, type Violation } from '../base/errors.js';
+import { VIRTIO_BALLOON_F_PAGE_POISON, bit, negotiateFeatures } from '../virtio/balloon-abi.js';
+import { SITE_CHECK } from '../locking/sites.js';
 
 export interface Percentiles {
   p50: number;
@@ -204,8 +208,8 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   const scheduled = cfg.sched !== 'off';
   let replay: ScheduleRecord | null = null;
   if (scheduled) {
-    replay = cfg.replay ? loadReplay(cfg, (p) => readFileSync(p, 'utf8')) : null;
-    initSched(views, cfg, replay);
+    replay = cfg.replay ? loadReplay(cfg.replay, { rerun: rerunCommand(cfg), strategy: cfg.sched }, (p) => readFileSync(p, 'utf8')) : null;
+    initSched(views, schedParams(cfg), replay);
   }
   const checks = new Map<OracleName, CheckResult>(ORACLES.map((o) => [o, { oracle: o, runs: 0, failures: 0 }]));
   const violations: Violation[] = [];
@@ -512,7 +516,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
     // The scheduler's own findings (deadlock, roles that never stopped,
     // replay divergence) and, once it ended SETTLING, the quiescent check on
     // the zone exactly as the scheduled run left it.
-    schedResult = schedOutcome(views, cfg, replay);
+    schedResult = schedOutcome(views, schedParams(cfg), replay);
     noteCheck('liveness', schedResult.violations, 0);
     errors.push(...schedResult.errors);
     checks.get('free-list')!.runs += schedResult.checks;
@@ -617,7 +621,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
   }
   const device = withDevice ? readDeviceCounters(views, cfg.hinting === 'aeration' ? 'aeration' : cfg.hinting === 'hint' ? 'free_page' : 'reporting', cfg.vqNumbering) : undefined;
   // The device checks every range it is told to discard against the struct pages.
-  if (device) checks.get('device-allocated-range')!.runs += device.hints + (device.queueKind === 'reporting' ? device.descriptors : 0) + (hinting?.hint?.device?.rangesActedOn ?? 0);
+  if (device) checks.get('device-allocated-range')!.runs += device.rangeChecks;
   return {
     seed: cfg.seed,
     config: cfg,

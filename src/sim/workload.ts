@@ -10,9 +10,9 @@ import type { Config } from './config.js';
 import { HDR_RUN_STATE, HDR_STATE_GEN, MAX_ORDER, METRIC_ALLOCS, METRIC_ALLOC_FAILS, METRIC_ALLOC_NS_MAX, METRIC_ALLOC_NS_TOTAL, METRIC_ALLOC_SAMPLES, METRIC_FREES, METRIC_HIST_BASE, METRIC_HOST_FAULTS, METRIC_LOOPS, METRIC_OPS, METRIC_OWNERSHIP_CHECKS, METRIC_PAGES_TOUCHED, METRIC_POISON_CHECKS, METRIC_REFAULTS, METRIC_STAMP_CHECKS, NIL, PAGE_SIZE, RUN_RUNNING, metricBase, type Views } from '../shm/layout.js';
 import { record } from '../base/hist.js';
 import { GuestMemory } from '../mm/memory.js';
-import { OracleViolation } from '../check/structure.js';
 import { Rng } from '../base/rng.js';
 import { clockMs, waitWhileEquals } from '../locking/sync.js';
+import { OracleViolation } from '../base/errors.js';
 
 /** Default per-CPU region of page_fault1 (will-it-scale maps 128 MiB). */
 export const PAGE_FAULT1_REGION_BYTES = 128 * 2 ** 20;

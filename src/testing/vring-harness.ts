@@ -8,11 +8,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { type Config, DEFAULT_CONFIG, layoutParams } from '../sim/config.js';
-import { deviceInit, negotiateFeatures } from '../host/balloon-device.js';
+import { deviceInit } from '../host/balloon-device.js';
 import { Zone } from '../mm/buddy.js';
 import { DEV_VQ_INDEX, HDR_RUN_STATE, HDR_STATE_GEN, PAGE_SIZE, RUN_RUNNING, RUN_STOPPING, createShared, openShared, threadIds, type Views } from '../shm/layout.js';
 import { Sync, bump, waitWhileEquals } from '../locking/sync.js';
 import { ENOSPC, VringMem, VringVirtqueue } from '../virtio/ring.js';
+import { negotiateFeatures } from '../virtio/balloon-abi.js';
 
 /** A config for a device-only harness run (no CPUs run; cpus=1 sizes the layout). */
 export function harnessConfig(over: Partial<Config> = {}): Config {

@@ -28,8 +28,8 @@
 // allows (used len 0, or the chain dropped when its head is not a descriptor).
 
 import { DEV_INTERRUPT, DEV_KICK, DEV_NOTIFY_QUEUE, type Views } from '../shm/layout.js';
-import { OracleViolation } from '../check/structure.js';
 import { SP_RING_AVAIL, SP_RING_USED, bump, clockMs, schedPoint, waitWhileEquals } from '../locking/sync.js';
+import { OracleViolation } from '../base/errors.js';
 
 // ---- include/uapi/linux/virtio_ring.h ----
 export const VRING_DESC_F_NEXT = 1;

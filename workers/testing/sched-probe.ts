@@ -9,7 +9,7 @@ import { Sync, setScheduler } from '../../src/locking/sync.js';
 const { sab, params, thread, rounds } = workerData as { sab: SharedArrayBuffer; params: LayoutParams; thread: number; rounds: number };
 const views = openShared(sab, params);
 const sync = new Sync(views, thread, { spin: 0, waitTimeoutMs: 2000 });
-const s = new Scheduler(views, thread);
+const s = new Scheduler(views, thread, { check: () => [], hintingQuiet: () => true });
 Atomics.add(views.header, HDR_READY, 1);
 let outcome = 'done';
 try {
