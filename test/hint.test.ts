@@ -5,14 +5,14 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NIL, PAGE_SIZE, threadIds, ZONE_BALLOON_PAGES } from '../src/shm/layout.js';
 import { type Config, DEFAULT_CONFIG, rerunCommand } from '../src/sim/config.js';
-import { deviceInit, readDeviceCounters } from '../src/host/balloon-device.js';
+import { readDeviceCounters } from '../src/host/balloon-device.js';
 import { FREE_PAGE_HINT_S_REQUESTED, FREE_PAGE_HINT_S_START, FREE_PAGE_HINT_S_STOP, FreePageHintDevice, readHintDeviceCounters } from '../src/host/free-page-hint-device.js';
-import { HINT_BLOCK_ORDER, allocBalloonBlock } from '../src/guest/free-page-hint.js';
-import { hintOffer, hintQueue } from '../src/sim/hint-stats.js';
+import { hint } from '../src/sim/modes/hint.js';
 import { runSimulation } from '../src/sim/run.js';
 import { VringMem, VringVirtqueue } from '../src/virtio/ring.js';
 import { makeWorld } from './helpers.js';
-import { negotiateFeatures, VIRTIO_BALLOON_CMD_ID_STOP } from '../src/virtio/balloon-abi.js';
+import { VIRTIO_BALLOON_CMD_ID_STOP } from '../src/virtio/balloon-abi.js';
+import { HINT_BLOCK_ORDER, allocBalloonBlock } from '../src/guest/balloon-pages.js';
 
 const CLI = path.resolve(__dirname, '../dist/src/cli/main.js');
 const MiB = 2 ** 20;
@@ -20,10 +20,8 @@ const MiB = 2 ** 20;
 /** One thread plays both sides: a hand-driven driver queue and the device's serve(). */
 function deviceWorld(action: 'discard' | 'migrate' = 'discard') {
   const w = makeWorld({ memoryBytes: 32 * MiB, cfg: { hinting: 'hint' } });
-  deviceInit(w.views, { eventIdx: false, vqNumbering: 'linux' });
-  hintOffer(w.views, w.cfg);
-  negotiateFeatures(w.views, 0xffffffff, 'linux');
-  hintQueue(w.views, w.cfg);
+  // The mode's own handshake: FREE_PAGE_HINT offered instead of REPORTING, the free_page_vq's index.
+  hint.setUpDevice(w.views, w.cfg);
   const dev = new FreePageHintDevice(w.views, { queueKind: 'free_page', poisonPolicy: 'skip', spin: 0, sliceMs: 10, rangeCheck: deviceRangeCheck(w.views.pages) }, { intervalMs: 1000, action, doneAfterMs: 0 });
   dev.manual = true;
   const vq = new VringVirtqueue(VringMem.fromViews(w.views), w.views.device, { eventIdx: false, queueIndex: 2 });

@@ -5,7 +5,8 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_CONFIG, checkConfig } from '../src/sim/config.js';
+import { DEFAULT_CONFIG } from '../src/sim/config.js';
+import { validateConfig } from '../src/sim/validate.js';
 import { runConfig, runSeed } from '../src/cli/stress.js';
 
 const CLI = path.resolve(__dirname, '../dist/src/cli/main.js');
@@ -18,7 +19,7 @@ describe('stress campaign plan', () => {
     const full = Array.from({ length: 40 }, (_, i) => runConfig(base, o, i));
     const seeds = new Set(full.map((c) => c.seed));
     expect(seeds.size).toBe(40); // distinct seeds
-    for (const c of full) expect(() => checkConfig(c)).not.toThrow();
+    for (const c of full) expect(() => validateConfig(c)).not.toThrow();
     // Shard 1/3 is runs 1, 4, 7, ... of the same campaign, configuration for configuration.
     for (let i = 1; i < 40; i += 3) expect(runConfig(base, o, i)).toEqual(full[i]);
     expect(runSeed(42, 7)).toBe(full[7].seed);

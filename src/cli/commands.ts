@@ -5,7 +5,7 @@
 import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
-import { type Config, DEFAULT_CONFIG, HINTING_MODES, RANGES, SCHED_STRATEGIES, WORKLOADS, checkConfig, choiceFlag, durationFlag, intFlag, powerOfTwoFlag, rerunCommand, sizeFlag } from '../sim/config.js';
+import { type Config, DEFAULT_CONFIG, HINTING_MODES, RANGES, SCHED_STRATEGIES, WORKLOADS, choiceFlag, durationFlag, intFlag, powerOfTwoFlag, rerunCommand, sizeFlag } from '../sim/config.js';
 import { PAGE_SIZE } from '../shm/layout.js';
 import { runCompareCommand } from './compare.js';
 import { LOCKSTAT_FORMATS, LOCKSTAT_SORTS, formatLockstat, parseLockstatFlags } from './lockstat-report.js';
@@ -14,10 +14,11 @@ import { renderChart } from './chart.js';
 import { runSimulation } from '../sim/run.js';
 import { loadReplay } from '../sched/control.js';
 import { reportSchedule } from './schedule-file.js';
-import { collectRepeated, injectionConflict, injectionHelp, parseInjections } from '../check/inject.js';
+import { collectRepeated, injectionHelp, parseInjections } from '../check/inject.js';
 import { STRESS_OPTIONS, runStressCommand } from './stress.js';
 import { UsageError } from '../base/errors.js';
 import { fmtBytes, fmtDuration, parsePercent } from '../base/units.js';
+import { validateConfig } from '../sim/validate.js';
 
 const r = RANGES;
 const d = DEFAULT_CONFIG;
@@ -82,7 +83,7 @@ export function parseRunFlags(a: RawFlags): Config {
   const ringAlign = Number(a['ring-align']);
   if (String(a['ring-align']) !== '4' && String(a['ring-align']) !== '4096') throw new UsageError(`--ring-align: '${a['ring-align']}' is not accepted; accepted: 4 or 4096`);
   const seed = a.seed === undefined ? randomInt(0, 2 ** 32) : intFlag('seed', a.seed, r.seed);
-  const cfg = checkConfig({
+  const cfg = validateConfig({
     cpus,
     workload: choiceFlag('workload', a.workload, WORKLOADS),
     memoryBytes,
@@ -122,8 +123,6 @@ export function parseRunFlags(a: RawFlags): Config {
     replay: a.replay === undefined ? '' : String(a.replay),
     inject: parseInjections(a.inject),
   });
-  const conflict = injectionConflict(cfg);
-  if (conflict !== null) throw new UsageError(conflict);
   // A schedule to replay must parse and belong to this configuration (exit 2 otherwise).
   if (cfg.replay) loadReplay(cfg.replay, { rerun: rerunCommand(cfg), strategy: cfg.sched }, (p) => readFileSync(p, 'utf8'));
   return cfg;

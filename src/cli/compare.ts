@@ -4,7 +4,7 @@
 // the comparison is like for like, and prints them side by side: ops/s, host
 // RSS at the end, zone lock contentions and wait time per acquisition.
 
-import { type Config, HINTING_MODES, type HintingMode } from '../sim/config.js';
+import { type Config, HINTING_MODES, type HintingModeName } from '../sim/config.js';
 import type { LockClassStats } from '../locking/lockstat.js';
 import { configLines, table } from './report.js';
 import { type RunResult, runSimulation } from '../sim/run.js';
@@ -12,7 +12,7 @@ import { UsageError } from '../base/errors.js';
 import { fmtBytes } from '../base/units.js';
 
 export interface CompareRow {
-  mode: HintingMode;
+  mode: HintingModeName;
   ok: boolean;
   exitCode: 0 | 1 | 3;
   rerun: string;
@@ -48,7 +48,7 @@ function zoneLockOf(locks: LockClassStats[] | undefined): CompareRow['zoneLock']
   return { acquisitions: z.acquisitions, contentions: z.contentions, waitNsTotal: z.waitNs.total, waitNsPerAcquisition: per(z.waitNs.total), holdNsPerAcquisition: per(z.holdNs.total) };
 }
 
-export function compareRow(mode: HintingMode, r: RunResult): CompareRow {
+export function compareRow(mode: HintingModeName, r: RunResult): CompareRow {
   return {
     mode,
     ok: r.ok,
@@ -82,7 +82,7 @@ export function compareRow(mode: HintingMode, r: RunResult): CompareRow {
 }
 
 /** Run `base` once per mode (sequentially: the runs must not compete for the cores). */
-export async function runCompare(base: Config, modes: readonly HintingMode[] = HINTING_MODES, onRun?: (mode: HintingMode) => void): Promise<CompareResult> {
+export async function runCompare(base: Config, modes: readonly HintingModeName[] = HINTING_MODES, onRun?: (mode: HintingModeName) => void): Promise<CompareResult> {
   const rows: CompareRow[] = [];
   for (const mode of modes) {
     onRun?.(mode);

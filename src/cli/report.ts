@@ -4,7 +4,7 @@
 
 import { type Config } from '../sim/config.js';
 import type { RunResult } from '../sim/run.js';
-import type { HintStats } from '../sim/hint-stats.js';
+import type { HintStats } from '../sim/modes/stats.js';
 import type { CpuTimeStats, RoleCpuTime } from '../sim/cputime.js';
 import { schedJson, schedLines } from './schedule-report.js';
 import { fmtBytes, fmtDuration } from '../base/units.js';

@@ -21,12 +21,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { type Config, HINTING_MODES, RANGES, WORKLOADS, checkConfig, durationFlag, intFlag, rerunCommand } from '../sim/config.js';
-import { injectionConflict } from '../check/inject.js';
+import { type Config, HINTING_MODES, RANGES, WORKLOADS, durationFlag, intFlag, rerunCommand } from '../sim/config.js';
 import { configLines } from './report.js';
 import { Rng, splitmix32 } from '../base/rng.js';
 import { ORACLES, type Violation, UsageError } from '../base/errors.js';
 import { fmtDuration } from '../base/units.js';
+import { validateConfig } from '../sim/validate.js';
 
 type RawFlags = Record<string, unknown>;
 
@@ -99,8 +99,7 @@ export function runConfig(base: Config, o: Pick<StressOptions, 'campaignSeed' | 
     // clean reporter runs: drawn last, so the draws above stay as they were.
     if (cfg.inject.length === 0 && (cfg.hinting === 'reporting' || cfg.hinting === 'aeration')) cfg.discard = rng.below(4) !== 0;
     try {
-      checkConfig(cfg);
-      if (injectionConflict(cfg) === null) return cfg;
+      return validateConfig(cfg);
     } catch (e) {
       if (!(e instanceof UsageError)) throw e;
     }

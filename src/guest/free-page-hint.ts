@@ -1,16 +1,9 @@
 // VIRTIO_BALLOON_F_FREE_PAGE_HINT, the guest's side (Linux
 // drivers/virtio/virtio_balloon.c: report_free_page_func, send_cmd_id_start,
 // send_free_pages, get_free_page_and_send, send_cmd_id_stop,
-// return_free_pages_to_mm, the free page shrinker), and the naive loop the
-// seed's review warns about. The device's side is src/hint-device.ts.
-//
-// Balloon pages. A hinted block is allocated by the balloon: its head page is
-// PG_BALLOON (owner: the reporter thread), counted in ZONE_BALLOON_PAGES. Once
-// the device has used (acknowledged) its buffer, the block goes on the
-// balloon's free_page_list (ZONE_BALLOON_LIST_HEAD, linked through PG_NEXT).
-// State change and list change happen under the zone lock, so the structural
-// oracles (also under the zone lock) see them agree. Linux keeps the list
-// under its own free_page_list_lock; one lock here is a simplification.
+// return_free_pages_to_mm, the free page shrinker). The device's side is
+// src/host/free-page-hint-device.ts; balloon page bookkeeping is
+// src/guest/balloon-pages.ts.
 //
 // The shrinker rule. A CPU whose allocation fails calls the balloon's
 // shrinker (Zone.shrinker, from Cpu.allocBlock), which frees up to
@@ -28,152 +21,13 @@
 
 import { type Zone } from '../mm/buddy.js';
 import { record } from '../base/hist.js';
-import {
-  DEV_CONFIG_GEN,
-  DEV_FEATURES_NEGOTIATED,
-  DEV_FREE_PAGE_HINT_CMD_ID,
-  DEV_VQ_INDEX,
-  HDR_RUN_STATE,
-  HDR_STATE_GEN,
-  LOCK_ZONE,
-  MAX_ORDER,
-  METRIC_EXTRA,
-  METRIC_HIST_BASE,
-  NIL,
-  PAGE_SIZE,
-  PAGE_WORDS,
-  PG_FLAGS,
-  PG_NEXT,
-  REP_HINT_DRIVER_STATE,
-  REP_HINT_LIST_GEN,
-  RUN_RUNNING,
-  ZONE_BALLOON_LIST_BLOCKS,
-  ZONE_BALLOON_LIST_HEAD,
-  ZONE_BALLOON_PAGES,
-  ZONE_FREE_PAGES,
-  ZONE_WMARK_MIN,
-  metricBase,
-  threadIds,
-  type Views,
-} from '../shm/layout.js';
+import { DEV_CONFIG_GEN, DEV_FEATURES_NEGOTIATED, DEV_FREE_PAGE_HINT_CMD_ID, DEV_VQ_INDEX, HDR_RUN_STATE, LOCK_ZONE, METRIC_HIST_BASE, NIL, PAGE_SIZE, PAGE_WORDS, PG_NEXT, REP_HINT_DRIVER_STATE, REP_HINT_LIST_GEN, RUN_RUNNING, ZONE_BALLOON_LIST_BLOCKS, ZONE_BALLOON_LIST_HEAD, ZONE_BALLOON_PAGES, metricBase, type Views } from '../shm/layout.js';
 import { GuestMemory } from '../mm/memory.js';
-import { ORDER_SHIFT, describeFlags, PG_BALLOON, PG_STATE_MASK } from '../mm/page.js';
-import { VirtioBalloonDriver } from './balloon-driver.js';
-import { LivenessError, type Sync, bump, waitWhileEquals } from '../locking/sync.js';
+import { LivenessError, bump, waitWhileEquals } from '../locking/sync.js';
 import { ENOSPC, VIRTIO_RING_F_EVENT_IDX, VringMem, VringVirtqueue } from '../virtio/ring.js';
-import { OracleViolation } from '../base/errors.js';
 import { hasFeature, VIRTIO_BALLOON_CMD_ID_DONE, VIRTIO_BALLOON_CMD_ID_STOP } from '../virtio/balloon-abi.js';
-import { SITE_HINT_ALLOC, SITE_HINT_FREE } from '../locking/sites.js';
-
-/** VIRTIO_BALLOON_HINT_BLOCK_ORDER: the largest order (4 MiB blocks). */
-export const HINT_BLOCK_ORDER = MAX_ORDER - 1;
-/** Longest a shrinker call waits for in-flight blocks to be acknowledged. */
-export const SHRINK_WAIT_MS = 200;
-
-// Driver state (REP_HINT_DRIVER_STATE), read by main to decide the run settled.
-export const HINT_DRV_IDLE = 0; // no run, nothing held (or waiting for a first cmd id)
-export const HINT_DRV_RUNNING = 1; // allocating and sending blocks
-export const HINT_DRV_HOLDING = 2; // STOP sent; blocks held until the device writes DONE
-
-// Reporter-thread metric fields (Float64), disjoint from reporting's RM_*.
-const HM = METRIC_EXTRA + 16;
-export const HM_RUNS = HM + 0; // hint runs started (new cmd id seen); naive: unused
-export const HM_BLOCKS = HM + 1; // blocks sent to the device (hint: per run; naive: per round trip)
-export const HM_DISTINCT_BLOCKS = HM + 2; // distinct blocks ever sent
-export const HM_DUP_BLOCKS = HM + 3; // blocks sent again
-export const HM_RUN_NS_TOTAL = HM + 4; // hint: cmd id seen -> STOP acknowledged; naive: round trips
-export const HM_RUN_NS_MAX = HM + 5;
-export const HM_DONES = HM + 6; // DONE handled
-export const HM_BLOCKS_FREED_DONE = HM + 7; // blocks freed on DONE
-export const HM_RING_FULL_WAITS = HM + 8; // one descriptor left (kept for the id): waited for the device
-export const HM_END_ALLOC_FAIL = HM + 9; // runs ended because allocation failed (all free memory taken)
-export const HM_END_NEW_ID = HM + 10; // runs ended because the cmd id changed
-export const HM_END_OTHER = HM + 11; // runs ended by a stop of the simulation or the iteration bound
-export const HM_HELD_PAGES_MAX = HM + 12; // most pages the balloon held at once
-export const HM_NAIVE_ALLOC_FAILS = HM + 13; // naive: no block to take (pressure)
-export const HM_ROUND_TRIPS = HM + 14; // naive: report round trips
-// CPU metric fields (Float64), in each CPU's slot.
-export const CM_SHRINK_CALLS = METRIC_EXTRA + 8;
-export const CM_SHRINK_BLOCKS = METRIC_EXTRA + 9;
-/** The shrinker had nothing to return although the balloon held pages (in flight past SHRINK_WAIT_MS). */
-export const CM_SHRINK_EMPTY_HELD = METRIC_EXTRA + 10;
-
-/** Take a block of `order` for the balloon: no retry, no warn, no reserves (fail rather than go below min). */
-export function allocBalloonBlock(zone: Zone, order: number, thread: number): number {
-  const z = zone.zone;
-  zone.sync.lock(LOCK_ZONE, SITE_HINT_ALLOC);
-  try {
-    if (z[ZONE_FREE_PAGES] - (1 << order) < z[ZONE_WMARK_MIN]) return NIL;
-    const pfn = zone.rmqueueSmallest(order, thread);
-    if (pfn === NIL) return NIL;
-    // balloon_page_enqueue(): the pages now belong to the balloon.
-    zone.setHead(pfn, PG_BALLOON, order);
-    zone.setOwner(pfn, thread);
-    z[ZONE_BALLOON_PAGES] += 1 << order;
-    return pfn;
-  } finally {
-    zone.sync.unlock(LOCK_ZONE);
-  }
-}
-
-function checkBalloon(zone: Zone, pfn: number, thread: number, what: string): number {
-  const f = zone.pages[pfn * PAGE_WORDS + PG_FLAGS];
-  if ((f & PG_STATE_MASK) !== PG_BALLOON) {
-    throw new OracleViolation({ oracle: 'ownership', message: `${what}: pfn ${pfn} should be a balloon block but is ${describeFlags(f & 0xffffff)} order ${f >>> ORDER_SHIFT}`, pfn, cpu: thread });
-  }
-  return f >>> ORDER_SHIFT;
-}
-
-/**
- * Free balloon blocks back to the buddy allocator (the __free_pages() of
- * return_free_pages_to_mm / the naive loop). With --poison the free path
- * poisons them first (kernel_poison_pages), faulting them in on the host.
- */
-export function freeBalloonBlocks(zone: Zone, mem: GuestMemory | null, poisonByte: number | null, pfns: ArrayLike<number>, count: number, thread: number): void {
-  if (count === 0) return;
-  if (poisonByte !== null && mem !== null) {
-    for (let i = 0; i < count; i++) {
-      const pfn = pfns[i];
-      const n = 1 << (zone.pages[pfn * PAGE_WORDS + PG_FLAGS] >>> ORDER_SHIFT);
-      for (let p = pfn; p < pfn + n; p++) mem.touch(p);
-      mem.fillPoison(pfn, n, poisonByte);
-    }
-  }
-  const z = zone.zone;
-  zone.sync.lock(LOCK_ZONE, SITE_HINT_FREE);
-  try {
-    for (let i = 0; i < count; i++) {
-      const pfn = pfns[i];
-      const order = checkBalloon(zone, pfn, thread, 'balloon free');
-      z[ZONE_BALLOON_PAGES] -= 1 << order;
-      // No report request from this free path: hint mode runs no page reporting.
-      zone.freeOneLocked(pfn, order, false, false);
-    }
-  } finally {
-    zone.sync.unlock(LOCK_ZONE);
-  }
-}
-
-/** Pop up to `max` acknowledged blocks off the balloon's free_page_list into `out`. Returns how many. */
-export function popBalloonList(zone: Zone, out: Int32Array, max: number, thread: number): number {
-  const z = zone.zone;
-  const p = zone.pages;
-  let n = 0;
-  zone.sync.lock(LOCK_ZONE, SITE_HINT_FREE);
-  try {
-    while (n < max && z[ZONE_BALLOON_LIST_HEAD] !== NIL) {
-      const pfn = z[ZONE_BALLOON_LIST_HEAD];
-      checkBalloon(zone, pfn, thread, 'balloon list pop');
-      z[ZONE_BALLOON_LIST_HEAD] = p[pfn * PAGE_WORDS + PG_NEXT];
-      p[pfn * PAGE_WORDS + PG_NEXT] = NIL;
-      z[ZONE_BALLOON_LIST_BLOCKS]--;
-      out[n++] = pfn;
-    }
-  } finally {
-    zone.sync.unlock(LOCK_ZONE);
-  }
-  return n;
-}
+import { SITE_HINT_ALLOC } from '../locking/sites.js';
+import { CM_SHRINK_BLOCKS, CM_SHRINK_CALLS, CM_SHRINK_EMPTY_HELD, HINT_BLOCK_ORDER, HINT_DRV_HOLDING, HINT_DRV_IDLE, HINT_DRV_RUNNING, HM_BLOCKS, HM_BLOCKS_FREED_DONE, HM_DONES, HM_END_ALLOC_FAIL, HM_END_NEW_ID, HM_END_OTHER, HM_HELD_PAGES_MAX, HM_RING_FULL_WAITS, HM_RUNS, HM_RUN_NS_MAX, HM_RUN_NS_TOTAL, type HintDriverOptions, SHRINK_WAIT_MS, SentBlocks, allocBalloonBlock, checkBalloon, freeBalloonBlocks, popBalloonList } from './balloon-pages.js';
 
 /** The balloon's shrinker, installed on each CPU's Zone (see the rule at the top). */
 export interface ShrinkerOptions {
@@ -219,29 +73,6 @@ export function makeShrinker(views: Views, zone: Zone, o: ShrinkerOptions, threa
     m[mb + CM_SHRINK_BLOCKS] += freed;
     return freed;
   };
-}
-
-export interface HintDriverOptions {
-  ackTimeoutMs: number;
-  spin: number;
-  serving: () => boolean;
-  poisonByte: number | null;
-}
-
-/** Distinct/duplicate accounting over max-order blocks (a statistic of the driver, not simulation state). */
-class SentBlocks {
-  private readonly seen: Uint8Array;
-  constructor(pages: number) {
-    this.seen = new Uint8Array((pages >> HINT_BLOCK_ORDER) + 1);
-  }
-  note(m: Float64Array, mb: number, pfn: number): void {
-    const i = pfn >> HINT_BLOCK_ORDER;
-    if (this.seen[i]) m[mb + HM_DUP_BLOCKS]++;
-    else {
-      this.seen[i] = 1;
-      m[mb + HM_DISTINCT_BLOCKS]++;
-    }
-  }
 }
 
 /** The virtio_balloon driver's free page hint work (report_free_page_func) on the reporter thread. */
@@ -471,63 +302,3 @@ export class FreePageHintDriver {
   }
 }
 
-/**
- * The naive loop from the review: alloc one block, send it, wait for the
- * device, free it, repeat. The same block comes straight back from the head of
- * free_area[order] and goes to the device again and again.
- */
-export class NaiveHinter {
-  private readonly m: Float64Array;
-  private readonly mb: number;
-  private readonly sent: SentBlocks;
-  private readonly mem: GuestMemory;
-  private readonly pfns = new Int32Array(1);
-  private readonly orders = new Uint8Array([HINT_BLOCK_ORDER]);
-
-  constructor(
-    readonly views: Views,
-    readonly zone: Zone,
-    readonly sync: Sync,
-    readonly thread: number,
-    readonly opts: HintDriverOptions,
-  ) {
-    this.m = views.metrics;
-    this.mb = metricBase(thread);
-    this.sent = new SentBlocks(views.layout.pages);
-    this.mem = new GuestMemory(views);
-  }
-
-  run(): void {
-    const h = this.views.header;
-    const running = () => Atomics.load(h, HDR_RUN_STATE) === RUN_RUNNING;
-    const driver = new VirtioBalloonDriver(this.views, this.sync, { mode: 'reporting', ackTimeoutMs: this.opts.ackTimeoutMs, spin: this.opts.spin, serving: this.opts.serving, hintBufferPfn: NIL });
-    const m = this.m;
-    const mb = this.mb;
-    // New blocks only while the workload runs: settling ends the loop.
-    while (running()) {
-      const pfn = allocBalloonBlock(this.zone, HINT_BLOCK_ORDER, this.thread);
-      if (pfn === NIL) {
-        m[mb + HM_NAIVE_ALLOC_FAILS]++;
-        const gen = Atomics.load(h, HDR_STATE_GEN);
-        waitWhileEquals(h, HDR_STATE_GEN, gen, 5, () => !running());
-        continue;
-      }
-      this.pfns[0] = pfn;
-      const t0 = performance.now();
-      const st = driver.report(this.pfns, this.orders, 0, 1);
-      const ns = (performance.now() - t0) * 1e6;
-      m[mb + HM_ROUND_TRIPS]++;
-      m[mb + HM_RUN_NS_TOTAL] += ns;
-      if (ns > m[mb + HM_RUN_NS_MAX]) m[mb + HM_RUN_NS_MAX] = ns;
-      record(m, mb + METRIC_HIST_BASE, ns);
-      if (st === 'ok') {
-        m[mb + HM_BLOCKS]++;
-        this.sent.note(m, mb, pfn);
-      }
-      freeBalloonBlocks(this.zone, this.mem, this.opts.poisonByte, this.pfns, 1, this.thread);
-    }
-  }
-}
-
-/** Thread id of the reporter (the driver's thread) for a config. */
-export const hintThread = (cpus: number) => threadIds(cpus).reporter;

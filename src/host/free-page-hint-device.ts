@@ -32,7 +32,7 @@ import { DEV_CONFIG_GEN, DEV_FREE_PAGE_HINT_CMD_ID, DEV_HINT_RUN_ID, DEV_HINT_ST
 import { bump } from '../locking/sync.js';
 import { VRING_DESC_F_WRITE, type Chain } from '../virtio/ring.js';
 import { type Violation } from '../base/errors.js';
-import { VIRTIO_BALLOON_F_FREE_PAGE_HINT, VIRTIO_BALLOON_F_REPORTING, VIRTIO_BALLOON_F_STATS_VQ, bit, hasFeature, type VqNumbering } from '../virtio/balloon-abi.js';
+import { VIRTIO_BALLOON_F_FREE_PAGE_HINT, VIRTIO_BALLOON_F_REPORTING, bit } from '../virtio/balloon-abi.js';
 
 const CMD_ID_MAX = 0x7fffffff;
 

@@ -62,7 +62,6 @@ import {
   type Views,
 } from '../shm/layout.js';
 import type { LockObserver } from './sync.js';
-import { SITE_NAMES } from './sites.js';
 
 /** lock_stat shows up to 4 contention and 4 contending points per class (LOCKSTAT_POINTS). */
 export const LOCKSTAT_POINTS = 4;

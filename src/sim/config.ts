@@ -12,7 +12,7 @@ export const WORKLOADS = ['page_fault1', 'churn', 'memhog', 'fragment'] as const
 export type Workload = (typeof WORKLOADS)[number];
 
 export const HINTING_MODES = ['off', 'reporting', 'aeration', 'hint', 'naive'] as const;
-export type HintingMode = (typeof HINTING_MODES)[number];
+export type HintingModeName = (typeof HINTING_MODES)[number];
 
 export interface Config {
   cpus: number;
@@ -20,7 +20,7 @@ export interface Config {
   memoryBytes: number;
   durationMs: number;
   seed: number;
-  hinting: HintingMode;
+  hinting: HintingModeName;
   pcp: boolean;
   pcpBatch: number;
   pcpHigh: number;
@@ -194,12 +194,9 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   inject: [],
 };
 
-/** Cross-field checks once every flag parsed on its own. */
+/** Cross-field checks once every flag parsed on its own (the hinting mode's own rules: src/sim/validate.ts). */
 export function checkConfig(c: Config): Config {
-  if (c.sched !== 'off' && (c.hinting === 'hint' || c.hinting === 'naive')) throw new UsageError(`--sched: ${c.sched} supports --hinting off, reporting and aeration; not ${c.hinting} (its device runs on wall-clock timers)`);
-  if (!c.discard && c.hinting !== 'reporting' && c.hinting !== 'aeration') throw new UsageError(`--no-discard: applies to --hinting reporting and aeration (hint has --hint-action); not ${c.hinting}`);
   if (c.capacity > c.queueSize) throw new UsageError(`--capacity: ${c.capacity} blocks do not fit in one chain of a ${c.queueSize}-entry queue; accepted: a power of 2 up to --queue-size`);
-  if (c.hinting === 'aeration' && c.capacity > 32) throw new UsageError(`--capacity: aeration sends at most 32 hints per buffer (VIRTIO_BALLOON_ARRAY_HINTS_MAX); accepted: a power of 2 from 1 to 32`);
   if (c.pcpHigh <= c.pcpBatch) throw new UsageError(`--pcp-high: ${c.pcpHigh} must be greater than --pcp-batch (${c.pcpBatch})`);
   if (c.regionBytes !== 0 && c.regionBytes % PAGE_SIZE !== 0) throw new UsageError(`--region: must be a multiple of 4KiB`);
   return c;

@@ -3,23 +3,18 @@
 
 import { Zone } from '../mm/buddy.js';
 import { type Config, layoutParams } from './config.js';
-import { BalloonDevice, type DeviceOptions } from '../host/balloon-device.js';
-import { VirtioBalloonDriver, reportingAllowed } from '../guest/balloon-driver.js';
-import { PAGE_REPORTING_IDLE, PageReporting, type ReportingOptions, makeFreeNotifier, requestReporting } from '../mm/page-reporting.js';
 import { ownTid } from './cputime.js';
-import { METRIC_OS_TID, metricBase, NIL, HDR_READY, HDR_RUN_STATE, HDR_STATE_GEN, RUN_ABORT, RUN_INIT, RUN_RUNNING, RUN_SETTLING, REP_STATE, ZONE_ISOLATED_PAGES, openShared, threadIds, type Views } from '../shm/layout.js';
-import { GuestMemory } from '../mm/memory.js';
 import { subSeed } from '../base/rng.js';
 import { LockStat } from '../locking/lockstat.js';
 import { LivenessError, Sync, bump, setScheduler, waitWhileEquals } from '../locking/sync.js';
 import { SchedHalted, Scheduler } from '../sched/scheduler.js';
 import { Cpu } from './workload.js';
-import { FreePageHintDriver, NaiveHinter, makeShrinker } from '../guest/free-page-hint.js';
-import { FreePageHintDevice } from '../host/free-page-hint-device.js';
-import { driverDeclaresPoison, injected, reporterInjections } from '../check/inject.js';
-import { OracleViolation, type Violation } from '../base/errors.js';
+import { injected } from '../check/inject.js';
 import { checkConservation, checkFreeLists } from '../check/structure.js';
-import { deviceRangeCheck } from '../check/device-range.js';
+import { type RoleContext } from './modes/mode.js';
+import { modeOf } from './modes/index.js';
+import { HDR_READY, HDR_RUN_STATE, HDR_STATE_GEN, METRIC_OS_TID, RUN_ABORT, RUN_INIT, RUN_RUNNING, RUN_SETTLING, type Views, metricBase, openShared, threadIds } from '../shm/layout.js';
+import { OracleViolation, type Violation } from '../base/errors.js';
 
 export type RoleName = 'cpu' | 'reporter' | 'device';
 
@@ -38,38 +33,6 @@ export interface RoleResult {
   error?: string;
   /** Things the role wants the user to know (e.g. why reporting stayed off). */
   notes?: string[];
-}
-
-export function reportingOptions(config: Config): ReportingOptions {
-  return { mode: config.hinting === 'aeration' ? 'aeration' : 'reporting', capacity: config.capacity, reportOrder: config.reportOrder, delayMs: config.reportDelayMs, inject: reporterInjections(config), lateGenRead: process.env.BALLOON_SIM_SELFTEST === 'late-gen-read' };
-}
-
-/**
- * The reporter thread: page_reporting_register() (initial flush request),
- * then the worker loop until the run ends. Returns notes for the user.
- */
-function runReporter(views: Views, zone: Zone, sync: Sync, config: Config, thread: number, serving: () => boolean): string[] {
-  const allowed = reportingAllowed(views, driverDeclaresPoison(config));
-  if (!allowed.allowed) return [allowed.why];
-  const opts = reportingOptions(config);
-  let hintPfn = NIL;
-  if (opts.mode === 'aeration') {
-    // vb->hints[] lives in guest memory: one page the driver owns for the run.
-    hintPfn = zone.alloc(0, thread);
-    if (hintPfn === NIL) throw new Error('reporter: no page for the aeration hint buffer');
-    // The driver writes it, so the host backs it: a first-touch fault like
-    // any other guest write (host RSS counts it while it is allocated).
-    new GuestMemory(views).touch(hintPfn);
-  }
-  try {
-    const driver = new VirtioBalloonDriver(views, sync, { mode: opts.mode, ackTimeoutMs: config.waitTimeoutMs, spin: config.spin, serving, hintBufferPfn: hintPfn, noAckWait: injected(config, 'no-ack-wait') });
-    const pr = new PageReporting(views, zone, driver, opts, thread);
-    requestReporting(views);
-    pr.run();
-  } finally {
-    if (hintPfn !== NIL) zone.free(hintPfn, 0, thread);
-  }
-  return [];
 }
 
 export function roleThreadId(task: Pick<RoleTask, 'role' | 'index' | 'config'>): number {
@@ -92,11 +55,6 @@ export function failureResult(views: Views | null, role: RoleName, index: number
   return { role, index, violations: [], error: `${role}[${index}] failed: ${msg}` };
 }
 
-/** The device's options for a run: the queue kind follows the hinting mode. */
-export function deviceOptions(views: Views, config: Config): DeviceOptions {
-  return { queueKind: config.hinting === 'aeration' ? 'aeration' : config.hinting === 'hint' ? 'free_page' : 'reporting', poisonPolicy: config.poisonPolicy, spin: config.spin, sliceMs: 50, doubleUsed: injected(config, 'device-double-used'), discard: config.discard, rangeCheck: deviceRangeCheck(views.pages) };
-}
-
 export function runRole(task: RoleTask): RoleResult {
   const { config, role, index } = task;
   let views: Views | null = null;
@@ -109,13 +67,14 @@ export function runRole(task: RoleTask): RoleResult {
     sync.observer = lockStat;
     const zone = new Zone(views, sync, { pcp: config.pcp, pcpBatch: config.pcpBatch, pcpHigh: config.pcpHigh });
     zone.keepReportedOnMerge = injected(config, 'keep-reported-on-merge');
+    const mode = modeOf(config.hinting);
     if (config.sched !== 'off') {
       // The scheduler's mid-run checks and its settle probe come from the
-      // checkers and the hinting side; the scheduler itself knows neither.
-      const z = zone;
+      // checkers and the hinting mode; the scheduler itself knows neither.
+      const v = views;
       sched = new Scheduler(views, thread, {
-        check: () => [...checkFreeLists(z), ...checkConservation(z).violations],
-        hintingQuiet: () => Atomics.load(views!.reporting, REP_STATE) === PAGE_REPORTING_IDLE && views!.zone[ZONE_ISOLATED_PAGES] === 0,
+        check: () => [...checkFreeLists(zone), ...checkConservation(zone).violations],
+        hintingQuiet: () => mode.hintingQuiet(v),
       });
     }
     // Main snapshots this thread's schedstat around the workload window; the
@@ -145,28 +104,14 @@ export function runRole(task: RoleTask): RoleResult {
       return st === RUN_RUNNING || st === RUN_SETTLING;
     };
     const notes: string[] = [];
+    const ctx: RoleContext = { views, zone, sync, config, thread, serving };
     if (role === 'cpu') {
-      if (config.hinting === 'hint') {
-        // The balloon's shrinker on this CPU's allocation slow path (src/hint.ts).
-        zone.shrinker = makeShrinker(views, zone, { poisonByte: config.poison ? config.poisonByte : null, blocksPerCall: config.hintShrinkBlocks, waitTimeoutMs: config.waitTimeoutMs }, thread);
-      } else if ((config.hinting === 'reporting' || config.hinting === 'aeration') && reportingAllowed(views, driverDeclaresPoison(config)).allowed) {
-        // page_reporting_notify_free() on this CPU's free path.
-        zone.onHighOrderFree = makeFreeNotifier(views, reportingOptions(config), thread);
-        zone.reportOrder = config.reportOrder;
-      }
+      mode.installCpuHooks(ctx);
       new Cpu(views, zone, index, config, subSeed(config.seed, thread)).run();
-    } else if (role === 'reporter' && (config.hinting === 'hint' || config.hinting === 'naive')) {
-      const hopts = { ackTimeoutMs: config.waitTimeoutMs, spin: config.spin, serving, poisonByte: config.poison ? config.poisonByte : null };
-      if (config.hinting === 'hint') new FreePageHintDriver(views, zone, thread, hopts).run();
-      else new NaiveHinter(views, zone, sync, thread, hopts).run();
     } else if (role === 'reporter') {
-      notes.push(...runReporter(views, zone, sync, config, thread, serving));
+      notes.push(...mode.runReporter(ctx));
     } else if (role === 'device') {
-      const dev =
-        config.hinting === 'hint'
-          ? new FreePageHintDevice(views, deviceOptions(views, config), { intervalMs: config.hintIntervalMs, action: config.hintAction, doneAfterMs: config.hintDoneAfterMs })
-          : new BalloonDevice(views, deviceOptions(views, config));
-      const v = dev.run(() => !serving());
+      const v = mode.makeDevice(ctx).run(() => !serving());
       if (v !== null) throw new OracleViolation(v);
     } else {
       throw new Error(`role ${role} is not available in this build`);
@@ -190,7 +135,8 @@ export function runRole(task: RoleTask): RoleResult {
  * =hang makes cpu[0] die or ignore the stop request, so the tests can prove a
  * dead or hung thread ends the run with exit 3 and the seed, never a hang.
  * (=late-gen-read puts the reporter's request-generation read back in the
- * order that lost requests: see reportingOptions and PageReporting.process.)
+ * order that lost requests: see src/sim/modes/page-reporting.ts
+ * reportingOptions and PageReporting.process.)
  */
 function selfTestFault(role: RoleName, index: number): void {
   const mode = process.env.BALLOON_SIM_SELFTEST;

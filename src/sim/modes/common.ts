@@ -1,0 +1,48 @@
+// What the modes with a device share: the virtio handshake before any role
+// starts, the device's options, and the mode-independent parts of a mode.
+
+import { driverDeclaresPoison, injected } from '../../check/inject.js';
+import { deviceRangeCheck } from '../../check/device-range.js';
+import { type DeviceOptions, type QueueKind, deviceInit } from '../../host/balloon-device.js';
+import { DEV_FEATURES_OFFERED, DEV_VQ_INDEX, type Views } from '../../shm/layout.js';
+import { VIRTIO_BALLOON_F_PAGE_POISON, bit, negotiateFeatures } from '../../virtio/balloon-abi.js';
+import type { Config } from '../config.js';
+import type { RoleContext } from './mode.js';
+
+export interface HandshakeOptions {
+  /** The device's offer, changed by the mode (hint: FREE_PAGE_HINT instead of REPORTING). */
+  offer?: (offered: number) => number;
+  /** After negotiation, the queue index the mode's queue has (hint: the free_page_vq's). */
+  queueIndex?: (views: Views, negotiated: number) => number;
+}
+
+/**
+ * Device reset and feature negotiation before any role runs (DRIVER_OK):
+ * the device offers, the driver accepts a subset, the driver writes
+ * poison_val (virtballoon_probe), the queue gets its index.
+ */
+export function setUpBalloonDevice(views: Views, c: Config, o: HandshakeOptions = {}): void {
+  deviceInit(views, { eventIdx: c.eventIdx, vqNumbering: c.vqNumbering });
+  let offered = views.device[DEV_FEATURES_OFFERED] >>> 0;
+  if (!c.pagePoisonFeature) offered &= ~bit(VIRTIO_BALLOON_F_PAGE_POISON);
+  if (o.offer) offered = o.offer(offered);
+  views.device[DEV_FEATURES_OFFERED] = offered | 0;
+  // virtballoon_validate(): the driver only keeps PAGE_POISON when it
+  // poisons freed pages; poison_val is the pattern in every byte.
+  const poison = driverDeclaresPoison(c);
+  const driverFeatures = poison ? 0xffffffff : 0xffffffff & ~bit(VIRTIO_BALLOON_F_PAGE_POISON);
+  const negotiated = negotiateFeatures(views, driverFeatures, c.vqNumbering, poison ? Math.imul(c.poisonByte, 0x01010101) : 0);
+  if (o.queueIndex) views.device[DEV_VQ_INDEX] = o.queueIndex(views, negotiated);
+}
+
+/** The device's options for a run of this mode. */
+export function deviceOptions(ctx: RoleContext, queueKind: QueueKind): DeviceOptions {
+  const c = ctx.config;
+  return { queueKind, poisonPolicy: c.poisonPolicy, spin: c.spin, sliceMs: 50, doubleUsed: injected(c, 'device-double-used'), discard: c.discard, rangeCheck: deviceRangeCheck(ctx.views.pages) };
+}
+
+/** The scheduler cannot run these modes yet: their device runs on wall-clock timers. */
+export const notScheduled = (c: Config): string | null => (c.sched !== 'off' ? `--sched: ${c.sched} supports --hinting off, reporting and aeration; not ${c.hinting} (its device runs on wall-clock timers)` : null);
+
+/** --no-discard belongs to the page reporting modes. */
+export const noDiscardRefused = (c: Config): string | null => (!c.discard ? `--no-discard: applies to --hinting reporting and aeration (hint has --hint-action); not ${c.hinting}` : null);

@@ -1,0 +1,14 @@
+// Every --hinting mode, by name. Adding a mode: its file here, its name in
+// HINTING_MODES (src/sim/config.ts), its entry below.
+
+import type { HintingModeName } from '../config.js';
+import { aeration } from './aeration.js';
+import { hint } from './hint.js';
+import type { HintingMode } from './mode.js';
+import { naive } from './naive.js';
+import { off } from './off.js';
+import { reporting } from './reporting.js';
+
+export const MODES: Record<HintingModeName, HintingMode> = { off, reporting, aeration, hint, naive };
+
+export const modeOf = (name: HintingModeName): HintingMode => MODES[name];

@@ -1,0 +1,146 @@
+// The `hinting` section of a run's results (docs/DESIGN.md, the result
+// contract): the fields every mode fills (a report, its blocks and bytes,
+// the round trip), read from the reporter thread's metric slot after it has
+// stopped, and the free page hint section (src/sim/modes/hint.ts, naive.ts).
+
+import { slotPercentiles } from '../../base/hist.js';
+import { readHintDeviceCounters, type HintDeviceCounters } from '../../host/free-page-hint-device.js';
+import { METRIC_ALLOC_FAILS, METRIC_HIST_BASE, PAGE_SIZE, metricBase, threadIds, type Views } from '../../shm/layout.js';
+import { CM_REPORT_REQUESTS, RM_BLOCKS, RM_FAILS, RM_ISOLATE_WMARK, RM_LOCK_HOLD_NS, RM_PAGES, RM_PASSES, RM_REPORTS, RM_REQUESTS_AT_PASS_END, RM_REREPORTED, RM_RT_NS_MAX, RM_RT_NS_TOTAL, RM_SET_REPORTED, RM_SKIPPED_WMARK } from '../../mm/page-reporting.js';
+import { CM_SHRINK_BLOCKS, CM_SHRINK_CALLS, CM_SHRINK_EMPTY_HELD, HINT_BLOCK_ORDER, HM_BLOCKS, HM_BLOCKS_FREED_DONE, HM_DISTINCT_BLOCKS, HM_DONES, HM_DUP_BLOCKS, HM_END_ALLOC_FAIL, HM_END_NEW_ID, HM_END_OTHER, HM_HELD_PAGES_MAX, HM_NAIVE_ALLOC_FAILS, HM_RING_FULL_WAITS, HM_ROUND_TRIPS, HM_RUNS, HM_RUN_NS_MAX, HM_RUN_NS_TOTAL } from '../../guest/balloon-pages.js';
+
+/** The settled property, as the end table and JSON show it (`hinting.settle`). */
+export interface SettleSummary {
+  ok: boolean;
+  rssBytes: number;
+  excuses: string[];
+  unreportedBlocks: number;
+}
+
+export interface HintingStats {
+  mode: string;
+  enabled: boolean;
+  notes: string[];
+  reports: number;
+  reportedBlocks: number;
+  reportedBytes: number;
+  reReportedBlocks: number;
+  flaggedReported: number;
+  failedReports: number;
+  passes: number;
+  requests: number;
+  /** Requests raised right after a pass ended (between its final compareExchange and the next wait). */
+  requestsAtPassEnd: number;
+  passesSkippedBelowWatermark: number;
+  isolationsRefusedByMinWatermark: number;
+  roundTripNs: { p50: number; p99: number; max: number; total: number };
+  reporterZoneLockHoldNs: number;
+  settleMs?: number;
+  settle?: SettleSummary;
+  /** --hinting hint / naive (src/hint-stats.ts). */
+  hint?: HintStats;
+}
+
+/** The reporter's counters (page reporting, aeration): the generic fields. */
+export function readReporterStats(views: Views, mode: string, enabled: boolean, notes: string[]): HintingStats {
+  const cpus = views.layout.params.cpus;
+  const m = views.metrics;
+  const b = metricBase(threadIds(cpus).reporter);
+  const rt = slotPercentiles(m, b + METRIC_HIST_BASE, m[b + RM_RT_NS_MAX]);
+  let requests = 0;
+  for (let c = 0; c < cpus; c++) requests += m[metricBase(c) + CM_REPORT_REQUESTS];
+  return {
+    mode,
+    enabled,
+    notes,
+    reports: m[b + RM_REPORTS],
+    reportedBlocks: m[b + RM_BLOCKS],
+    reportedBytes: m[b + RM_PAGES] * PAGE_SIZE,
+    reReportedBlocks: m[b + RM_REREPORTED],
+    flaggedReported: m[b + RM_SET_REPORTED],
+    failedReports: m[b + RM_FAILS],
+    passes: m[b + RM_PASSES],
+    requests,
+    requestsAtPassEnd: m[b + RM_REQUESTS_AT_PASS_END],
+    passesSkippedBelowWatermark: m[b + RM_SKIPPED_WMARK],
+    isolationsRefusedByMinWatermark: m[b + RM_ISOLATE_WMARK],
+    roundTripNs: { ...rt, total: m[b + RM_RT_NS_TOTAL] },
+    reporterZoneLockHoldNs: m[b + RM_LOCK_HOLD_NS],
+  };
+}
+
+export interface HintStats {
+  /** hint: runs the driver started; naive: report round trips. */
+  runs: number;
+  blocksHinted: number;
+  bytesHinted: number;
+  blocksPerRun: number;
+  bytesPerRun: number;
+  /** hint: from the new cmd id to the STOP's acknowledgement (driver side); naive: one round trip. */
+  runMs: { p50: number; p99: number; max: number; mean: number };
+  distinctBlocks: number;
+  duplicateBlocks: number;
+  /** duplicates / blocks sent. */
+  duplicateRatio: number;
+  distinctBytes: number;
+  /** distinct bytes / guest memory. */
+  distinctShareOfMemory: number;
+  heldBytesMax: number;
+  donesHandled: number;
+  blocksFreedOnDone: number;
+  ringFullWaits: number;
+  runEnds: { allocationFailed: number; newCmdId: number; other: number };
+  shrinker: { calls: number; blocksReturned: number; bytesReturned: number; emptyWhileBalloonHeld: number };
+  cpuAllocFailures: number;
+  naiveAllocFailures: number;
+  device?: HintDeviceCounters;
+  /** migrate: pages a pre-copy pass would skip (cleared from the dirty bitmap). */
+  migrateSkippedPages?: number;
+}
+
+/** The free page hint driver's counters (hint, naive), its device's (hint), and the shrinker's on every CPU. */
+export function readHintStats(views: Views, naive: boolean, hintAction: 'discard' | 'migrate'): HintStats {
+  const cpus = views.layout.params.cpus;
+  const m = views.metrics;
+  const b = metricBase(threadIds(cpus).reporter);
+  const run = slotPercentiles(m, b + METRIC_HIST_BASE, m[b + HM_RUN_NS_MAX]);
+  const runs = naive ? m[b + HM_ROUND_TRIPS] : m[b + HM_RUNS];
+  const blocks = m[b + HM_BLOCKS];
+  const blockBytes = PAGE_SIZE << HINT_BLOCK_ORDER;
+  const shrink = { calls: 0, blocksReturned: 0, bytesReturned: 0, emptyWhileBalloonHeld: 0 };
+  let cpuFails = 0;
+  for (let c = 0; c < cpus; c++) {
+    const cb = metricBase(c);
+    shrink.calls += m[cb + CM_SHRINK_CALLS];
+    shrink.blocksReturned += m[cb + CM_SHRINK_BLOCKS];
+    shrink.emptyWhileBalloonHeld += m[cb + CM_SHRINK_EMPTY_HELD];
+    cpuFails += m[cb + METRIC_ALLOC_FAILS];
+  }
+  shrink.bytesReturned = shrink.blocksReturned * blockBytes;
+  const out: HintStats = {
+    runs,
+    blocksHinted: blocks,
+    bytesHinted: blocks * blockBytes,
+    blocksPerRun: runs > 0 ? blocks / runs : 0,
+    bytesPerRun: runs > 0 ? (blocks * blockBytes) / runs : 0,
+    runMs: { p50: run.p50 / 1e6, p99: run.p99 / 1e6, max: run.max / 1e6, mean: runs > 0 ? m[b + HM_RUN_NS_TOTAL] / runs / 1e6 : 0 },
+    distinctBlocks: m[b + HM_DISTINCT_BLOCKS],
+    duplicateBlocks: m[b + HM_DUP_BLOCKS],
+    duplicateRatio: blocks > 0 ? m[b + HM_DUP_BLOCKS] / blocks : 0,
+    distinctBytes: m[b + HM_DISTINCT_BLOCKS] * blockBytes,
+    distinctShareOfMemory: (m[b + HM_DISTINCT_BLOCKS] * blockBytes) / views.layout.guest.bytes,
+    heldBytesMax: m[b + HM_HELD_PAGES_MAX] * PAGE_SIZE,
+    donesHandled: m[b + HM_DONES],
+    blocksFreedOnDone: m[b + HM_BLOCKS_FREED_DONE],
+    ringFullWaits: m[b + HM_RING_FULL_WAITS],
+    runEnds: { allocationFailed: m[b + HM_END_ALLOC_FAIL], newCmdId: m[b + HM_END_NEW_ID], other: m[b + HM_END_OTHER] },
+    shrinker: shrink,
+    cpuAllocFailures: cpuFails,
+    naiveAllocFailures: m[b + HM_NAIVE_ALLOC_FAILS],
+  };
+  if (!naive) {
+    out.device = readHintDeviceCounters(views, hintAction);
+    if (hintAction === 'migrate') out.migrateSkippedPages = out.device.migrateSkippedPages;
+  }
+  return out;
+}

@@ -1,0 +1,141 @@
+// What a run returns (the result contract in docs/DESIGN.md; src/cli/report.ts
+// prints it, toJson() shapes it), and the per-thread metric slots read into
+// it once every role has stopped.
+
+import { HIST_BUCKETS, accumulate, percentile, slotPercentiles } from '../base/hist.js';
+import type { OracleName, Violation } from '../base/errors.js';
+import type { DeviceCounters } from '../host/balloon-device.js';
+import type { LockClassStats } from '../locking/lockstat.js';
+import type { SchedOutcome } from '../sched/control.js';
+import {
+  METRIC_ALLOCS,
+  METRIC_ALLOC_FAILS,
+  METRIC_ALLOC_NS_MAX,
+  METRIC_FREES,
+  METRIC_HIST_BASE,
+  METRIC_HOST_FAULTS,
+  METRIC_OPS,
+  METRIC_OWNERSHIP_CHECKS,
+  METRIC_PAGES_TOUCHED,
+  METRIC_POISON_CHECKS,
+  METRIC_REFAULTS,
+  METRIC_STAMP_CHECKS,
+  metricBase,
+  type Views,
+} from '../shm/layout.js';
+import type { Config } from './config.js';
+import type { CpuTimeStats } from './cputime.js';
+import type { HintingStats } from './modes/stats.js';
+
+export interface Percentiles {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+export interface CpuResult {
+  cpu: number;
+  ops: number;
+  opsPerSec: number;
+  allocs: number;
+  frees: number;
+  allocFailures: number;
+  allocLatencyNs: Percentiles;
+}
+
+export interface CheckResult {
+  oracle: OracleName;
+  runs: number;
+  failures: number;
+}
+
+export interface Totals {
+  ops: number;
+  opsPerSec: number;
+  allocs: number;
+  frees: number;
+  allocFailures: number;
+  pagesTouched: number;
+  allocLatencyNs: Percentiles;
+}
+
+export interface RunResult {
+  seed: number;
+  config: Config;
+  ok: boolean;
+  /** 0 ok, 1 violation, 3 simulator failure (the exit status contract). */
+  exitCode: 0 | 1 | 3;
+  violations: Violation[];
+  errors: string[];
+  rerun: string;
+  durationMs: number;
+  totals: Totals;
+  cpus: CpuResult[];
+  memory: { totalBytes: number; freeBytes: number; freeBlocksByOrder: number[]; wmarkMinBytes: number; wmarkLowBytes: number; wmarkHighBytes: number };
+  checks: CheckResult[];
+  /** refaults: faults on pages the host had discarded; firstTouchFaults: faults on pages the host never backed. */
+  host: { rssBytes: number; peakRssBytes: number; refaults: number; firstTouchFaults: number; discardedBytes: number };
+  /** Device counters; present when the device role ran (hinting != off). */
+  device?: DeviceCounters;
+  /** The hinting mode's statistics (hinting != off). */
+  hinting?: HintingStats;
+  /** What roles want the user to know (e.g. why reporting stayed off). */
+  notes: string[];
+  series: SeriesPoint[];
+  setupMs: number;
+  /** Per lock class, with --lockstat (src/locking/lockstat.ts). */
+  locks?: LockClassStats[];
+  /** With --sched: the scheduler's trace hash, counters and the schedule (src/sched/control.ts). */
+  sched?: SchedOutcome;
+  /** Per-role CPU time in the workload window (src/sim/cputime.ts); absent where schedstat is not readable. */
+  cpuTime?: CpuTimeStats;
+}
+
+export interface SeriesPoint {
+  tMs: number;
+  hostRssBytes: number;
+  guestUsedBytes: number;
+  guestFreeBytes: number;
+  reportedFreeBytes: number;
+  ops: number;
+}
+
+/** Every CPU's counters: per-CPU rows, totals, and the per-page oracles' run counts. */
+export function readCpuMetrics(views: Views, cpus: number, durationMs: number): { rows: CpuResult[]; totals: Totals; runs: Partial<Record<OracleName, number>>; refaults: number; firstTouchFaults: number } {
+  const m = views.metrics;
+  const rows: CpuResult[] = [];
+  const allHist = new Float64Array(HIST_BUCKETS);
+  let allMax = 0;
+  const runs = { stamp: 0, poison: 0, ownership: 0 };
+  let refaults = 0;
+  let firstTouchFaults = 0;
+  const sum = { ops: 0, allocs: 0, frees: 0, allocFailures: 0, pagesTouched: 0 };
+  const secs = Math.max(durationMs, 1) / 1000;
+  for (let c = 0; c < cpus; c++) {
+    const b = metricBase(c);
+    accumulate(allHist, m, b + METRIC_HIST_BASE);
+    const max = m[b + METRIC_ALLOC_NS_MAX];
+    allMax = Math.max(allMax, max);
+    rows.push({
+      cpu: c,
+      ops: m[b + METRIC_OPS],
+      opsPerSec: m[b + METRIC_OPS] / secs,
+      allocs: m[b + METRIC_ALLOCS],
+      frees: m[b + METRIC_FREES],
+      allocFailures: m[b + METRIC_ALLOC_FAILS],
+      allocLatencyNs: slotPercentiles(m, b + METRIC_HIST_BASE, max),
+    });
+    sum.ops += m[b + METRIC_OPS];
+    sum.allocs += m[b + METRIC_ALLOCS];
+    sum.frees += m[b + METRIC_FREES];
+    sum.allocFailures += m[b + METRIC_ALLOC_FAILS];
+    sum.pagesTouched += m[b + METRIC_PAGES_TOUCHED];
+    runs.stamp += m[b + METRIC_STAMP_CHECKS];
+    runs.poison += m[b + METRIC_POISON_CHECKS];
+    runs.ownership += m[b + METRIC_OWNERSHIP_CHECKS];
+    refaults += m[b + METRIC_REFAULTS];
+    firstTouchFaults += m[b + METRIC_HOST_FAULTS];
+  }
+  const totals: Totals = { ...sum, opsPerSec: sum.ops / secs, allocLatencyNs: { p50: percentile(allHist, 0.5, allMax), p99: percentile(allHist, 0.99, allMax), max: allMax } };
+  return { rows, totals, runs, refaults, firstTouchFaults };
+}
