@@ -1,4 +1,4 @@
-// Free page hint benchmarks (issue 8): how long one hint run takes on an idle
+// Free page hint benchmarks: how long one hint run takes on an idle
 // 1 GiB guest (Firecracker documents about 200 ms for a 1 GB VM), what hint
 // costs page_fault1 at 8 CPUs against hinting off (alternating runs, medians),
 // and how much memory each hinting mode hands back to the host after the same

@@ -1,4 +1,4 @@
-// Races benchmark (issue 6): how fast each injection is found at --cpus 8 on a
+// Races benchmark: how fast each injection is found at --cpus 8 on a
 // 64 MiB guest (median over 5 seeds; target <= 2 s each), and a clean swarm
 // campaign (200 runs; --quick: 20) with zero failures, in runs per minute.
 //

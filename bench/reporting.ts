@@ -142,7 +142,7 @@ export async function bench(opts: { quick?: boolean; brackets?: number } = {}): 
       seq.push({ mode: label, opsPerSec: r.totals.opsPerSec, opsPerGuestCpuSec: c.opsPerGuestCpuSec });
       const add = (k: string, v: number) => (work[`${label}.${k}`] ??= []).push(v);
       const secs = r.durationMs / 1000;
-      // Where the cores went in the ops/s window (src/cputime.ts): the
+      // Where the cores went in the ops/s window (src/sim/cputime.ts): the
       // hinting threads' own time is the direct cost; the rest of any loss is
       // the CPUs doing more per op (faults, a wider spread over memory).
       const reporterNs = c.reporter?.runNs ?? 0;

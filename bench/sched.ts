@@ -1,4 +1,4 @@
-// Scheduler benchmark (issue 7): scheduling points per second under
+// Scheduler benchmark: scheduling points per second under
 // --sched random and --sched pct, and the slowdown against free-running mode
 // on the same workload (ops per wall-clock second, free / scheduled). Every
 // ratio compares numbers measured in this one run.

@@ -1,4 +1,4 @@
-// Ring and device benchmark (issue 3).
+// Ring and device benchmark.
 //
 // (a) kick-to-acknowledge round trip of a one-descriptor chain between a
 //     driver thread and the device role's thread, next to a bare two-thread

@@ -3,7 +3,7 @@ import { cpuTimeStats, ownTid, parseSchedstat, readSchedstat, threadDelta } from
 import { DEFAULT_CONFIG } from '../src/sim/config.js';
 import { runSimulation } from '../src/sim/run.js';
 
-describe('schedstat arithmetic (src/cputime.ts)', () => {
+describe('schedstat arithmetic (src/sim/cputime.ts)', () => {
   it('parses "run_ns wait_ns slices" and refuses anything else', () => {
     expect(parseSchedstat('3498817 120 7\n')).toEqual({ runNs: 3498817, runqWaitNs: 120, slices: 7 });
     expect(parseSchedstat('1 2')).toBeNull();

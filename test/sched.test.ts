@@ -1,4 +1,4 @@
-// The seeded scheduler (--sched, src/sched.ts): determinism, clean runs under
+// The seeded scheduler (--sched, src/sched/): determinism, clean runs under
 // both strategies, faults found and replayed, divergence, deadlock.
 // Spawns dist/: run `npx tsc -p .` first.
 import { spawnSync } from 'node:child_process';
@@ -8,13 +8,13 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, type Config } from '../src/sim/config.js';
-import { configFromArgs } from '../src/cli/commands.js';
 import { INJECTIONS, INJECTION_NAMES, type InjectionInfo, RACE_BASE_ARGS } from '../src/check/inject.js';
 import { HDR_READY, createShared } from '../src/shm/layout.js';
 import { initSched, schedOutcome, startSched } from '../src/sched/control.js';
 import { schedParams } from '../src/sim/config.js';
 import { writeScheduleFile } from '../src/cli/schedule-file.js';
 import { searchSchedules } from '../src/sim/schedule-search.js';
+import { configFromArgs } from '../src/cli/flags.js';
 
 const CLI = path.resolve(__dirname, '../dist/src/cli/main.js');
 const PROBE = path.resolve(__dirname, '../dist/workers/testing/sched-probe.js');
@@ -92,7 +92,7 @@ describe('seeded scheduler: same seed and configuration, same trace and results'
   });
 });
 
-// Every injection (src/inject.ts) must be found under --sched pct within its
+// Every injection (src/check/inject.ts) must be found under --sched pct within its
 // stated bound of seeds (INJECTIONS[name].schedSeeds), in its scheduled
 // configuration (RACE_BASE_ARGS + args + schedArgs), and its schedule must
 // replay (file and string) to the same violation at the same step.
@@ -146,7 +146,7 @@ describe('seeded scheduler: every injection is found under --sched pct, and its 
   });
 });
 
-/** Two threads locking A,B and B,A under the scheduler (workers/sched-probe.ts). */
+/** Two threads locking A,B and B,A under the scheduler (workers/testing/sched-probe.ts). */
 async function abba(seed: number): Promise<{ outcomes: string[]; out: ReturnType<typeof schedOutcome> }> {
   const cfg: Config = { ...DEFAULT_CONFIG, seed, cpus: 2, hinting: 'off', sched: 'random', memoryBytes: 8 * 2 ** 20 };
   const params = { cpus: 2, memoryBytes: cfg.memoryBytes, queueSize: cfg.queueSize, ringAlign: cfg.ringAlign, schedLogSteps: 4096 };

@@ -1,6 +1,6 @@
 // Seeded PRNG: sfc32 (Small Fast Counting, Chris Doty-Humphrey), seeded
 // through splitmix32 so that nearby master seeds give unrelated streams.
-// One master seed; each role derives its own sub-seed (DESIGN §9).
+// One master seed; each role derives its own sub-seed (docs/DESIGN.md §9).
 
 export function splitmix32(x: number): number {
   x = (x + 0x9e3779b9) | 0;

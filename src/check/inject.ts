@@ -1,4 +1,4 @@
-// Fault injection (DESIGN §6, issue 6): `--inject NAME` switches exactly one
+// Fault injection (docs/DESIGN.md §6): `--inject NAME` switches exactly one
 // protection of free page hinting off, so the simulator can show that a named
 // oracle finds the bug the protection prevents. Each entry says what it
 // models (the kernel or device code it removes), which oracle(s) must catch it,
@@ -88,7 +88,7 @@ export const INJECTIONS = {
     schedSeeds: 8,
   },
   'no-ack-wait': {
-    models: 'aeration (the seed\'s virtballoon_aerator_react) unlocks balloon_lock and returns before wait_event(vb->acked): the hint buffer is rewritten and the blocks go back to the free list while the device still reads them',
+    models: 'aeration v1 (virtballoon_aerator_react, Duyck 2019) unlocks balloon_lock and returns before wait_event(vb->acked): the hint buffer is rewritten and the blocks go back to the free list while the device still reads them',
     oracles: ['device-allocated-range', 'stamp'],
     // Aeration only triggers on 32 unhinted blocks of one order: small orders, churn.
     args: ['--cpus', '8', '--workload', 'churn', '--hinting', 'aeration', '--report-order', '5', '--report-delay', '0ms'],

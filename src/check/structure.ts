@@ -1,4 +1,4 @@
-// Oracles (DESIGN §6): how a race shows up. Per-transition checks (ownership,
+// Oracles (docs/DESIGN.md §6): how a race shows up. Per-transition checks (ownership,
 // stamps, poison) live next to the transition; the structural checks here walk
 // the shared zone with the zone lock held.
 

@@ -1,139 +1,21 @@
-// The `sim` command line (DESIGN §10): flags, validation and commands.
-// src/cli.ts is the executable; this module can be imported (tests, tools).
+// The `sim` commands (docs/DESIGN.md §10): run (the default), compare and
+// stress, on yargs. src/cli/main.ts is the executable; this module can be
+// imported (tests, tools).
 //   exit 0 ok, 1 an oracle found a violation, 2 bad usage, 3 the simulator failed.
 
-import { randomInt } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
-import { type Config, DEFAULT_CONFIG, HINTING_MODES, RANGES, SCHED_STRATEGIES, WORKLOADS, choiceFlag, durationFlag, intFlag, powerOfTwoFlag, rerunCommand, sizeFlag } from '../sim/config.js';
-import { PAGE_SIZE } from '../shm/layout.js';
+import { type Config, rerunCommand } from '../sim/config.js';
 import { runCompareCommand } from './compare.js';
-import { LOCKSTAT_FORMATS, LOCKSTAT_SORTS, formatLockstat, parseLockstatFlags } from './lockstat-report.js';
+import { formatLockstat, parseLockstatFlags } from './lockstat-report.js';
 import { configLines, resultText, toJson } from './report.js';
 import { renderChart } from './chart.js';
 import { runSimulation } from '../sim/run.js';
-import { loadReplay } from '../sched/control.js';
 import { reportSchedule } from './schedule-file.js';
-import { collectRepeated, injectionHelp, parseInjections } from '../check/inject.js';
+import { collectRepeated } from '../check/inject.js';
 import { STRESS_OPTIONS, runStressCommand } from './stress.js';
 import { UsageError } from '../base/errors.js';
-import { fmtBytes, fmtDuration, parsePercent } from '../base/units.js';
-import { validateConfig } from '../sim/validate.js';
-
-const r = RANGES;
-const d = DEFAULT_CONFIG;
-
-/** Flags of a run, shared by `run` and later commands. Values stay strings; parseRunFlags validates them. */
-export const RUN_OPTIONS = {
-  cpus: { type: 'string', default: String(d.cpus), describe: `guest vCPU threads (${r.cpus.min}..${r.cpus.max})` },
-  workload: { type: 'string', default: d.workload, describe: `workload each CPU runs: ${WORKLOADS.join(', ')}` },
-  memory: { type: 'string', default: fmtBytes(d.memoryBytes).replace('iB', ''), describe: `guest memory, K/M/G suffix, multiple of 4K (${fmtBytes(r.memoryBytes.min)}..${fmtBytes(r.memoryBytes.max)})` },
-  duration: { type: 'string', default: fmtDuration(d.durationMs), describe: `how long the workload runs, ms/s/m suffix (${fmtDuration(r.durationMs.min)}..24h)` },
-  seed: { type: 'string', describe: `master seed (${r.seed.min}..${r.seed.max}); default: random, printed first` },
-  hinting: { type: 'string', default: d.hinting, describe: `free page hinting mode: ${HINTING_MODES.join(', ')}` },
-  pcp: { type: 'boolean', default: d.pcp, describe: 'per-CPU order-0 page lists (batch refill/drain under the zone lock)' },
-  'pcp-batch': { type: 'string', default: String(d.pcpBatch), describe: `pages moved per pcp refill/drain (${r.pcpBatch.min}..${r.pcpBatch.max})` },
-  'pcp-high': { type: 'string', default: String(d.pcpHigh), describe: `pcp list length that triggers a drain (> --pcp-batch, up to ${r.pcpHigh.max})` },
-  region: { type: 'string', default: 'auto', describe: 'page_fault1: bytes each CPU maps per iteration (K/M/G); auto = 128M, scaled down to 80% of memory / cpus' },
-  hog: { type: 'string', default: `${d.hogShare * 100}%`, describe: 'memhog: share of guest memory all CPUs allocate together (1%..95%)' },
-  hold: { type: 'string', default: fmtDuration(d.holdMs), describe: 'memhog: how long the memory is held before it is freed (0..1h)' },
-  'check-interval': { type: 'string', default: fmtDuration(d.checkIntervalMs), describe: 'structural oracle checks (free lists, conservation) during the run every this long; 0 = only at the end (0..1h)' },
-  'wait-timeout': { type: 'string', default: fmtDuration(d.waitTimeoutMs), describe: 'bound on any single wait: longer is a liveness failure (100ms..1h)' },
-  spin: { type: 'string', default: String(d.spin), describe: `lock spins before sleeping in Atomics.wait (${r.spin.min}..${r.spin.max})` },
-  'queue-size': { type: 'string', default: String(d.queueSize), describe: `virtqueue size, a power of 2 (${r.queueSize.min}..${r.queueSize.max})` },
-  'ring-align': { type: 'string', default: String(d.ringAlign), describe: 'used-ring alignment: 4 (virtio 1.x split ring) or 4096 (legacy layout)' },
-  poison: { type: 'boolean', default: d.poison, describe: 'page poisoning: freed pages hold --poison-byte, checked when allocated again' },
-  'poison-byte': { type: 'string', default: '0x' + d.poisonByte.toString(16), describe: 'poison pattern byte (0..255, decimal or 0x hex); 0 models init_on_free zeroing' },
-  'event-idx': { type: 'boolean', default: d.eventIdx, describe: 'offer VIRTIO_RING_F_EVENT_IDX: notification suppression with used_event/avail_event (vring_need_event)' },
-  'vq-numbering': { type: 'string', default: d.vqNumbering, describe: 'balloon queue numbering: spec (reporting queue is index 4) or linux (only existing queues numbered, as Linux/QEMU/Firecracker)' },
-  'poison-policy': { type: 'string', default: d.poisonPolicy, describe: 'device with PAGE_POISON and poison_val != 0: skip (do not discard, as QEMU) or fill (discard, then write poison_val)' },
-  'report-delay': { type: 'string', default: fmtDuration(d.reportDelayMs), describe: `delay from a report request to the pass (PAGE_REPORTING_DELAY; the kernel uses 2s) (0..1m)` },
-  capacity: { type: 'string', default: String(d.capacity), describe: `blocks per report, a power of 2 <= --queue-size (PAGE_REPORTING_CAPACITY; aeration: <= 32) (${r.capacity.min}..${r.capacity.max})` },
-  'report-order': { type: 'string', default: String(d.reportOrder), describe: `smallest order reported (pageblock order) (${r.reportOrder.min}..${r.reportOrder.max})` },
-  'settle-timeout': { type: 'string', default: fmtDuration(d.settleTimeoutMs), describe: 'after the workload, how long the reporter may take to return free memory before the reported-accounting check (0..10m)' },
-  discard: { type: 'boolean', default: d.discard, describe: 'reporting/aeration: the device discards reported memory (--no-discard: it validates and acknowledges every report but keeps the memory, as Linux measured with the host madvise disabled)' },
-  'page-poison-feature': { type: 'boolean', default: d.pagePoisonFeature, describe: 'the device offers VIRTIO_BALLOON_F_PAGE_POISON (--no-page-poison-feature: it does not)' },
-  prefault: { type: 'boolean', default: d.prefault, describe: "write all guest memory at set-up so the simulator process's own first-touch page faults (Linux, not the modelled host) stay out of the measured run" },
-  chart: { type: 'boolean', describe: 'print the host RSS vs guest used chart at the end (default: on a TTY with hinting on)' },
-  'hint-interval': { type: 'string', default: fmtDuration(d.hintIntervalMs), describe: 'hint: the device starts a hint run (new free_page_hint_cmd_id, config interrupt) at start and then every this long (10ms..1h)' },
-  'hint-action': { type: 'string', default: d.hintAction, describe: 'hint: what the device does with a hinted range: discard (Firecracker: drop the backing) or migrate (QEMU live migration: skip sending it)' },
-  'hint-done-after': { type: 'string', default: fmtDuration(d.hintDoneAfterMs), describe: 'hint: the device writes VIRTIO_BALLOON_CMD_ID_DONE this long after the driver\'s STOP; the balloon holds its pages until then (0..1h)' },
-  'hint-shrink': { type: 'string', default: String(d.hintShrinkBlocks), describe: `hint: max-order blocks the balloon's shrinker gives back per call from a CPU whose allocation failed (${r.hintShrinkBlocks.min}..${r.hintShrinkBlocks.max})` },
-  sched: { type: 'string', default: d.sched, describe: `seeded scheduler: ${SCHED_STRATEGIES.join(', ')} (random/pct: one role runs at a time, the seed picks who runs at every sync point; logical time)` },
-  'pct-depth': { type: 'string', default: String(d.pctDepth), describe: `--sched pct: bug depth d, d-1 priority change points (${r.pctDepth.min}..${r.pctDepth.max})` },
-  replay: { type: 'string', describe: 'replay a schedule: a file or a bsched1.… string from a failing --sched run (same configuration); exit 3 if the run diverges from it' },
-  'schedule-out': { type: 'string', describe: 'where a failing --sched run writes its schedule file (default: sim-schedule-<seed>.json in the current directory)' },
-  inject: { type: 'string', describe: `switch one protection off (repeatable): ${injectionHelp()}` },
-  json: { type: 'boolean', default: false, describe: 'print exactly one JSON object on stdout (human text goes to stderr)' },
-  lockstat: { type: 'boolean', default: false, describe: 'lock statistics (lock_stat): table at the end, `locks` in --json' },
-  'lockstat-sort': { type: 'string', describe: `lockstat order: ${LOCKSTAT_SORTS.join(', ')} (default: wait-total; proc: contentions, as the kernel); implies --lockstat` },
-  'lockstat-format': { type: 'string', describe: `lockstat output: ${LOCKSTAT_FORMATS.join(', ')} (proc = the /proc/lock_stat text; default table); implies --lockstat` },
-} as const;
-
-type RawFlags = Record<string, unknown>;
-
-/** Validate every run flag; throws UsageError naming the flag and its range. */
-export function parseRunFlags(a: RawFlags): Config {
-  const memoryBytes = sizeFlag('memory', a.memory, r.memoryBytes, PAGE_SIZE);
-  const cpus = intFlag('cpus', a.cpus, r.cpus);
-  let regionBytes = 0;
-  if (a.region !== undefined && a.region !== 'auto') regionBytes = sizeFlag('region', a.region, { min: PAGE_SIZE, max: memoryBytes }, PAGE_SIZE);
-  const hog = parsePercent(String(a.hog));
-  if (hog === null || hog < 0.01 || hog > 0.95) throw new UsageError(`--hog: '${a.hog}' is not accepted; accepted: a percentage from 1% to 95%`);
-  const ringAlign = Number(a['ring-align']);
-  if (String(a['ring-align']) !== '4' && String(a['ring-align']) !== '4096') throw new UsageError(`--ring-align: '${a['ring-align']}' is not accepted; accepted: 4 or 4096`);
-  const seed = a.seed === undefined ? randomInt(0, 2 ** 32) : intFlag('seed', a.seed, r.seed);
-  const cfg = validateConfig({
-    cpus,
-    workload: choiceFlag('workload', a.workload, WORKLOADS),
-    memoryBytes,
-    durationMs: durationFlag('duration', a.duration, r.durationMs),
-    seed,
-    hinting: choiceFlag('hinting', a.hinting, HINTING_MODES),
-    pcp: Boolean(a.pcp),
-    pcpBatch: intFlag('pcp-batch', a['pcp-batch'], r.pcpBatch),
-    pcpHigh: intFlag('pcp-high', a['pcp-high'], r.pcpHigh),
-    regionBytes,
-    hogShare: hog,
-    holdMs: durationFlag('hold', a.hold, r.holdMs),
-    checkIntervalMs: durationFlag('check-interval', a['check-interval'], r.checkIntervalMs),
-    waitTimeoutMs: durationFlag('wait-timeout', a['wait-timeout'], r.waitTimeoutMs),
-    spin: intFlag('spin', a.spin, r.spin),
-    queueSize: powerOfTwoFlag('queue-size', a['queue-size'], r.queueSize),
-    ringAlign,
-    reportDelayMs: durationFlag('report-delay', a['report-delay'], r.reportDelayMs),
-    capacity: powerOfTwoFlag('capacity', a.capacity, r.capacity),
-    reportOrder: intFlag('report-order', a['report-order'], r.reportOrder),
-    settleTimeoutMs: durationFlag('settle-timeout', a['settle-timeout'], r.settleTimeoutMs),
-    pagePoisonFeature: a['page-poison-feature'] !== false,
-    prefault: Boolean(a.prefault),
-    poison: Boolean(a.poison),
-    poisonByte: byteFlag('poison-byte', a['poison-byte']),
-    lockstat: parseLockstatFlags(a).enabled,
-    eventIdx: Boolean(a['event-idx']),
-    vqNumbering: choiceFlag('vq-numbering', a['vq-numbering'], ['spec', 'linux'] as const),
-    poisonPolicy: choiceFlag('poison-policy', a['poison-policy'], ['skip', 'fill'] as const),
-    discard: a.discard !== false,
-    hintIntervalMs: durationFlag('hint-interval', a['hint-interval'], r.hintIntervalMs),
-    hintAction: choiceFlag('hint-action', a['hint-action'], ['discard', 'migrate'] as const),
-    hintDoneAfterMs: durationFlag('hint-done-after', a['hint-done-after'], r.hintDoneAfterMs),
-    hintShrinkBlocks: intFlag('hint-shrink', a['hint-shrink'], r.hintShrinkBlocks),
-    sched: choiceFlag('sched', a.sched ?? d.sched, SCHED_STRATEGIES),
-    pctDepth: intFlag('pct-depth', a['pct-depth'] ?? d.pctDepth, r.pctDepth),
-    replay: a.replay === undefined ? '' : String(a.replay),
-    inject: parseInjections(a.inject),
-  });
-  // A schedule to replay must parse and belong to this configuration (exit 2 otherwise).
-  if (cfg.replay) loadReplay(cfg.replay, { rerun: rerunCommand(cfg), strategy: cfg.sched }, (p) => readFileSync(p, 'utf8'));
-  return cfg;
-}
-
-function byteFlag(flag: string, raw: unknown): number {
-  const s = String(raw).trim();
-  const v = /^0x[0-9a-f]+$/i.test(s) ? parseInt(s, 16) : /^\d+$/.test(s) ? Number(s) : NaN;
-  if (!(v >= 0 && v <= 255)) throw new UsageError(`--${flag}: '${raw}' is not accepted; accepted: a byte, 0..255 or 0x00..0xff`);
-  return v;
-}
+import { fmtBytes } from '../base/units.js';
+import { RUN_OPTIONS, type RawFlags, parseRunFlags } from './flags.js';
 
 function usageExit(msg: string): never {
   process.stderr.write(`sim: ${msg}\n`);
@@ -174,15 +56,6 @@ async function runCommand(a: RawFlags): Promise<void> {
   if (result.sched) reportSchedule(result, a['schedule-out'] === undefined ? undefined : String(a['schedule-out']), process.stderr);
   if (json) process.stdout.write(JSON.stringify(toJson(result)) + '\n');
   process.exitCode = result.exitCode;
-}
-
-/** A run configuration from `sim` arguments (tests and tools): throws UsageError like the CLI would report. */
-export function configFromArgs(argv: string[]): Config {
-  const raw = yargs(argv).options(RUN_OPTIONS).parserConfiguration({ 'duplicate-arguments-array': false }).strict().fail((msg, err) => {
-    throw err ?? new UsageError(msg);
-  }).parseSync() as RawFlags;
-  const injects = collectRepeated(argv, 'inject');
-  return parseRunFlags(injects === undefined ? raw : { ...raw, inject: injects });
 }
 
 export function buildCli(argv: string[]): Argv {

@@ -28,7 +28,7 @@ export interface CompareRow {
   locks: LockClassStats[];
   violations: RunResult['violations'];
   errors: string[];
-  /** hint / naive: what the balloon did (src/hint-stats.ts). */
+  /** hint / naive: what the balloon did (src/sim/modes/stats.ts). */
   hint?: { runs: number; bytesHinted: number; bytesPerRun: number; runMsP50: number; duplicateRatio: number; distinctBytes: number; shrinkerBlocksReturned: number; allocFailuresBalloonHeld: number };
 }
 

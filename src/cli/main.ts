@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `sim`: the command-line contract of DESIGN §10.
+// `sim`: the command-line contract of docs/DESIGN.md §10.
 //   exit 0 ok, 1 an oracle found a violation, 2 bad usage, 3 the simulator failed.
 import { hideBin } from 'yargs/helpers';
 import { buildCli } from './commands.js';

@@ -1,6 +1,6 @@
 // Human output of a run: the header (seed and every parameter first), the
 // end-of-run tables and the verdict. JSON output is the RunResult itself,
-// shaped by toJson() to the DESIGN §10 contract.
+// shaped by toJson() to the docs/DESIGN.md §10 contract.
 
 import { type Config } from '../sim/config.js';
 import type { RunResult } from '../sim/run.js';
@@ -76,7 +76,7 @@ export function resultText(r: RunResult): string {
   return out.join('\n');
 }
 
-/** The end table of --hinting hint / naive (src/hint-stats.ts). */
+/** The end table of --hinting hint / naive (src/sim/modes/stats.ts). */
 export function hintLines(mode: string, x: HintStats, settleMs?: number, settled?: boolean): string[] {
   const out: string[] = [];
   const pct = (f: number) => `${(f * 100).toFixed(1)}%`;
@@ -96,7 +96,7 @@ export function hintLines(mode: string, x: HintStats, settleMs?: number, settled
   return out;
 }
 
-/** Who spent the cores in the workload window (src/cputime.ts). */
+/** Who spent the cores in the workload window (src/sim/cputime.ts). */
 export function cpuTimeLines(c: CpuTimeStats): string[] {
   const t = (x: number) => (x >= 1e9 ? `${(x / 1e9).toFixed(2)}s` : ns(x));
   const role = (name: string, x: RoleCpuTime | undefined) => (x ? `; ${name} ${t(x.runNs)}` : '');
@@ -123,7 +123,7 @@ export function verdictLines(r: RunResult): string[] {
   return out;
 }
 
-/** The DESIGN §10 JSON object (core fields always present). */
+/** The docs/DESIGN.md §10 JSON object (core fields always present). */
 export function toJson(r: RunResult): Record<string, unknown> {
   return {
     seed: r.seed,

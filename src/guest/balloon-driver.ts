@@ -3,7 +3,7 @@
 //   reporting (virtballoon_free_page_report, Linux 5.7+): one chain of
 //     device-writable descriptors, one per block, then kick and wait for the
 //     used element (wait_event(vb->acked, virtqueue_get_buf(vq))).
-//   aeration (the seed's virtballoon_aerator_react): under balloon_lock, write
+//   aeration (aeration v1's virtballoon_aerator_react, Duyck 2019): under balloon_lock, write
 //     up to 32 u64 hints `guest_phys_addr | order` into a buffer in guest
 //     memory, add it as ONE device-readable descriptor, kick, wait for the ack,
 //     unlock.

@@ -1,7 +1,7 @@
-// The host's virtio-balloon device (DESIGN §2 "device", §5 "Device side"):
+// The host's virtio-balloon device (docs/DESIGN.md §2 "device", §5 "Device side"):
 // config space, feature bits, and the handler of the free page reporting
 // queue (QEMU virtio_balloon_handle_report, Firecracker
-// process_free_page_reporting_queue) or of the seed's aeration hinting queue.
+// process_free_page_reporting_queue) or of aeration v1's hinting queue (Duyck, 2019).
 //
 // Per chain: pop it, for each descriptor validate the guest range, check in
 // the oracle's shared state (the struct page array, not the driver's word)
@@ -66,7 +66,7 @@ export const DEVM_RANGE_CHECKS = 10;
 
 export const POISON_POLICIES = ['skip', 'fill'] as const;
 export type PoisonPolicy = (typeof POISON_POLICIES)[number];
-/** 'free_page': the free_page_vq of VIRTIO_BALLOON_F_FREE_PAGE_HINT (src/hint-device.ts). */
+/** 'free_page': the free_page_vq of VIRTIO_BALLOON_F_FREE_PAGE_HINT (src/host/free-page-hint-device.ts). */
 export type QueueKind = 'reporting' | 'aeration' | 'free_page';
 
 export interface DeviceSetup {
@@ -307,12 +307,12 @@ export class BalloonDevice {
     }
   }
 
-  /** Fire the device's timed actions; ms until the next one (none here: src/hint-device.ts has a clock). */
+  /** Fire the device's timed actions; ms until the next one (none here: src/host/free-page-hint-device.ts has a clock). */
   protected timers(): number {
     return Infinity;
   }
 
-  /** One well-formed chain of this device's queue (src/hint-device.ts overrides it for the free_page_vq). */
+  /** One well-formed chain of this device's queue (src/host/free-page-hint-device.ts overrides it for the free_page_vq). */
   protected handleChain(c: Chain): Violation | null {
     return this.opts.queueKind === 'reporting' ? this.handleReport(c) : this.handleHints(c);
   }
@@ -336,7 +336,7 @@ export class BalloonDevice {
   }
 
   /**
-   * Aeration queue (the seed's v1): each descriptor is a device-readable
+   * Aeration queue (aeration v1, Duyck 2019): each descriptor is a device-readable
    * buffer of up to 32 little-endian u64 hints, hint = guest_phys_addr | order.
    */
   handleHints(c: Chain): Violation | null {

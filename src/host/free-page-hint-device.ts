@@ -1,8 +1,8 @@
 // VIRTIO_BALLOON_F_FREE_PAGE_HINT, the host's side (QEMU hw/virtio/virtio-balloon.c:
 // virtio_balloon_free_page_start / get_free_page_hints / virtio_balloon_free_page_done;
-// Firecracker's free page hinting). The driver's side is src/hint.ts.
+// Firecracker's free page hinting). The driver's side is src/guest/free-page-hint.ts.
 //
-// Protocol (DESIGN §5 `hint`):
+// Protocol (docs/DESIGN.md §5 `hint`):
 //   1. The host starts a hint run: it writes a new free_page_hint_cmd_id (>= 2)
 //      into config space and raises a config interrupt (DEV_CONFIG_GEN). It
 //      does so at start and then every --hint-interval while the workload runs.

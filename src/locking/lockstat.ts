@@ -1,4 +1,4 @@
-// Lock statistics (DESIGN §7), after the kernel's CONFIG_LOCK_STAT
+// Lock statistics (docs/DESIGN.md §7), after the kernel's CONFIG_LOCK_STAT
 // (kernel/locking/lockdep.c __lock_contended/__lock_acquired, lockdep_proc.c).
 //
 // Recording: each thread owns one slot per lock class (layout LS_* fields)
@@ -7,7 +7,7 @@
 // release, for the hold time). An acquisition is counted when it is released
 // (the bookkeeping runs after the unlock); a lock still held when a thread
 // ends is not counted. With --lockstat off no observer is installed
-// and the lock path pays one null check (src/sync.ts).
+// and the lock path pays one null check (src/locking/sync.ts).
 //
 // Semantics, as lock_stat defines them:
 //   acquisitions   every successful lock/trylock
@@ -30,7 +30,7 @@
 // waiter arriving in that window reads the previous holder, maybe itself.
 //
 // Reading: main sums the slots of every thread after the roles stopped
-// (collectLockStats). Histograms reuse src/hist.ts: log2 buckets split in 4
+// (collectLockStats). Histograms reuse src/base/hist.ts: log2 buckets split in 4
 // linear sub-buckets (finer than lock_stat's plain log2; percentiles are the
 // upper bound of the bucket holding the rank, clamped to the observed max).
 
@@ -69,7 +69,7 @@ export const LOCKSTAT_POINTS = 4;
 const NS_PER_MS = 1e6;
 
 /**
- * bucketOf() from src/hist.ts without Math.log2 and 2**e (the hot path calls
+ * bucketOf() from src/base/hist.ts without Math.log2 and 2**e (the hot path calls
  * it on every wait and hold): for 4 <= v < 2^31 the octave is the top set bit
  * of floor(v) and the sub-bucket its next two bits, which is what bucketOf's
  * float arithmetic computes (tested against it). Other values take bucketOf.
@@ -199,7 +199,7 @@ export interface CallSiteCount {
   count: number;
 }
 
-/** One lock class, summed over every thread. The JSON `locks` entry of DESIGN §10, extended. */
+/** One lock class, summed over every thread. The JSON `locks` entry of docs/DESIGN.md §10, extended. */
 export interface LockClassStats {
   class: string;
   acquisitions: number;

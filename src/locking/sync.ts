@@ -1,4 +1,4 @@
-// Every synchronisation primitive of the simulator lives here (DESIGN §4), so
+// Every synchronisation primitive of the simulator lives here (docs/DESIGN.md §4), so
 // that lock statistics and a deterministic scheduler can wrap them without
 // touching callers.
 //
@@ -15,7 +15,7 @@
 // past its bound throws LivenessError, which the role turns into a reported
 // `liveness` violation carrying the seed.
 
-import { LOCK_LINE_WORDS, LOCK_OWNER, LOCK_SITE, LOCK_WORD, type Views } from '../shm/layout.js';
+import { HDR_RUN_STATE, HDR_STATE_GEN, LOCK_LINE_WORDS, LOCK_OWNER, LOCK_SITE, LOCK_WORD, type Views } from '../shm/layout.js';
 
 export class LivenessError extends Error {
   constructor(message: string) {
@@ -54,7 +54,7 @@ export interface SyncOptions {
 }
 
 /**
- * A scheduler that runs one thread at a time (src/sched.ts, --sched). While
+ * A scheduler that runs one thread at a time (src/sched/, --sched). While
  * one is installed in this thread (setScheduler) and `active()`, every
  * primitive below becomes a scheduling point: the thread may hand the run
  * token to another thread there, and a wait that would block yields instead
@@ -321,6 +321,16 @@ export function waitWhileEquals(
     if (left <= 0) return 'timed-out';
     Atomics.wait(arr, idx, seen, Math.min(left, WAIT_SLICE_MS));
   }
+}
+
+/**
+ * Publish a run state (RUN_*) and wake every thread parked on the state
+ * generation: the seq-cst store and the bump's seq-cst add order the new
+ * state before any role that sees the new generation reads it.
+ */
+export function publishRunState(views: Views, state: number): void {
+  Atomics.store(views.header, HDR_RUN_STATE, state);
+  bump(views.header, HDR_STATE_GEN);
 }
 
 /** Bump a generation counter and wake its waiters (kick, interrupt, request). */

@@ -70,7 +70,7 @@ export class Zone {
   /** Orders >= this raise onHighOrderFree (page_reporting_order). */
   reportOrder = MAX_ORDER;
   /**
-   * Free page hint: the balloon's shrinker (src/hint.ts makeShrinker), called by a
+   * Free page hint: the balloon's shrinker (src/guest/free-page-hint.ts makeShrinker), called by a
    * CPU whose allocation failed; returns how many blocks it gave back.
    */
   shrinker: ((order: number, thread: number) => number) | null = null;

@@ -1,12 +1,12 @@
 // Guest memory bytes and the host's view of them.
 //
-// Host model (DESIGN §1, §3.7): one resident bit per 4 KiB page. A guest write
+// Host model (docs/DESIGN.md §1, §3.7): one resident bit per 4 KiB page. A guest write
 // to a page the host does not back faults on the host, which maps a fresh
 // zero page (we zero-fill, paying the real cost) and sets the bit. If the host
 // had discarded the page (free page reporting), the fault is a *refault*.
 // The device clears resident bits and sets discarded bits when it discards.
 //
-// Content stamps (DESIGN §6): each page a CPU allocates gets (cpu, seq)
+// Content stamps (docs/DESIGN.md §6): each page a CPU allocates gets (cpu, seq)
 // written into its first and last 8 bytes and checked before it is freed.
 // Zeros mean the host discarded a page in use; a foreign stamp means two
 // owners. With poisoning, free pages hold a poison pattern checked on alloc.

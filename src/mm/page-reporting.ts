@@ -1,9 +1,9 @@
-// The guest's free page reporting worker (mm/page_reporting.c) and the seed's
-// aeration variant, as pure logic over the shared zone. The reporter reaches
+// The guest's free page reporting worker (mm/page_reporting.c) and the
+// aeration v1 variant (Duyck, 2019), as pure logic over the shared zone. The reporter reaches
 // the device only through the narrow ReportSink contract; it never touches
 // ring code.
 //
-// State machine (DESIGN §5), one Int32 word REP_STATE:
+// State machine (docs/DESIGN.md §5), one Int32 word REP_STATE:
 //   IDLE --(free path frees a block of order >= report order)--> REQUESTED
 //        only the IDLE->REQUESTED transition schedules the delayed work
 //        (bumps REP_REQUEST_GEN, which the reporter waits on);
@@ -48,9 +48,9 @@ import { SITE_REPORT_DRAIN, SITE_REPORT_ISOLATE } from '../locking/sites.js';
 export const PAGE_REPORTING_IDLE = 0;
 export const PAGE_REPORTING_REQUESTED = 1;
 export const PAGE_REPORTING_ACTIVE = 2;
-/** PAGE_REPORTING_CAPACITY upstream; the seed's VIRTIO_BALLOON_ARRAY_HINTS_MAX. */
+/** PAGE_REPORTING_CAPACITY upstream; aeration v1's VIRTIO_BALLOON_ARRAY_HINTS_MAX. */
 export const PAGE_REPORTING_CAPACITY = 32;
-/** The seed's aeration trigger: unhinted blocks in a free area past this. */
+/** Aeration v1's trigger: unhinted blocks in a free area past this. */
 export const AERATION_HIGH_WATER = 32;
 
 export type ReportStatus = 'ok' | 'error';
@@ -97,7 +97,7 @@ export interface ReportingOptions {
   capacity: number;
   reportOrder: number;
   delayMs: number;
-  /** Fault injection (src/inject.ts); absent = every protection on. */
+  /** Fault injection (src/check/inject.ts); absent = every protection on. */
   inject?: Partial<ReporterInjections>;
   /**
    * Harness self-test (BALLOON_SIM_SELFTEST=late-gen-read, not a simulation
@@ -362,7 +362,7 @@ export class PageReporting {
     if (!noLock) this.lockZone(SITE_REPORT_ISOLATE);
     try {
       // Per-list budget of report calls in this pass.
-      // (The seed's aeration had no budget: it drains a free area in one go.)
+      // (Aeration v1 had no budget: it drains a free area in one go.)
       let budget = this.opts.mode === 'reporting' ? Math.ceil(z[fa + FA_NR_FREE] / (capacity * 16)) : Infinity;
       let pfn = z[fa + FA_HEAD];
       let next = NIL;

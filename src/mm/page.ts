@@ -1,4 +1,4 @@
-// struct page flag bits (DESIGN §3), with the kernel's names where they mirror one.
+// struct page flag bits (docs/DESIGN.md §3), with the kernel's names where they mirror one.
 // Only the head page of a block carries state; its order sits in bits 24..27.
 
 // page flags (kernel names where they mirror one)

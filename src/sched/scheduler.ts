@@ -1,11 +1,11 @@
 // The seeded scheduler (--sched random|pct): the same role threads as a
 // free-running run, but exactly one runs at a time, and at every scheduling
 // point (lock acquire/release, event wait, wake, ring publish, page state
-// change: the SP_* kinds in src/sync.ts) a seeded strategy picks who runs
+// change: the SP_* kinds in src/locking/sync.ts) a seeded strategy picks who runs
 // next. Same seed and configuration => same decisions => same trace, same
 // results. A failure's schedule can be written out and replayed (--replay).
 //
-// Design: a run token in the shared buffer (region `sched`, src/layout.ts),
+// Design: a run token in the shared buffer (region `sched`, src/shm/layout.ts),
 // handed between the real role threads with Atomics.wait/notify on one "go"
 // word per thread. The thread holding the token makes the next decision
 // itself (the scheduler's state, RNG included, lives in the buffer; only

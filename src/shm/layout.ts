@@ -1,4 +1,4 @@
-// The one module that owns every byte offset in the shared buffer (DESIGN §3).
+// The one module that owns every byte offset in the shared buffer (docs/DESIGN.md §3).
 //
 // `computeLayout(params)` is pure: every thread calls it with the same
 // parameters and gets the same map. `createShared` allocates the buffer and
@@ -14,13 +14,13 @@
 //               Own line each: no false sharing.
 //   lockstat    per lock class, per thread, LOCKSTAT_SLOT_BYTES of Float64
 //               counters (LS_* fields; written by the owning thread only, with
-//               plain stores; read by main at the end, see src/lockstat.ts).
+//               plain stores; read by main at the end, see src/locking/lockstat.ts).
 //   pages       struct page array, PAGE_WORDS Int32 per 4 KiB frame (16 bytes).
 //   zone        ZONE_* words: free_area[order] {head, tail, nr_free}, free-page
 //               count, watermarks, reported counters; then one 64-byte line per
 //               CPU for its per-CPU (pcp) order-0 list.
 //   vq          the split virtqueue (descriptor table, avail ring, used ring)
-//               exactly as virtio 1.2 §2.7 lays it out (see src/vring.ts).
+//               exactly as virtio 1.2 §2.7 lays it out (see src/virtio/ring.ts).
 //   device      device config space, feature words, kick/interrupt doorbells
 //               and device counters (DEV_* words).
 //   reporting   reporter state machine and counters (REP_* words).
@@ -59,7 +59,7 @@ export const HDR_STATE_GEN = 6;
 export const HDR_QUEUE_SIZE = 7;
 /** Bumped (Atomics.add) by each role after its last lockstat write: the seq-cst
  *  RMW publishes the plain stores to its lockstat slots; main Atomics.loads it
- *  before it reads the slots (src/lockstat.ts). */
+ *  before it reads the slots (src/locking/lockstat.ts). */
 export const HDR_LOCKSTAT_PUBLISHED = 8;
 export const HDR_WORDS = 16;
 
@@ -102,7 +102,7 @@ export const lockClassOf = (lock: number): number => (lock < LOCK_PCP0 ? lock : 
 /** A lock instance's name: its class, and the CPU for a pcp lock (`pcp.lock[3]`). */
 export const lockName = (lock: number): string => (lock < LOCK_PCP0 ? LOCK_CLASSES[lock] : `${LOCK_CLASSES[LOCKCLASS_PCP]}[${lock - LOCK_PCP0}]`);
 
-// ---- lockstat slot: Float64 fields per (lock class, thread), see src/lockstat.ts ----
+// ---- lockstat slot: Float64 fields per (lock class, thread), see src/locking/lockstat.ts ----
 // Only the owning thread writes its slot (plain stores, no atomics: the hot
 // path stays cheap); main sums the slots of every thread after the run.
 // 4096 bytes: 96 counter words + two HIST_BUCKETS (160) histograms = 416 Float64.
@@ -118,13 +118,13 @@ export const LS_HOLDS = 7; // releases, i.e. hold-time samples
 export const LS_HOLD_NS_MIN = 8; // valid when LS_HOLDS > 0
 export const LS_HOLD_NS_MAX = 9;
 export const LS_HOLD_NS_TOTAL = 10;
-/** Call-site ids tracked per slot (SITE_* from src/buddy.ts and later modules); larger ids count as site 0. */
+/** Call-site ids tracked per slot (SITE_* from src/mm/buddy.ts and later modules); larger ids count as site 0. */
 export const LOCKSTAT_SITES = 32;
 /** [LOCKSTAT_SITES] contentions by the waiter's site (lock_stat contention points). */
 export const LS_CONTENTION_POINT = 32;
 /** [LOCKSTAT_SITES] contentions by the site of the holder at the time (lock_stat contending points). */
 export const LS_CONTENDING_POINT = LS_CONTENTION_POINT + LOCKSTAT_SITES;
-/** [HIST_BUCKETS] wait-time histogram in ns (src/hist.ts: log2 with 4 sub-buckets). */
+/** [HIST_BUCKETS] wait-time histogram in ns (src/base/hist.ts: log2 with 4 sub-buckets). */
 export const LS_WAIT_HIST = 96;
 /** [HIST_BUCKETS] hold-time histogram in ns. */
 export const LS_HOLD_HIST = LS_WAIT_HIST + HIST_BUCKETS;
@@ -151,7 +151,7 @@ export const ZONE_MANAGED = ZONE_FREE_PAGES + 4;
 export const ZONE_ISOLATED_PAGES = ZONE_FREE_PAGES + 5; // pages isolated by the reporter
 export const ZONE_REPORTED_PAGES = ZONE_FREE_PAGES + 6; // free pages with PageReported
 export const ZONE_BALLOON_PAGES = ZONE_FREE_PAGES + 7; // pages held by the hint-mode balloon
-/** Free page hint (src/hint.ts): head pfn of the balloon's free_page_list, NIL when empty. Only blocks the
+/** Free page hint (src/guest/free-page-hint.ts): head pfn of the balloon's free_page_list, NIL when empty. Only blocks the
  *  device has acknowledged (used) are on it; they are linked through PG_NEXT. Zone lock held for every access. */
 export const ZONE_BALLOON_LIST_HEAD = ZONE_FREE_PAGES + 8;
 /** Blocks on the balloon's free_page_list (num_free_page_blocks minus those still in flight). Zone lock held. */
@@ -170,7 +170,7 @@ export const DEV_FREE_PAGE_HINT_CMD_ID = 2;
 export const DEV_POISON_VAL = 3;
 export const DEV_FEATURES_OFFERED = 4;
 export const DEV_FEATURES_NEGOTIATED = 5;
-/** Index of the reporting (or aeration hinting) queue as the device numbers it (--vq-numbering, src/device.ts). */
+/** Index of the reporting (or aeration hinting) queue as the device numbers it (--vq-numbering, src/host/balloon-device.ts). */
 export const DEV_VQ_INDEX = 6;
 /** Queue index the driver wrote with its last notification (VIRTIO_PCI_QUEUE_NOTIFY); checked by the device. */
 export const DEV_NOTIFY_QUEUE = 7;
@@ -180,7 +180,7 @@ export const DEV_KICK = 16;
 export const DEV_INTERRUPT = 32;
 /** Config-change interrupt (hint mode: new command id). */
 export const DEV_CONFIG_GEN = 48;
-/** Free page hint (src/hint-device.ts): the device's hint status (QEMU free_page_hint_status, HINT_S_*). */
+/** Free page hint (src/host/free-page-hint-device.ts): the device's hint status (QEMU free_page_hint_status, HINT_S_*). */
 export const DEV_HINT_STATUS = 8;
 /** Free page hint: the command id of the run the device is in (START) or last asked for. */
 export const DEV_HINT_RUN_ID = 9;
@@ -188,13 +188,13 @@ export const DEV_HINT_RUN_ID = 9;
 export const DEV_STATUS = 64;
 /** Device counters (Int32). */
 export const DEV_CHAINS = 65;
-export const DEV_BAD_BASE = 66; // bad guest input counters by kind, BAD_KINDS order (src/device.ts), up to DEV_WORDS
+export const DEV_BAD_BASE = 66; // bad guest input counters by kind, BAD_KINDS order (src/host/balloon-device.ts), up to DEV_WORDS
 export const DEV_WORDS = 128;
 
 // ---- reporting (Int32 words) ----
 export const REP_STATE = 0; // PAGE_REPORTING_IDLE / REQUESTED / ACTIVE
 export const REP_REQUEST_GEN = 16; // bumped by the free path on a request; reporter waits on it
-/** Free page hint driver (src/hint.ts): HINT_DRV_* state of the reporter thread's driver (main reads it to settle). */
+/** Free page hint driver (src/guest/free-page-hint.ts): HINT_DRV_* state of the reporter thread's driver (main reads it to settle). */
 export const REP_HINT_DRIVER_STATE = 32;
 /** Free page hint: bumped (and notified) by the driver after it moves acknowledged blocks onto the
  *  balloon's free_page_list; a CPU in the shrinker waits on it for blocks still in flight. */
@@ -216,10 +216,10 @@ export const METRIC_LOOPS = 9;
 export const METRIC_STAMP_CHECKS = 10;
 export const METRIC_POISON_CHECKS = 11;
 export const METRIC_OWNERSHIP_CHECKS = 12;
-export const METRIC_OS_TID = 13; // the role's OS thread id, for main's schedstat snapshots (src/cputime.ts)
+export const METRIC_OS_TID = 13; // the role's OS thread id, for main's schedstat snapshots (src/sim/cputime.ts)
 export const METRIC_HOST_FAULTS = 14; // host faults on first touch (a page the host never backed); refaults are METRIC_REFAULTS
 export const METRIC_EXTRA = 16; // role-specific counters from here (see the role's module)
-export const METRIC_HIST_BASE = 64; // alloc latency histogram (src/hist.ts), HIST_BUCKETS Float64 counters
+export const METRIC_HIST_BASE = 64; // alloc latency histogram (src/base/hist.ts), HIST_BUCKETS Float64 counters
 
 // ---- violations (Int32 words): the first violation's location, details go in results ----
 export const VIO_COUNT = 0;
@@ -396,7 +396,7 @@ export function computeLayout(params: LayoutParams): Layout {
   return layout;
 }
 
-/** Start-up assertions (DESIGN §3): alignment, no overlap, wait words aligned Int32. */
+/** Start-up assertions (docs/DESIGN.md §3): alignment, no overlap, wait words aligned Int32. */
 export function assertLayout(l: Layout): void {
   const regions: [string, Region, number][] = [
     ['header', l.header, 64],

@@ -1,6 +1,6 @@
 // Run configuration: flag parsing helpers, ranges and validation. Every bad
 // value becomes a UsageError whose one-line message names the flag and the
-// accepted range (exit 2, DESIGN §10).
+// accepted range (exit 2, docs/DESIGN.md §10).
 
 import { fmtBytes, fmtDuration, parseDuration, parseSize } from '../base/units.js';
 import { UsageError } from '../base/errors.js';
@@ -41,7 +41,7 @@ export interface Config {
   /** Page poisoning: freed pages hold poisonByte, checked on allocation. */
   poison: boolean;
   poisonByte: number;
-  /** Lock statistics (src/lockstat.ts): per-thread counters on every lock operation. */
+  /** Lock statistics (src/locking/lockstat.ts): per-thread counters on every lock operation. */
   lockstat: boolean;
   /** Delay between a report request and the pass (PAGE_REPORTING_DELAY, 2 s upstream). */
   reportDelayMs: number;
@@ -57,7 +57,7 @@ export interface Config {
   prefault: boolean;
   /** Offer VIRTIO_RING_F_EVENT_IDX (used_event / avail_event notification suppression). */
   eventIdx: boolean;
-  /** Balloon queue numbering: 'spec' (reporting queue 4) or 'linux' (only existing queues numbered); see src/device.ts. */
+  /** Balloon queue numbering: 'spec' (reporting queue 4) or 'linux' (only existing queues numbered); see src/host/balloon-device.ts. */
   vqNumbering: 'spec' | 'linux';
   /** With PAGE_POISON and poison_val != 0: 'skip' the discard (QEMU) or discard and 'fill' with poison_val. */
   poisonPolicy: 'skip' | 'fill';
@@ -68,7 +68,7 @@ export interface Config {
    * guest pays for the reporting itself, without the refaults.
    */
   discard: boolean;
-  // ---- free page hint (--hinting hint / naive; src/hint.ts, src/hint-device.ts) ----
+  // ---- free page hint (--hinting hint / naive; src/guest/free-page-hint.ts, src/host/free-page-hint-device.ts) ----
   /** The device starts a hint run (new free_page_hint_cmd_id) at start and then every this long. */
   hintIntervalMs: number;
   /** What the device does with a hinted range: 'discard' (Firecracker) or 'migrate' (QEMU live migration: skip sending it). */
@@ -77,13 +77,13 @@ export interface Config {
   hintDoneAfterMs: number;
   /** Blocks the balloon's shrinker gives back per call. */
   hintShrinkBlocks: number;
-  /** Seeded scheduler (src/sched.ts): 'off' runs free; 'random' or 'pct' runs one role at a time. */
+  /** Seeded scheduler (src/sched/): 'off' runs free; 'random' or 'pct' runs one role at a time. */
   sched: SchedStrategy;
   /** PCT: bug depth d (d-1 priority change points). */
   pctDepth: number;
   /** --replay: a schedule file path or a schedule string ('' = none). */
   replay: string;
-  /** Fault injection (src/inject.ts): protections switched off, in order given. */
+  /** Fault injection (src/check/inject.ts): protections switched off, in order given. */
   inject: InjectionName[];
 }
 

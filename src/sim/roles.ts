@@ -6,7 +6,7 @@ import { type Config, layoutParams } from './config.js';
 import { ownTid } from './cputime.js';
 import { subSeed } from '../base/rng.js';
 import { LockStat } from '../locking/lockstat.js';
-import { LivenessError, Sync, bump, setScheduler, waitWhileEquals } from '../locking/sync.js';
+import { LivenessError, Sync, setScheduler, waitWhileEquals, publishRunState } from '../locking/sync.js';
 import { SchedHalted, Scheduler } from '../sched/scheduler.js';
 import { Cpu } from './workload.js';
 import { injected } from '../check/inject.js';
@@ -42,8 +42,7 @@ export function roleThreadId(task: Pick<RoleTask, 'role' | 'index' | 'config'>):
 
 /** Stop everyone at once: a violation or failure was found. */
 export function abortRun(views: Views): void {
-  Atomics.store(views.header, HDR_RUN_STATE, RUN_ABORT);
-  bump(views.header, HDR_STATE_GEN);
+  publishRunState(views, RUN_ABORT);
 }
 
 /** Turn a thrown error into the role's result, stopping the run. */

@@ -23,13 +23,13 @@ import { checkConservation, checkFreeLists, type PageCensus } from '../check/str
 import { readDeviceCounters } from '../host/balloon-device.js';
 import { SITE_CHECK } from '../locking/sites.js';
 import { LockStat, collectLockStats } from '../locking/lockstat.js';
-import { Sync, bump } from '../locking/sync.js';
+import { Sync, publishRunState } from '../locking/sync.js';
 import { Zone } from '../mm/buddy.js';
 import { GuestMemory } from '../mm/memory.js';
 import { RM_RING_CHECKS } from '../mm/page-reporting.js';
 import { type SchedOutcome, driveScheduled, haltSched, initSched, loadReplay, schedOutcome, startSched } from '../sched/control.js';
 import type { ScheduleRecord } from '../sched/schedule.js';
-import { HDR_READY, HDR_RUN_STATE, HDR_STATE_GEN, LOCK_ZONE, MAX_ORDER, METRIC_OPS, METRIC_OS_TID, PAGE_SIZE, RUN_ABORT, RUN_RUNNING, RUN_SETTLING, RUN_STOPPING, ZONE_REPORTED_PAGES, computeLayout, createShared, metricBase, threadIds, type Views } from '../shm/layout.js';
+import { HDR_READY, HDR_RUN_STATE, LOCK_ZONE, MAX_ORDER, METRIC_OPS, METRIC_OS_TID, PAGE_SIZE, RUN_ABORT, RUN_RUNNING, RUN_SETTLING, RUN_STOPPING, ZONE_REPORTED_PAGES, computeLayout, createShared, metricBase, threadIds, type Views } from '../shm/layout.js';
 import { type Config, layoutParams, rerunCommand, schedParams } from './config.js';
 import { type CpuTimeStats, type Schedstat, cpuTimeStats, ownTid, snapshot, threadDelta } from './cputime.js';
 import { modeOf } from './modes/index.js';
@@ -209,8 +209,7 @@ class Run {
 
   /** Publish a run state and wake every role parked on the state generation. */
   private publish(state: number): void {
-    Atomics.store(this.views.header, HDR_RUN_STATE, state);
-    bump(this.views.header, HDR_STATE_GEN);
+    publishRunState(this.views, state);
   }
 
   /** Stop everyone at once: a violation or failure was found. */
@@ -401,8 +400,8 @@ class Run {
   /** Stop: everyone leaves its loop, frees what it holds and returns; merge what the roles found. */
   async stop(): Promise<void> {
     const { views, cfg } = this;
-    if (this.runState() !== RUN_ABORT) Atomics.store(views.header, HDR_RUN_STATE, RUN_STOPPING);
-    bump(views.header, HDR_STATE_GEN);
+    // An aborted run stays ABORT (the roles treat both as stop); wake everyone either way.
+    publishRunState(views, this.runState() === RUN_ABORT ? RUN_ABORT : RUN_STOPPING);
     // A CPU already found hung while settling will not stop now: do not wait the full grace twice.
     const finalGrace = this.errors.some((e) => e.endsWith('(hang)')) ? Math.min(this.grace, 1000) : this.grace;
     this.stopped = await within(this.allDone, finalGrace);

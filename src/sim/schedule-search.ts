@@ -1,5 +1,5 @@
 // Searching for a failure in scheduled mode (for `sim stress --sched pct`,
-// src/stress.ts): the same configuration, one run per seed under the seeded
+// src/cli/stress.ts): the same configuration, one run per seed under the seeded
 // scheduler, stopping at the first run that fails. Every run is deterministic,
 // so the failing seed (or its schedule) reproduces the failure exactly.
 

@@ -1,4 +1,4 @@
-// A guest vCPU running a workload (DESIGN §2): alloc, touch, verify, free.
+// A guest vCPU running a workload (docs/DESIGN.md §2): alloc, touch, verify, free.
 // Pure logic over the shared views; workers/role.ts only builds it and runs it.
 //
 // The blocks a CPU holds are its "process memory": kept in local arrays (like
@@ -7,6 +7,9 @@
 
 import { type Zone } from '../mm/buddy.js';
 import type { Config } from './config.js';
+
+/** What a CPU's workload reads of the run's configuration. */
+export type WorkloadParams = Pick<Config, 'workload' | 'cpus' | 'regionBytes' | 'hogShare' | 'holdMs' | 'poison' | 'poisonByte'>;
 import { HDR_RUN_STATE, HDR_STATE_GEN, MAX_ORDER, METRIC_ALLOCS, METRIC_ALLOC_FAILS, METRIC_ALLOC_NS_MAX, METRIC_ALLOC_NS_TOTAL, METRIC_ALLOC_SAMPLES, METRIC_FREES, METRIC_HIST_BASE, METRIC_HOST_FAULTS, METRIC_LOOPS, METRIC_OPS, METRIC_OWNERSHIP_CHECKS, METRIC_PAGES_TOUCHED, METRIC_POISON_CHECKS, METRIC_REFAULTS, METRIC_STAMP_CHECKS, NIL, PAGE_SIZE, RUN_RUNNING, metricBase, type Views } from '../shm/layout.js';
 import { record } from '../base/hist.js';
 import { GuestMemory } from '../mm/memory.js';
@@ -68,7 +71,7 @@ export class Cpu {
     readonly views: Views,
     readonly zone: Zone,
     readonly cpu: number,
-    readonly cfg: Config,
+    readonly cfg: WorkloadParams,
     seed: number,
   ) {
     this.mem = new GuestMemory(views);
@@ -86,7 +89,7 @@ export class Cpu {
   allocBlock(order: number): number {
     const t0 = performance.now();
     let pfn = this.zone.alloc(order, this.cpu);
-    // Free page hint: reclaim from the balloon's shrinker, then retry (src/hint.ts).
+    // Free page hint: reclaim from the balloon's shrinker, then retry (src/guest/free-page-hint.ts).
     if (pfn === NIL && this.zone.shrinker !== null) pfn = this.allocAfterShrink(order);
     const ns = (performance.now() - t0) * 1e6;
     const m = this.m;

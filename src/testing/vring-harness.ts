@@ -1,6 +1,6 @@
 // Driver-side loops that exercise the ring against the real device role from
 // another thread: the threaded test and bench/vring.ts run them through the
-// thin entry workers/ring-driver.ts. Also the bare Atomics ping-pong the
+// thin entry workers/testing/ring-driver.ts. Also the bare Atomics ping-pong the
 // round trip is compared with. Every wait is bounded.
 
 import { existsSync } from 'node:fs';
@@ -10,8 +10,8 @@ import { Worker } from 'node:worker_threads';
 import { type Config, DEFAULT_CONFIG, layoutParams } from '../sim/config.js';
 import { deviceInit } from '../host/balloon-device.js';
 import { Zone } from '../mm/buddy.js';
-import { DEV_VQ_INDEX, HDR_RUN_STATE, HDR_STATE_GEN, PAGE_SIZE, RUN_RUNNING, RUN_STOPPING, createShared, openShared, threadIds, type Views } from '../shm/layout.js';
-import { Sync, bump, waitWhileEquals } from '../locking/sync.js';
+import { DEV_VQ_INDEX, PAGE_SIZE, RUN_RUNNING, RUN_STOPPING, createShared, openShared, threadIds, type Views } from '../shm/layout.js';
+import { Sync, bump, waitWhileEquals, publishRunState } from '../locking/sync.js';
 import { ENOSPC, VringMem, VringVirtqueue } from '../virtio/ring.js';
 import { negotiateFeatures } from '../virtio/balloon-abi.js';
 
@@ -26,15 +26,13 @@ export function harnessShared(cfg: Config): Views {
   new Zone(views, new Sync(views, threadIds(cfg.cpus).main)).init();
   deviceInit(views, { eventIdx: cfg.eventIdx, vqNumbering: cfg.vqNumbering });
   negotiateFeatures(views, 0xffffffff, cfg.vqNumbering, 0);
-  Atomics.store(views.header, HDR_RUN_STATE, RUN_RUNNING);
-  bump(views.header, HDR_STATE_GEN);
+  publishRunState(views, RUN_RUNNING);
   return views;
 }
 
 /** Main thread: stop the device role (RUN_STOPPING, wake everyone parked on the state word). */
 export function harnessStop(views: Views): void {
-  Atomics.store(views.header, HDR_RUN_STATE, RUN_STOPPING);
-  bump(views.header, HDR_STATE_GEN);
+  publishRunState(views, RUN_STOPPING);
 }
 
 export type HarnessTask =

@@ -3,7 +3,7 @@
 // `struct vring_virtqueue`) and the device side (QEMU hw/virtio/virtio.c,
 // `VirtQueue`).
 //
-// Byte layout (all little-endian; src/layout.ts places the region):
+// Byte layout (all little-endian; src/shm/layout.ts places the region):
 //   desc[N]   at 0:            {le64 addr, le32 len, le16 flags, le16 next}, 16 B each
 //   avail     at 16*N:         {le16 flags, le16 idx, le16 ring[N], le16 used_event}
 //   used      at align(avail end, ringAlign):

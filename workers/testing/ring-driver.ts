@@ -1,6 +1,6 @@
 // Thread entry for the ring harness (threaded test, bench/vring.ts): run one
 // driver loop, the device role, or one side of the bare ping-pong, and post
-// the result back. All logic is in src/vring-harness.ts and src/roles.ts.
+// the result back. All logic is in src/testing/vring-harness.ts and src/sim/roles.ts.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../../src/sim/config.js';
 import { runRole } from '../../src/sim/roles.js';

@@ -37,7 +37,7 @@ export interface HintingStats {
   reporterZoneLockHoldNs: number;
   settleMs?: number;
   settle?: SettleSummary;
-  /** --hinting hint / naive (src/hint-stats.ts). */
+  /** --hinting hint / naive (src/sim/modes/stats.ts). */
   hint?: HintStats;
 }
 
