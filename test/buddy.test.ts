@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { watermarks } from '../src/mm/buddy.js';
-import { FA_HEAD, FA_WORDS, MAX_ORDER, NIL, ZONE_FREE_AREA } from '../src/shm/layout.js';
+import { watermarks, zoneBatchsize, zoneHighsize } from '../src/mm/buddy.js';
+import { SITE_ALLOC, SITE_PCP_DRAIN, SITE_PCP_REFILL } from '../src/locking/sites.js';
+import { FA_HEAD, FA_WORDS, MAX_ORDER, NIL, PAGEBLOCK_ORDER, ZONE_FREE_AREA } from '../src/shm/layout.js';
 import { checkConservation, checkFreeLists } from '../src/check/structure.js';
 import { Rng } from '../src/base/rng.js';
-import { makeWorld } from './helpers.js';
+import { makeWorld, zoneAs } from './helpers.js';
 import { OracleViolation } from '../src/base/errors.js';
-import { PG_ALLOCATED, PG_BUDDY, PG_PCP } from '../src/mm/page.js';
+import { PG_ALLOCATED, PG_BUDDY } from '../src/mm/page.js';
 
 const MiB = 2 ** 20;
 
@@ -157,31 +158,114 @@ describe('buddy allocator', () => {
   });
 });
 
-describe('per-CPU lists (--pcp)', () => {
-  it('refills a batch under one zone-lock hold and drains past high', () => {
-    const { zone } = makeWorld({ zone: { pcp: true, pcpBatch: 8, pcpHigh: 16 } });
-    const first = zone.alloc(0, 0);
+describe('per-CPU lists (struct per_cpu_pages, Linux 6.1)', () => {
+  /** Counts zone lock acquisitions by call site (a LockObserver). */
+  const lockCounter = () => {
+    const sites = new Map<number, number>();
+    return { sites, observer: { acquired: (_l: number, site: number) => void sites.set(site, (sites.get(site) ?? 0) + 1), acquiredContended: (_l: number, site: number) => void sites.set(site, (sites.get(site) ?? 0) + 1), released: () => undefined } };
+  };
+
+  it('sizes batch and high by the kernel rules: zone_batchsize() and zone_highsize()', () => {
+    expect(zoneBatchsize(262144)).toBe(63); // 1 GiB: min(256, 256) / 4 = 64 -> 2^6 - 1
+    expect(zoneBatchsize(16384)).toBe(3); // 64 MiB: 16 / 4 = 4 -> 4 + 2 -> 4 - 1
+    expect(zoneBatchsize(4096)).toBe(1); // 16 MiB: at least 1
+    const w = watermarks(262144);
+    expect(w.low).toBe(1024 + 262); // min 1024 + max(min/4, 0.1% of the zone)
+    expect(zoneHighsize(w.low, 8, 63)).toBe(252); // low/8 = 160 < 4 batches
+    expect(zoneHighsize(w.low, 2, 63)).toBe(643);
+    const { zone } = makeWorld({ memoryBytes: 1024 * MiB, cpus: 8, zone: { pcp: true } });
+    expect([zone.pcpBatch, zone.pcpHigh]).toEqual([63, 252]);
+  });
+
+  it('refills an empty list with a batch (batch >> order blocks, at least 2) under one zone lock hold', () => {
+    const w = makeWorld({ memoryBytes: 64 * MiB, zone: { pcp: true, pcpBatch: 16, pcpHigh: 64 } });
+    const cpu = zoneAs(w, 0);
+    const count = lockCounter();
+    cpu.sync.observer = count.observer;
+    const first = cpu.alloc(0, 0);
     expect(first).not.toBe(NIL);
-    expect(zone.pcpCount(0)).toBe(7); // batch of 8, one handed out
-    const held = [first];
-    for (let i = 0; i < 30; i++) held.push(zone.alloc(0, 0));
-    for (const p of held) zone.free(p, 0, 0);
-    // frees pushed the list to high (16) and each time drained a batch (8)
-    expect(zone.pcpCount(0)).toBeLessThan(16);
-    const c = checkConservation(zone).census;
-    expect(c.pcp).toBe(zone.pcpCount(0));
-    expect(c.buddy + c.pcp).toBe(4096);
-    zone.drainPcp(0);
-    expect(zone.pcpCount(0)).toBe(0);
-    expect(zone.flags(first) & (PG_PCP | PG_ALLOCATED)).toBe(0);
-    assertHealthy(zone);
-    expect(zone.freeArea(MAX_ORDER - 1, 2)).toBe(4);
+    expect(cpu.pcpCount(0)).toBe(15); // a batch of 16, one handed out
+    for (let i = 0; i < 15; i++) cpu.alloc(0, 0);
+    expect(count.sites.get(SITE_PCP_REFILL)).toBe(1); // 16 allocations, one zone lock
+    cpu.alloc(2, 0); // order 2: 16 >> 2 = 4 blocks
+    expect(cpu.pcpCount(0)).toBe(3 * 4);
+    cpu.alloc(PAGEBLOCK_ORDER, 0); // THP list: max(16 >> 9, 2) = 2 blocks
+    expect(cpu.pcpCount(0)).toBe(3 * 4 + 512);
+    expect(count.sites.get(SITE_PCP_REFILL)).toBe(3);
+    expect(count.sites.get(SITE_ALLOC)).toBeUndefined(); // nothing took the plain zone path
+    const c = checkConservation(cpu).census;
+    expect(c.pcp).toBe(cpu.pcpCount(0));
+  });
+
+  it('drains a batch to the buddy lists at pcp->high, doubling the batch on frees with no allocation between (nr_pcp_free)', () => {
+    const w = makeWorld({ memoryBytes: 64 * MiB, zone: { pcp: true, pcpBatch: 8, pcpHigh: 40 } });
+    const cpu = zoneAs(w, 0);
+    const count = lockCounter();
+    cpu.sync.observer = count.observer;
+    const held: number[] = [];
+    for (let i = 0; i < 100; i++) held.push(cpu.alloc(0, 0));
+    const drainsBefore = count.sites.get(SITE_PCP_DRAIN) ?? 0;
+    const counts: number[] = [];
+    for (const p of held) {
+      cpu.free(p, 0, 0);
+      counts.push(cpu.pcpCount(0));
+    }
+    // The first drain at 40 pages returns one batch (8), the next 16, then 32 (capped at high - batch = 32).
+    const drops = counts.flatMap((c, i) => (i > 0 && c < counts[i - 1] ? [counts[i - 1] + 1 - c] : []));
+    expect(drops.slice(0, 3)).toEqual([8, 16, 32]);
+    expect((count.sites.get(SITE_PCP_DRAIN) ?? 0) - drainsBefore).toBe(drops.length); // one zone lock per drain
+    cpu.drainPcp(0);
+    expect(cpu.pcpCount(0)).toBe(0);
+    assertHealthy(cpu);
+    expect(cpu.freePages).toBe(16384);
+  });
+
+  it('a free into a pcp list raises no report request; the drain that merges the pages through __free_one_page does', () => {
+    const w = makeWorld({ memoryBytes: 16 * MiB, zone: { pcp: true, pcpBatch: 8, pcpHigh: 64 } });
+    const cpu = zoneAs(w, 0);
+    const requests: number[] = [];
+    cpu.reportOrder = 3;
+    cpu.onHighOrderFree = (order: number) => requests.push(order);
+    const pages: number[] = [];
+    for (let i = 0; i < 8; i++) pages.push(cpu.alloc(0, 0)); // one refill: pfns 0..7, an aligned order-3 block
+    expect([...pages].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    for (const p of pages) cpu.free(p, 0, 0);
+    expect(cpu.pcpCount(0)).toBe(8);
+    expect(requests).toEqual([]); // on the pcp list: not free in the buddy lists, no request
+    cpu.drainPcp(0);
+    expect(requests.length).toBeGreaterThan(0); // the drain merged them: a request from the merge
+    expect(Math.max(...requests)).toBeGreaterThanOrEqual(3);
+    assertHealthy(cpu);
+  });
+
+  it('frees of orders 1..3 right after a drain, with no allocation between, empty the lists whole (free_high)', () => {
+    const run = (allocBetween: boolean) => {
+      const w = makeWorld({ memoryBytes: 64 * MiB, zone: { pcp: true, pcpBatch: 8, pcpHigh: 40 } });
+      const cpu = zoneAs(w, 0);
+      const held = Array.from({ length: 60 }, () => cpu.alloc(0, 0));
+      const pair = cpu.alloc(1, 0);
+      for (let i = 0; i < 41; i++) cpu.free(held[i], 0, 0); // reaches high: drains, each raising free_factor (to 2)
+      if (allocBetween) {
+        // each allocation halves free_factor: two bring it back to 0
+        const a = [cpu.alloc(0, 0), cpu.alloc(0, 0)];
+        for (const p of a) cpu.free(p, 0, 0);
+      }
+      cpu.free(pair, 1, 0);
+      const left = cpu.pcpCount(0);
+      for (let i = 41; i < 60; i++) cpu.free(held[i], 0, 0);
+      cpu.drainPcp(0);
+      assertHealthy(cpu);
+      return left;
+    };
+    expect(run(false)).toBe(0); // the order-1 free emptied every list
+    expect(run(true)).toBeGreaterThan(20); // after allocations it just joins the list
   });
 
   it('catches a double free through the pcp path', () => {
     const { zone } = makeWorld({ zone: { pcp: true } });
-    const p = zone.alloc(0, 1);
-    zone.free(p, 0, 1);
-    expect(() => zone.free(p, 0, 1)).toThrow(/double free/);
+    const z1 = zone;
+    const p = z1.alloc(0, 1);
+    z1.free(p, 0, 1);
+    expect(() => z1.free(p, 0, 1)).toThrow(/double free/);
   });
 });

@@ -16,7 +16,8 @@ export function makeWorld(opts: { memoryBytes?: number; cpus?: number; zone?: Pa
   const cfg: Config = { ...DEFAULT_CONFIG, seed: 1, memoryBytes: opts.memoryBytes ?? 16 * 2 ** 20, cpus: opts.cpus ?? 2, ...opts.cfg };
   const views = createShared({ cpus: cfg.cpus, memoryBytes: cfg.memoryBytes, queueSize: cfg.queueSize, ringAlign: cfg.ringAlign });
   const sync = new Sync(views, opts.thread ?? threadIds(cfg.cpus).main, { spin: 10, waitTimeoutMs: 500 });
-  const zone = new Zone(views, sync, { ...DEFAULT_ZONE_OPTIONS, ...opts.zone });
+  // The buddy lists alone unless a test asks for the per-CPU lists (the simulator's default is pcp on).
+  const zone = new Zone(views, sync, { ...DEFAULT_ZONE_OPTIONS, pcp: false, ...opts.zone });
   zone.init();
   views.header[HDR_RUN_STATE] = RUN_RUNNING;
   return { views, zone, sync, cfg };

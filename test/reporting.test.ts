@@ -1,13 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, REP_REQUEST_GEN, REP_STATE, threadIds } from '../src/shm/layout.js';
+import { MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, REP_REQUEST_GEN, REP_STATE, threadIds, REP_AER_REFCNT, ZONE_AERATION_REQUESTED } from '../src/shm/layout.js';
 import { GuestMemory } from '../src/mm/memory.js';
 import { checkConservation, checkFreeLists } from '../src/check/structure.js';
-import { PAGE_REPORTING_ACTIVE, PAGE_REPORTING_IDLE, PAGE_REPORTING_REQUESTED, PageReporting, RM_BLOCKS, RM_FAILS, RM_REREPORTED, type ReportSink, type ReportStatus, makeFreeNotifier, requestReporting } from '../src/mm/page-reporting.js';
+import { PAGE_REPORTING_ACTIVE, PAGE_REPORTING_IDLE, PAGE_REPORTING_REQUESTED, PageReporting, makeFreeNotifier, requestReporting } from '../src/mm/page-reporting.js';
 import { Cpu } from '../src/sim/workload.js';
 import { makeWorld, zoneAs, type World } from './helpers.js';
 import { PG_ALLOCATED, PG_REPORTED } from '../src/mm/page.js';
+import { RM_FAILS, RM_REREPORTED, type ReportSink, type ReportStatus } from '../src/mm/reporter-common.js';
+import { makeAeratorNotifier } from '../src/mm/aeration.js';
 
 const MiB = 2 ** 20;
 
@@ -28,11 +30,11 @@ class LocalSink implements ReportSink {
   }
 }
 
-function reporter(w: World, mode: 'reporting' | 'aeration' = 'reporting', capacity = 32) {
+function reporter(w: World, capacity = 32) {
   const thread = threadIds(w.cfg.cpus).reporter;
   const zone = zoneAs(w, thread);
   const sink = new LocalSink(new GuestMemory(w.views), w.views.pages);
-  const opts = { mode, capacity, reportOrder: 9, delayMs: 0 } as const;
+  const opts = { capacity, reportOrder: 9, delayMs: 0 } as const;
   return { pr: new PageReporting(w.views, zone, sink, opts, thread), sink, zone, opts, thread };
 }
 
@@ -63,7 +65,7 @@ describe('page reporting pass', () => {
 
   it('keeps the per-list budget: ceil(nr_free / (capacity * 16)) report calls per list per pass', () => {
     const w = makeWorld({ memoryBytes: 256 * MiB });
-    const { pr, sink } = reporter(w, 'reporting', 2);
+    const { pr, sink } = reporter(w, 2);
     pr.process(); // 64 blocks / (2*16) -> budget 2: 2 full reports, then the leftover flush
     const calls = sink.calls.length;
     expect(calls).toBeLessThanOrEqual(3);
@@ -146,7 +148,7 @@ describe('page reporting pass', () => {
 describe('reporting state machine', () => {
   it('schedules work only on the IDLE -> REQUESTED transition', () => {
     const w = makeWorld();
-    const notify = makeFreeNotifier(w.views, { mode: 'reporting', capacity: 32, reportOrder: 9, delayMs: 0 }, 0);
+    const notify = makeFreeNotifier(w.views, { capacity: 32, reportOrder: 9, delayMs: 0 }, 0);
     const rep = w.views.reporting;
     expect(rep[REP_STATE]).toBe(PAGE_REPORTING_IDLE);
     notify(9);
@@ -180,25 +182,19 @@ describe('reporting state machine', () => {
     expect(pr.process()).toBe(true);
   });
 
-  it('aeration only requests once a free area holds 32 unhinted blocks', () => {
+  it('aeration v1 requests the zone once a free area holds 32 raw blocks; only the first request schedules the work', () => {
     const w = makeWorld({ memoryBytes: 256 * MiB });
-    const notify = makeFreeNotifier(w.views, { mode: 'aeration', capacity: 32, reportOrder: 9, delayMs: 0 }, 0);
-    // 64 unhinted order-10 blocks: over the mark
-    notify(10);
-    expect(w.views.reporting[REP_STATE]).toBe(PAGE_REPORTING_REQUESTED);
+    const notify = makeAeratorNotifier(w.views, 9, 0);
+    const gen0 = w.views.reporting[REP_REQUEST_GEN];
+    notify(10); // 64 raw order-10 blocks: over the mark
+    expect(w.views.zone[ZONE_AERATION_REQUESTED]).toBe(1);
+    expect(w.views.reporting[REP_AER_REFCNT]).toBe(1);
+    expect(w.views.reporting[REP_REQUEST_GEN]).toBe(gen0 + 1);
+    notify(10); // already requested: nothing more
+    expect(w.views.reporting[REP_AER_REFCNT]).toBe(1);
     const small = makeWorld({ memoryBytes: 64 * MiB }); // 16 blocks: under the mark
-    makeFreeNotifier(small.views, { mode: 'aeration', capacity: 32, reportOrder: 9, delayMs: 0 }, 0)(10);
-    expect(small.views.reporting[REP_STATE]).toBe(PAGE_REPORTING_IDLE);
-  });
-
-  it('aeration pass hints all blocks of orders >= 9 in batches of at most 32', () => {
-    const w = makeWorld({ memoryBytes: 512 * MiB });
-    const { pr, sink } = reporter(w, 'aeration');
-    pr.process();
-    expect(sink.calls.flat()).toHaveLength(128);
-    expect(sink.calls.every((b) => b.length <= 32)).toBe(true);
-    expect(w.views.metrics[pr.mb + RM_BLOCKS]).toBe(128);
-    healthy(w);
+    makeAeratorNotifier(small.views, 9, 0)(10);
+    expect(small.views.zone[ZONE_AERATION_REQUESTED]).toBe(0);
   });
 });
 

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MAX_ORDER, METRIC_HOST_FAULTS, METRIC_REFAULTS, NIL, metricBase } from '../src/shm/layout.js';
+import { MAX_ORDER, METRIC_ALLOCS, METRIC_HOST_FAULTS, METRIC_OPS, METRIC_REFAULTS, METRIC_THP_FALLBACKS, NIL, PAGEBLOCK_ORDER, metricBase } from '../src/shm/layout.js';
 import { Cpu } from '../src/sim/workload.js';
 import { makeWorld, zoneAs } from './helpers.js';
 import { OracleViolation } from '../src/base/errors.js';
@@ -99,6 +99,46 @@ describe('workload building blocks', () => {
     const [pfn, order] = cpu.allocLargest(MAX_ORDER - 1);
     expect(pfn).not.toBe(NIL);
     expect(order).toBeLessThan(MAX_ORDER - 1); // the min watermark keeps the second order-10 block from being taken whole
+  });
+});
+
+describe('page_fault1 as will-it-scale runs it: one fault per page, or per 2 MiB with THP', () => {
+  const counters = (w: ReturnType<typeof makeWorld>, cpu: number) => {
+    const m = w.views.metrics;
+    const b = metricBase(cpu);
+    return { ops: m[b + METRIC_OPS], allocs: m[b + METRIC_ALLOCS], fallbacks: m[b + METRIC_THP_FALLBACKS] };
+  };
+
+  it('--thp never: exactly one order-0 allocation per op (page touched), through the pcp list', () => {
+    const w = makeWorld({ memoryBytes: 64 * 2 ** 20, zone: { pcp: true }, cfg: { thp: 'never' } });
+    const cpu = new Cpu(w.views, zoneAs(w, 0), 0, w.cfg, 1);
+    expect(cpu.faultRegion(1000, true)).toBe(1000);
+    const c = counters(w, 0);
+    expect(c).toEqual({ ops: 1000, allocs: 1000, fallbacks: 0 });
+    expect(cpu.held.n).toBe(1000);
+    for (let i = 0; i < cpu.held.n; i++) expect(cpu.held.order[i]).toBe(0);
+    cpu.freeAll();
+    expect(counters(w, 0).ops).toBe(1000);
+  });
+
+  it('--thp always: one order-9 allocation per 2 MiB, order 0 for the rest', () => {
+    const w = makeWorld({ memoryBytes: 64 * 2 ** 20, zone: { pcp: true }, cfg: { thp: 'always' } });
+    const cpu = new Cpu(w.views, zoneAs(w, 0), 0, w.cfg, 1);
+    expect(cpu.faultRegion(2 * 512 + 100, true)).toBe(1124);
+    expect(counters(w, 0)).toEqual({ ops: 1124, allocs: 2 + 100, fallbacks: 0 });
+    expect([...cpu.held.order.subarray(0, cpu.held.n)].filter((o) => o === PAGEBLOCK_ORDER)).toHaveLength(2);
+  });
+
+  it('--thp always with no free order-9 block: the 2 MiB range falls back to order-0 faults (VM_FAULT_FALLBACK)', () => {
+    const w = makeWorld({ memoryBytes: 16 * 2 ** 20, zone: { pcp: true }, cfg: { thp: 'always' } });
+    // Pin one page inside every 2 MiB block: no order-9 block is left free.
+    const pages: number[] = [];
+    for (let p = w.zone.alloc(0, 99); p !== NIL; p = w.zone.alloc(0, 99)) pages.push(p);
+    for (const p of pages) if (p % 512 !== 0) w.zone.free(p, 0, 99);
+    expect(w.zone.freeArea(PAGEBLOCK_ORDER, 2) + w.zone.freeArea(PAGEBLOCK_ORDER + 1, 2)).toBe(0);
+    const cpu = new Cpu(w.views, zoneAs(w, 0), 0, w.cfg, 1);
+    expect(cpu.faultRegion(512, true)).toBe(512);
+    expect(counters(w, 0)).toEqual({ ops: 512, allocs: 512, fallbacks: 1 });
   });
 });
 

@@ -10,7 +10,7 @@
 // 64 MiB with --capacity 4 --report-order 7 (2 MiB per full batch) instead.
 
 import { type OracleName, UsageError } from '../base/errors.js';
-import type { ReporterInjections } from '../mm/page-reporting.js';
+import { type ReporterInjections } from '../mm/reporter-common.js';
 
 export interface InjectionInfo {
   /** What protection is removed, in kernel / device terms. */

@@ -5,7 +5,7 @@
 import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import yargs, { type Argv } from 'yargs';
-import { type Config, DEFAULT_CONFIG, HINTING_MODES, RANGES, SCHED_STRATEGIES, WORKLOADS, choiceFlag, durationFlag, intFlag, powerOfTwoFlag, rerunCommand, sizeFlag } from '../sim/config.js';
+import { type Config, DEFAULT_CONFIG, HINTING_MODES, RANGES, SCHED_STRATEGIES, WORKLOADS, choiceFlag, durationFlag, intFlag, powerOfTwoFlag, rerunCommand, sizeFlag, THP_MODES } from '../sim/config.js';
 import { PAGE_SIZE } from '../shm/layout.js';
 import { LOCKSTAT_FORMATS, LOCKSTAT_SORTS, parseLockstatFlags } from './lockstat-report.js';
 import { loadReplay } from '../sched/control.js';
@@ -25,9 +25,10 @@ export const RUN_OPTIONS = {
   duration: { type: 'string', default: fmtDuration(d.durationMs), describe: `how long the workload runs, ms/s/m suffix (${fmtDuration(r.durationMs.min)}..24h)` },
   seed: { type: 'string', describe: `master seed (${r.seed.min}..${r.seed.max}); default: random, printed first` },
   hinting: { type: 'string', default: d.hinting, describe: `free page hinting mode: ${HINTING_MODES.join(', ')}` },
-  pcp: { type: 'boolean', default: d.pcp, describe: 'per-CPU order-0 page lists (batch refill/drain under the zone lock)' },
-  'pcp-batch': { type: 'string', default: String(d.pcpBatch), describe: `pages moved per pcp refill/drain (${r.pcpBatch.min}..${r.pcpBatch.max})` },
-  'pcp-high': { type: 'string', default: String(d.pcpHigh), describe: `pcp list length that triggers a drain (> --pcp-batch, up to ${r.pcpHigh.max})` },
+  pcp: { type: 'boolean', default: d.pcp, describe: 'per-CPU page lists for orders 0..3 and 9 (THP), refilled and drained in batches under the zone lock, as Linux 6.1 (--no-pcp: every allocation and free takes the zone lock)' },
+  'pcp-batch': { type: 'string', default: 'auto', describe: `pcp->batch: pages per refill/drain; auto = the kernel's zone_batchsize() (63 for 1 GiB) (${r.pcpBatch.min}..${r.pcpBatch.max})` },
+  'pcp-high': { type: 'string', default: 'auto', describe: `pcp->high: pcp pages that trigger a drain; auto = the kernel's zone_highsize() (low watermark / cpus, at least 4 batches) (> batch, up to ${r.pcpHigh.max})` },
+  thp: { type: 'string', default: d.thp, describe: `transparent huge pages for the CPUs' anonymous faults (page_fault1, memhog): ${THP_MODES.join(', ')} (never: an order-0 fault per 4 KiB page; always: an order-9 fault per 2 MiB, falling back to order 0 when no order-9 block is free)` },
   region: { type: 'string', default: 'auto', describe: 'page_fault1: bytes each CPU maps per iteration (K/M/G); auto = 128M, scaled down to 80% of memory / cpus' },
   hog: { type: 'string', default: `${d.hogShare * 100}%`, describe: 'memhog: share of guest memory all CPUs allocate together (1%..95%)' },
   hold: { type: 'string', default: fmtDuration(d.holdMs), describe: 'memhog: how long the memory is held before it is freed (0..1h)' },
@@ -41,7 +42,7 @@ export const RUN_OPTIONS = {
   'event-idx': { type: 'boolean', default: d.eventIdx, describe: 'offer VIRTIO_RING_F_EVENT_IDX: notification suppression with used_event/avail_event (vring_need_event)' },
   'vq-numbering': { type: 'string', default: d.vqNumbering, describe: 'balloon queue numbering: spec (reporting queue is index 4) or linux (only existing queues numbered, as Linux/QEMU/Firecracker)' },
   'poison-policy': { type: 'string', default: d.poisonPolicy, describe: 'device with PAGE_POISON and poison_val != 0: skip (do not discard, as QEMU) or fill (discard, then write poison_val)' },
-  'report-delay': { type: 'string', default: fmtDuration(d.reportDelayMs), describe: `delay from a report request to the pass (PAGE_REPORTING_DELAY; the kernel uses 2s) (0..1m)` },
+  'report-delay': { type: 'string', default: 'auto', describe: `delay from a report request to the pass; auto = the kernel's: PAGE_REPORTING_DELAY (2s) for reporting, HZ/10 (100ms) for aeration v1 (0..1m)` },
   capacity: { type: 'string', default: String(d.capacity), describe: `blocks per report, a power of 2 <= --queue-size (PAGE_REPORTING_CAPACITY; aeration: <= 32) (${r.capacity.min}..${r.capacity.max})` },
   'report-order': { type: 'string', default: String(d.reportOrder), describe: `smallest order reported (pageblock order) (${r.reportOrder.min}..${r.reportOrder.max})` },
   'settle-timeout': { type: 'string', default: fmtDuration(d.settleTimeoutMs), describe: 'after the workload, how long the reporter may take to return free memory before the reported-accounting check (0..10m)' },
@@ -85,8 +86,9 @@ export function parseRunFlags(a: RawFlags): Config {
     seed,
     hinting: choiceFlag('hinting', a.hinting, HINTING_MODES),
     pcp: Boolean(a.pcp),
-    pcpBatch: intFlag('pcp-batch', a['pcp-batch'], r.pcpBatch),
-    pcpHigh: intFlag('pcp-high', a['pcp-high'], r.pcpHigh),
+    pcpBatch: a['pcp-batch'] === undefined || a['pcp-batch'] === 'auto' ? 0 : intFlag('pcp-batch', a['pcp-batch'], r.pcpBatch),
+    pcpHigh: a['pcp-high'] === undefined || a['pcp-high'] === 'auto' ? 0 : intFlag('pcp-high', a['pcp-high'], r.pcpHigh),
+    thp: choiceFlag('thp', a.thp ?? d.thp, THP_MODES),
     regionBytes,
     hogShare: hog,
     holdMs: durationFlag('hold', a.hold, r.holdMs),
@@ -95,7 +97,7 @@ export function parseRunFlags(a: RawFlags): Config {
     spin: intFlag('spin', a.spin, r.spin),
     queueSize: powerOfTwoFlag('queue-size', a['queue-size'], r.queueSize),
     ringAlign,
-    reportDelayMs: durationFlag('report-delay', a['report-delay'], r.reportDelayMs),
+    reportDelayMs: a['report-delay'] === undefined || a['report-delay'] === 'auto' ? null : durationFlag('report-delay', a['report-delay'], r.reportDelayMs),
     capacity: powerOfTwoFlag('capacity', a.capacity, r.capacity),
     reportOrder: intFlag('report-order', a['report-order'], r.reportOrder),
     settleTimeoutMs: durationFlag('settle-timeout', a['settle-timeout'], r.settleTimeoutMs),

@@ -8,15 +8,16 @@ import type { HintStats } from '../sim/modes/stats.js';
 import type { CpuTimeStats, RoleCpuTime } from '../sim/cputime.js';
 import { schedJson, schedLines } from './schedule-report.js';
 import { fmtBytes, fmtDuration } from '../base/units.js';
+import { reportDelayMs } from '../sim/modes/index.js';
 
 export function configLines(c: Config): string[] {
   return [
     `balloon-sim: seed ${c.seed}`,
     `config: cpus=${c.cpus} workload=${c.workload} memory=${fmtBytes(c.memoryBytes)} duration=${fmtDuration(c.durationMs)} hinting=${c.hinting} ` +
-      `pcp=${c.pcp ? `on(batch=${c.pcpBatch},high=${c.pcpHigh})` : 'off'} region=${c.regionBytes ? fmtBytes(c.regionBytes) : 'auto'} hog=${Math.round(c.hogShare * 1000) / 10}% hold=${fmtDuration(c.holdMs)} ` +
+      `pcp=${c.pcp ? `on(batch=${c.pcpBatch || 'auto'},high=${c.pcpHigh || 'auto'})` : 'off'} thp=${c.thp} region=${c.regionBytes ? fmtBytes(c.regionBytes) : 'auto'} hog=${Math.round(c.hogShare * 1000) / 10}% hold=${fmtDuration(c.holdMs)} ` +
       `check-interval=${c.checkIntervalMs ? fmtDuration(c.checkIntervalMs) : 'end-only'} wait-timeout=${fmtDuration(c.waitTimeoutMs)} spin=${c.spin} queue-size=${c.queueSize} ring-align=${c.ringAlign} poison=${c.poison ? '0x' + c.poisonByte.toString(16) : 'off'} lockstat=${c.lockstat ? 'on' : 'off'} ` +
       `event-idx=${c.eventIdx ? 'on' : 'off'} vq-numbering=${c.vqNumbering} poison-policy=${c.poisonPolicy} discard=${c.discard ? 'on' : 'off'} ` +
-      `report-delay=${fmtDuration(c.reportDelayMs)} capacity=${c.capacity} report-order=${c.reportOrder} settle-timeout=${fmtDuration(c.settleTimeoutMs)} page-poison-feature=${c.pagePoisonFeature ? 'on' : 'off'} prefault=${c.prefault ? 'on' : 'off'} inject=${c.inject?.length ? c.inject.join(',') : 'none'}` +
+      `report-delay=${c.reportDelayMs === null ? `auto(${fmtDuration(reportDelayMs(c))})` : fmtDuration(c.reportDelayMs)} capacity=${c.capacity} report-order=${c.reportOrder} settle-timeout=${fmtDuration(c.settleTimeoutMs)} page-poison-feature=${c.pagePoisonFeature ? 'on' : 'off'} prefault=${c.prefault ? 'on' : 'off'} inject=${c.inject?.length ? c.inject.join(',') : 'none'}` +
       (c.hinting === 'hint' ? ` hint-interval=${fmtDuration(c.hintIntervalMs)} hint-action=${c.hintAction} hint-done-after=${fmtDuration(c.hintDoneAfterMs)} hint-shrink=${c.hintShrinkBlocks}` : ''),
   ];
 }
@@ -61,7 +62,8 @@ export function resultText(r: RunResult): string {
     else {
       out.push(`hinting: ${h.mode}: ${num(h.reports)} reports, ${num(h.reportedBlocks)} blocks, ${fmtBytes(h.reportedBytes)} reported, ${num(h.reReportedBlocks)} re-reported after merging, ${num(h.failedReports)} failed`);
       out.push(`  round trip p50 ${ns(h.roundTripNs.p50)} p99 ${ns(h.roundTripNs.p99)}; ${num(h.passes)} passes from ${num(h.requests)} requests; reporter held the zone lock ${ns(h.reporterZoneLockHoldNs)} in all`);
-      if (h.passesSkippedBelowWatermark || h.isolationsRefusedByMinWatermark) out.push(`  watermarks: ${h.passesSkippedBelowWatermark} passes skipped (zone below low + capacity << order), ${h.isolationsRefusedByMinWatermark} isolations refused (min)`);
+      if (h.passesSkippedBelowWatermark || h.isolationsRefusedByMinWatermark) out.push(`  watermarks: ${h.passesSkippedBelowWatermark} passes skipped (zone not above low + capacity << order), ${h.isolationsRefusedByMinWatermark} isolations refused (min)`);
+      out.push(`  isolation: at most ${fmtBytes(h.isolatedPagesMax * 4096)} isolated at once; ${fmtBytes(h.isolatedBelowMinPages * 4096)} isolated below the min watermark; ${num(h.allocFailuresWhileIsolated)} CPU allocation failures while blocks were isolated`);
       if (h.settle) out.push(`  settled in ${h.settleMs} ms: host RSS ${fmtBytes(h.settle.rssBytes)}${h.settle.excuses.length ? '; ' + h.settle.excuses.join('; ') : ''}`);
     }
   }

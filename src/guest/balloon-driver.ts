@@ -10,11 +10,10 @@
 
 import { SITE_BALLOON_REACT } from '../locking/sites.js';
 import { LOCK_BALLOON, PAGE_SHIFT, PAGE_SIZE, DEV_FEATURES_NEGOTIATED, DEV_VQ_INDEX, metricBase, threadIds, type Views } from '../shm/layout.js';
-import { RM_RING_CHECKS } from '../mm/page-reporting.js';
-import type { ReportSink, ReportStatus } from '../mm/page-reporting.js';
 import { LivenessError, type Sync } from '../locking/sync.js';
 import { ENOSPC, VIRTIO_RING_F_EVENT_IDX, VringMem, VringVirtqueue } from '../virtio/ring.js';
 import { hasFeature, HINTS_MAX, VIRTIO_BALLOON_F_PAGE_POISON } from '../virtio/balloon-abi.js';
+import { RM_RING_CHECKS, type ReportSink, type ReportStatus } from '../mm/reporter-common.js';
 
 export interface BalloonDriverOptions {
   mode: 'reporting' | 'aeration';

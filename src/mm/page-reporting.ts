@@ -1,7 +1,7 @@
-// The guest's free page reporting worker (mm/page_reporting.c) and the
-// aeration v1 variant (Duyck, 2019), as pure logic over the shared zone. The reporter reaches
-// the device only through the narrow ReportSink contract; it never touches
-// ring code.
+// The guest's free page reporting worker (mm/page_reporting.c, Linux 5.7+),
+// as pure logic over the shared zone. The reporter reaches the device only
+// through the narrow ReportSink contract (src/mm/reporter-common.ts); it
+// never touches ring code. Aeration v1 is src/mm/aeration.ts.
 //
 // State machine (docs/DESIGN.md §5), one Int32 word REP_STATE:
 //   IDLE --(free path frees a block of order >= report order)--> REQUESTED
@@ -12,38 +12,12 @@
 //        the pass (state went back to REQUESTED), the work is rescheduled.
 
 import { type Zone } from './buddy.js';
-import {
-  FA_HEAD,
-  FA_NR_FREE,
-  FA_NR_REPORTED,
-  FA_WORDS,
-  HDR_RUN_STATE,
-  HDR_STATE_GEN,
-  LOCK_ZONE,
-  MAX_ORDER,
-  METRIC_EXTRA,
-  METRIC_HIST_BASE,
-  NIL,
-  PAGE_WORDS,
-  PG_FLAGS,
-  PG_NEXT,
-  REP_REQUEST_GEN,
-  REP_STATE,
-  RUN_RUNNING,
-  RUN_SETTLING,
-  ZONE_FREE_AREA,
-  ZONE_FREE_PAGES,
-  ZONE_ISOLATED_PAGES,
-  ZONE_WMARK_LOW,
-  ZONE_WMARK_MIN,
-  metricBase,
-  type Views,
-} from '../shm/layout.js';
-import { record } from '../base/hist.js';
-import { ORDER_SHIFT, describeFlags, PG_BUDDY, PG_ISOLATED, PG_REPORTED, PG_STATE_MASK } from './page.js';
-import { SP_STATE, bump, clockMs, schedActive, schedPoint, waitWhileEquals } from '../locking/sync.js';
+import { FA_HEAD, FA_NR_FREE, FA_WORDS, MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, PG_NEXT, REP_REQUEST_GEN, REP_STATE, ZONE_FREE_AREA, ZONE_FREE_PAGES, ZONE_WMARK_LOW, ZONE_WMARK_MIN, metricBase, type Views } from '../shm/layout.js';
+import { ORDER_SHIFT, describeFlags, PG_BUDDY, PG_REPORTED, PG_STATE_MASK } from './page.js';
+import { SP_STATE, bump, schedPoint, waitWhileEquals } from '../locking/sync.js';
 import { OracleViolation } from '../base/errors.js';
 import { SITE_REPORT_DRAIN, SITE_REPORT_ISOLATE } from '../locking/sites.js';
+import { CM_REPORT_REQUESTS, RM_ISOLATE_WMARK, RM_PASSES, RM_REQUESTS_AT_PASS_END, RM_REQUESTS_SEEN, RM_SET_REPORTED, RM_SKIPPED_WMARK, type ReportSink, type ReportStatus, ReporterBase, type ReporterInjections, injectedWindow } from './reporter-common.js';
 
 export const PAGE_REPORTING_IDLE = 0;
 export const PAGE_REPORTING_REQUESTED = 1;
@@ -53,47 +27,7 @@ export const PAGE_REPORTING_CAPACITY = 32;
 /** Aeration v1's trigger: unhinted blocks in a free area past this. */
 export const AERATION_HIGH_WATER = 32;
 
-export type ReportStatus = 'ok' | 'error';
-
-/** The one contract between the reporter and the device (driver side). */
-export interface ReportSink {
-  /** Hand blocks [start, start+count) of (pfns, orders) to the host and wait for the acknowledgement. */
-  report(pfns: Int32Array, orders: Uint8Array, start: number, count: number): ReportStatus;
-}
-
-// Reporter metric fields (Float64, in the reporter thread's metric slot).
-export const RM_REPORTS = METRIC_EXTRA + 0; // report() calls
-export const RM_BLOCKS = METRIC_EXTRA + 1; // blocks handed to the device
-export const RM_PAGES = METRIC_EXTRA + 2; // pages handed to the device
-export const RM_REREPORTED = METRIC_EXTRA + 3; // blocks holding pages reported before (merged, reported again at a higher order)
-export const RM_FAILS = METRIC_EXTRA + 4; // report() calls that failed
-export const RM_PASSES = METRIC_EXTRA + 5; // page_reporting_process runs
-export const RM_LOCK_HOLD_NS = METRIC_EXTRA + 6; // reporter time holding the zone lock
-export const RM_RT_NS_TOTAL = METRIC_EXTRA + 7; // report round trips, total
-export const RM_SKIPPED_WMARK = METRIC_EXTRA + 8; // passes skipped: zone below low + capacity << order
-export const RM_ISOLATE_WMARK = METRIC_EXTRA + 9; // isolations refused by the min watermark
-export const RM_SET_REPORTED = METRIC_EXTRA + 10; // blocks flagged Reported by drain
-export const RM_RT_NS_MAX = METRIC_EXTRA + 11;
-export const RM_REQUESTS_SEEN = METRIC_EXTRA + 12; // times the work was scheduled
-/** Requests raised between a pass's final compareExchange (ACTIVE -> IDLE) and the reporter's next wait: seen only because the generation was read before the exchange. */
-export const RM_REQUESTS_AT_PASS_END = METRIC_EXTRA + 13;
-// Used elements the driver collected and validated (the `ring` oracle's runs);
-// far from the fields above so other reporter counters can be added freely.
-export const RM_RING_CHECKS = METRIC_EXTRA + 40;
-// CPU metric field: requests this CPU raised from its free path.
-export const CM_REPORT_REQUESTS = METRIC_EXTRA + 0;
-
-/** Reporter-side switches, carried in ReportingOptions. */
-export interface ReporterInjections {
-  noIsolate: boolean;
-  earlyPutback: boolean;
-  noReportedSkip: boolean;
-  noZoneLock: boolean;
-  lostWakeup: boolean;
-}
-
 export interface ReportingOptions {
-  mode: 'reporting' | 'aeration';
   capacity: number;
   reportOrder: number;
   delayMs: number;
@@ -109,23 +43,6 @@ export interface ReportingOptions {
 }
 
 /**
- * Injection `lost-wakeup`: how long each side is held up between its plain
- * load of the state and its plain store: the worker at the end of a pass
- * (ACTIVE -> IDLE; a kworker can be preempted there), the free path between
- * reading the state and writing REQUESTED (an interrupt on that CPU). Without
- * it the window is a few nanoseconds and the race would need hours; 1 ms on
- * both sides makes it show within a run at --report-delay 0.
- */
-export const LOST_WAKEUP_WINDOW_MS = 1;
-const windowWord = new Int32Array(new SharedArrayBuffer(4));
-/** Under --sched, make the split read-modify-write a scheduling point (true); running free, false. */
-function inSchedPoint(obj: number): boolean {
-  if (!schedActive()) return false;
-  schedPoint(SP_STATE, obj);
-  return true;
-}
-
-/**
  * page_reporting_notify_free(): called from the free path (zone lock held)
  * after a block of order >= report order landed on a free list.
  */
@@ -135,11 +52,6 @@ export function makeFreeNotifier(views: Views, opts: ReportingOptions, thread: n
   const mb = metricBase(thread);
   const z = views.zone;
   return (order: number) => {
-    if (opts.mode === 'aeration') {
-      // The seed triggers on a free area's count of not-yet-hinted blocks.
-      const fa = ZONE_FREE_AREA + order * FA_WORDS;
-      if (z[fa + FA_NR_FREE] - z[fa + FA_NR_REPORTED] < AERATION_HIGH_WATER) return;
-    }
     // Cheap check first: if a request is already pending, nothing to do.
     if (Atomics.load(rep, REP_STATE) === PAGE_REPORTING_REQUESTED) return;
     if (opts.inject?.lostWakeup) {
@@ -148,8 +60,7 @@ export function makeFreeNotifier(views: Views, opts: ReportingOptions, thread: n
       // woken: we read ACTIVE, so we do not schedule, then store REQUESTED
       // over its IDLE, and every later free path sees REQUESTED and returns.
       const prev = Atomics.load(rep, REP_STATE);
-      // Interrupted here: a real pause when running free, a scheduling point under --sched.
-      if (!inSchedPoint(REP_STATE)) Atomics.wait(windowWord, 0, 0, LOST_WAKEUP_WINDOW_MS);
+      injectedWindow(REP_STATE); // interrupted here
       Atomics.store(rep, REP_STATE, PAGE_REPORTING_REQUESTED);
       if (prev !== PAGE_REPORTING_IDLE) return;
       m[mb + CM_REPORT_REQUESTS]++;
@@ -174,39 +85,15 @@ export function requestReporting(views: Views): void {
   if (prev === PAGE_REPORTING_IDLE) bump(views.reporting, REP_REQUEST_GEN);
 }
 
-export class PageReporting {
-  readonly sgPfn: Int32Array;
-  readonly sgOrder: Uint8Array;
-  readonly m: Float64Array;
-  readonly mb: number;
-  private readonly rep: Int32Array;
-  private readonly pages: Int32Array;
-  private readonly z: Int32Array;
-
+export class PageReporting extends ReporterBase {
   constructor(
-    readonly views: Views,
-    readonly zone: Zone,
-    readonly sink: ReportSink,
+    views: Views,
+    zone: Zone,
+    sink: ReportSink,
     readonly opts: ReportingOptions,
-    readonly thread: number,
+    thread: number,
   ) {
-    this.sgPfn = new Int32Array(opts.capacity);
-    this.sgOrder = new Uint8Array(opts.capacity);
-    this.m = views.metrics;
-    this.mb = metricBase(thread);
-    this.rep = views.reporting;
-    this.pages = views.pages;
-    this.z = views.zone;
-    this.inj = { noIsolate: false, earlyPutback: false, noReportedSkip: false, noZoneLock: false, lostWakeup: false, ...opts.inject };
-  }
-
-  /** Fault injection switches (all false in a normal run). */
-  private readonly inj: ReporterInjections;
-
-  /** True while the reporter should serve: the run is RUNNING or SETTLING. */
-  serving(): boolean {
-    const s = Atomics.load(this.views.header, HDR_RUN_STATE);
-    return s === RUN_RUNNING || s === RUN_SETTLING;
+    super(views, zone, sink, opts.capacity, thread, opts.inject);
   }
 
   /**
@@ -240,17 +127,6 @@ export class PageReporting {
   /** REP_REQUEST_GEN as process() read it just before its final compareExchange. */
   private genAtPassEnd = 0;
 
-  private sleep(ms: number): void {
-    const h = this.views.header;
-    // clockMs(): logical time when scheduled (--sched), wall time otherwise.
-    const deadline = clockMs() + ms;
-    for (;;) {
-      const left = deadline - clockMs();
-      if (left <= 0 || !this.serving()) return;
-      waitWhileEquals(h, HDR_STATE_GEN, Atomics.load(h, HDR_STATE_GEN), Math.min(left, 50), () => !this.serving());
-    }
-  }
-
   /** page_reporting_process(): one pass. Returns true if it must run again. */
   process(): boolean {
     // ACTIVE lets us see requests that arrive during the pass.
@@ -271,8 +147,7 @@ export class PageReporting {
       // store; a request stored in between is overwritten with IDLE.
       prev = Atomics.load(this.rep, REP_STATE);
       if (prev === PAGE_REPORTING_ACTIVE) {
-        // Preempted here: a real pause when running free, a scheduling point under --sched.
-        if (!inSchedPoint(REP_STATE)) Atomics.wait(windowWord, 0, 0, LOST_WAKEUP_WINDOW_MS);
+        injectedWindow(REP_STATE); // preempted here
         Atomics.store(this.rep, REP_STATE, PAGE_REPORTING_IDLE);
       }
     } else prev = Atomics.compareExchange(this.rep, REP_STATE, PAGE_REPORTING_ACTIVE, PAGE_REPORTING_IDLE);
@@ -289,20 +164,17 @@ export class PageReporting {
   /** page_reporting_process_zone(). */
   processZone(): ReportStatus {
     const { capacity, reportOrder } = this.opts;
-    // Only run if the zone has headroom: low watermark + a full batch of the report order.
+    // Generate minimum watermark to be able to guarantee progress: the low
+    // watermark plus a full batch of the report order, and the zone must be
+    // strictly above it (zone_watermark_ok(): free <= mark fails).
     const watermark = this.z[ZONE_WMARK_LOW] + (capacity << reportOrder);
-    if (this.z[ZONE_FREE_PAGES] < watermark) {
+    if (this.z[ZONE_FREE_PAGES] <= watermark) {
       this.m[this.mb + RM_SKIPPED_WMARK]++;
       return 'ok';
     }
     const off = { offset: capacity };
     let err: ReportStatus = 'ok';
-    if (this.opts.mode === 'reporting') {
-      for (let order = reportOrder; order < MAX_ORDER && err === 'ok'; order++) err = this.cycle(order, off);
-    } else {
-      // aeration: fill from the highest order down, batch after batch
-      for (let order = MAX_ORDER - 1; order >= reportOrder && err === 'ok'; order--) err = this.cycle(order, off);
-    }
+    for (let order = reportOrder; order < MAX_ORDER && err === 'ok'; order++) err = this.cycle(order, off);
     // Report the partly filled list before going idle.
     const leftover = capacity - off.offset;
     if (leftover > 0 && this.serving()) {
@@ -334,20 +206,6 @@ export class PageReporting {
     return err;
   }
 
-  private lockT0 = 0;
-  private locked = false;
-  private lockZone(site: number): void {
-    this.zone.sync.lock(LOCK_ZONE, site);
-    this.locked = true;
-    this.lockT0 = performance.now();
-  }
-  private unlockZone(): void {
-    if (!this.locked) return; // an exception escaped while the lock was dropped
-    this.locked = false;
-    this.m[this.mb + RM_LOCK_HOLD_NS] += (performance.now() - this.lockT0) * 1e6;
-    this.zone.sync.unlock(LOCK_ZONE);
-  }
-
   /** page_reporting_cycle(): isolate, rotate, report, drain one free list. */
   cycle(order: number, off: { offset: number }): ReportStatus {
     const z = this.z;
@@ -361,9 +219,8 @@ export class PageReporting {
     const noLock = this.inj.noZoneLock;
     if (!noLock) this.lockZone(SITE_REPORT_ISOLATE);
     try {
-      // Per-list budget of report calls in this pass.
-      // (Aeration v1 had no budget: it drains a free area in one go.)
-      let budget = this.opts.mode === 'reporting' ? Math.ceil(z[fa + FA_NR_FREE] / (capacity * 16)) : Infinity;
+      // Per-list budget of report calls in this pass (PAGE_REPORTING_CAPACITY * 16 blocks per call).
+      let budget = Math.ceil(z[fa + FA_NR_FREE] / (capacity * 16));
       let pfn = z[fa + FA_HEAD];
       let next = NIL;
       // Bound the walk. Between two restarts the zone lock is held, so the
@@ -463,32 +320,25 @@ export class PageReporting {
 
   /** __isolate_free_page(): take a free block off its list for reporting. Zone lock held. */
   isolate(pfn: number, order: number): boolean {
-    const z = this.z;
-    if (z[ZONE_FREE_PAGES] - (1 << order) < z[ZONE_WMARK_MIN]) {
+    // Obey watermarks as if the block were being allocated: the zone must
+    // stay strictly above min + 2^order (zone_watermark_ok() on a raised
+    // order-0 watermark).
+    if (!this.zone.watermarkOk(0, this.z[ZONE_WMARK_MIN] + (1 << order))) {
       this.m[this.mb + RM_ISOLATE_WMARK]++;
       return false;
     }
     // INJECTED (no-isolate): the block is sent but stays on the free list.
     if (this.inj.noIsolate) return true;
-    this.zone.delFromFreeList(pfn, order);
-    this.zone.setHead(pfn, PG_ISOLATED, order);
-    this.zone.setOwner(pfn, this.thread);
-    z[ZONE_FREE_PAGES] -= 1 << order;
-    z[ZONE_ISOLATED_PAGES] += 1 << order;
+    this.isolateBlock(pfn, order);
     return true;
   }
 
   /** page_reporting_drain(): put isolated blocks back; flag Reported only if still a free block of the same order. Zone lock held. */
   drain(start: number, count: number, reported: boolean): void {
-    const z = this.z;
     for (let i = start; i < start + count; i++) {
       const pfn = this.sgPfn[i];
       const order = this.sgOrder[i];
-      const f = this.pages[pfn * PAGE_WORDS + PG_FLAGS];
-      if ((f & PG_STATE_MASK) !== PG_ISOLATED || f >>> ORDER_SHIFT !== order || this.zone.owner(pfn) !== this.thread) {
-        throw new OracleViolation({ oracle: 'ownership', message: `reporter drain: isolated block pfn ${pfn} order ${order} is now ${describeFlags(f & 0xffffff)} order ${f >>> ORDER_SHIFT} owner ${this.zone.owner(pfn)}: someone took a block while it was in flight`, pfn });
-      }
-      z[ZONE_ISOLATED_PAGES] -= 1 << order;
+      this.releaseIsolated(i);
       // __putback_isolated_page(): back through the free path without
       // raising a new report request (FPI_SKIP_REPORT_NOTIFY), to the tail.
       this.zone.freeOneLocked(pfn, order, true, false);
@@ -501,40 +351,4 @@ export class PageReporting {
       }
     }
   }
-
-  /** One report() call with metrics around it. */
-  reportBatch(start: number, count: number): ReportStatus {
-    const m = this.m;
-    const mb = this.mb;
-    let pages = 0;
-    let again = 0;
-    const host = this.views.hostResident;
-    const dOff = this.views.layout.hostWords;
-    for (let i = start; i < start + count; i++) {
-      const order = this.sgOrder[i];
-      pages += 1 << order;
-      // Re-reported: some page of this block was discarded before and not touched since.
-      const pfn = this.sgPfn[i];
-      for (let w = pfn >>> 5; w < (pfn + (1 << order)) >>> 5; w++) {
-        if (host[dOff + w] !== 0) {
-          again++;
-          break;
-        }
-      }
-    }
-    const t0 = performance.now();
-    const st = this.sink.report(this.sgPfn, this.sgOrder, start, count);
-    const ns = (performance.now() - t0) * 1e6;
-    m[mb + RM_REPORTS]++;
-    m[mb + RM_RT_NS_TOTAL] += ns;
-    if (ns > m[mb + RM_RT_NS_MAX]) m[mb + RM_RT_NS_MAX] = ns;
-    record(m, mb + METRIC_HIST_BASE, ns);
-    if (st === 'ok') {
-      m[mb + RM_BLOCKS] += count;
-      m[mb + RM_PAGES] += pages;
-      m[mb + RM_REREPORTED] += again;
-    } else m[mb + RM_FAILS]++;
-    return st;
-  }
 }
-

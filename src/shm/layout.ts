@@ -40,8 +40,12 @@ export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
 /** Orders 0..MAX_ORDER-1 as in Linux before 6.4 (MAX_ORDER 11: largest block 4 MiB). */
 export const MAX_ORDER = 11;
+/** pageblock_order (HPAGE_PMD_ORDER on x86-64 with 4 KiB pages): 2 MiB, the THP size and the default report order. */
+export const PAGEBLOCK_ORDER = 9;
+/** PAGE_ALLOC_COSTLY_ORDER: orders above it are costly; pcp lists hold orders up to it (and pageblock order). */
+export const PAGE_ALLOC_COSTLY_ORDER = 3;
 export const LAYOUT_MAGIC = 0x42414c4e; // 'BALN'
-export const LAYOUT_VERSION = 5; // 4: lockstat slot layout (LS_*), LOCK_SITE; 5: sched region
+export const LAYOUT_VERSION = 6; // 4: lockstat slot layout (LS_*), LOCK_SITE; 5: sched region; 6: pcp lists per order, aeration boundaries
 export const CACHE_LINE = 64;
 export const NIL = -1; // "no page" in free-list links
 
@@ -140,8 +144,15 @@ export const PG_OWNER = 3; // thread id + 1 of the allocator/isolator; 0 = none
 export const FA_HEAD = 0;
 export const FA_TAIL = 1;
 export const FA_NR_FREE = 2;
-export const FA_NR_REPORTED = 3;
-export const FA_WORDS = 4;
+export const FA_NR_REPORTED = 3; // PageReported (aeration v1: PageAerated) blocks on the list
+/**
+ * Aeration v1's boundary (mm/aeration.c boundary[order][mt]): while
+ * ZONE_AERATION_ACTIVE, the first aerated block of this list; raw blocks
+ * freed "to the tail" go in front of it, so the aerated blocks stay one run
+ * at the list's end. NIL when not active (src/mm/aeration.ts).
+ */
+export const FA_BOUNDARY = 4;
+export const FA_WORDS = 5;
 export const ZONE_FREE_AREA = 0; // MAX_ORDER * FA_WORDS words
 export const ZONE_FREE_PAGES = MAX_ORDER * FA_WORDS; // pages in buddy free lists
 export const ZONE_WMARK_MIN = ZONE_FREE_PAGES + 1;
@@ -156,10 +167,22 @@ export const ZONE_BALLOON_PAGES = ZONE_FREE_PAGES + 7; // pages held by the hint
 export const ZONE_BALLOON_LIST_HEAD = ZONE_FREE_PAGES + 8;
 /** Blocks on the balloon's free_page_list (num_free_page_blocks minus those still in flight). Zone lock held. */
 export const ZONE_BALLOON_LIST_BLOCKS = ZONE_FREE_PAGES + 9;
-export const ZONE_WORDS_FIXED = 64;
-// per-CPU pcp line (Int32 words)
-export const PCP_HEAD = 0;
-export const PCP_COUNT = 1;
+/** pcp->batch and pcp->high, the same for every CPU (zone_batchsize, zone_highsize; src/mm/buddy.ts). */
+export const ZONE_PCP_BATCH = ZONE_FREE_PAGES + 10;
+export const ZONE_PCP_HIGH = ZONE_FREE_PAGES + 11;
+/** Aeration v1 zone flags (ZONE_AERATION_REQUESTED / ZONE_AERATION_ACTIVE bits of zone->flags), 0 or 1, zone lock held. */
+export const ZONE_AERATION_REQUESTED = ZONE_FREE_PAGES + 12;
+export const ZONE_AERATION_ACTIVE = ZONE_FREE_PAGES + 13;
+export const ZONE_WORDS_FIXED = 96;
+// per-CPU pcp line (Int32 words), one 64-byte line per CPU (struct per_cpu_pages)
+/** Pages on all of this CPU's pcp lists (pcp->count). */
+export const PCP_COUNT = 0;
+/** pcp->free_factor: doubles the drain batch on frees without allocations in between. */
+export const PCP_FREE_FACTOR = 1;
+/** List i (pindex, see pcpListOf in src/mm/buddy.ts): head pfn at PCP_LISTS + 2i, tail pfn at PCP_LISTS + 2i + 1 (NIL: empty). */
+export const PCP_LISTS = 2;
+/** pcp lists per CPU: orders 0..PAGE_ALLOC_COSTLY_ORDER (3) and pageblock order (one migratetype modelled). */
+export const NR_PCP_LISTS = 5;
 export const PCP_LINE_WORDS = CACHE_LINE / 4;
 
 // ---- device (Int32 words) ----
@@ -194,6 +217,10 @@ export const DEV_WORDS = 128;
 // ---- reporting (Int32 words) ----
 export const REP_STATE = 0; // PAGE_REPORTING_IDLE / REQUESTED / ACTIVE
 export const REP_REQUEST_GEN = 16; // bumped by the free path on a request; reporter waits on it
+/** Aeration v1 (src/mm/aeration.ts): aerator_dev_info->refcnt, requesting zones plus one while the worker cycles. */
+export const REP_AER_REFCNT = 17;
+/** Aeration v1: the driver's hint buffer page, pfn + 1 (0: none); read by the settle check after the driver freed it. */
+export const REP_AER_HINT_PFN1 = 18;
 /** Free page hint driver (src/guest/free-page-hint.ts): HINT_DRV_* state of the reporter thread's driver (main reads it to settle). */
 export const REP_HINT_DRIVER_STATE = 32;
 /** Free page hint: bumped (and notified) by the driver after it moves acknowledged blocks onto the
@@ -218,6 +245,7 @@ export const METRIC_POISON_CHECKS = 11;
 export const METRIC_OWNERSHIP_CHECKS = 12;
 export const METRIC_OS_TID = 13; // the role's OS thread id, for main's schedstat snapshots (src/sim/cputime.ts)
 export const METRIC_HOST_FAULTS = 14; // host faults on first touch (a page the host never backed); refaults are METRIC_REFAULTS
+export const METRIC_THP_FALLBACKS = 15; // --thp always: 2 MiB faults that fell back to order 0 (no order-9 block)
 export const METRIC_EXTRA = 16; // role-specific counters from here (see the role's module)
 export const METRIC_HIST_BASE = 64; // alloc latency histogram (src/base/hist.ts), HIST_BUCKETS Float64 counters
 
@@ -435,6 +463,8 @@ export function assertLayout(l: Layout): void {
   if (PAGE_WORDS * 4 > 32) throw new Error('layout: struct page exceeds 32 bytes');
   if ((LS_HOLD_HIST + HIST_BUCKETS) * 8 > LOCKSTAT_SLOT_BYTES || LS_CONTENDING_POINT + LOCKSTAT_SITES > LS_WAIT_HIST) throw new Error('layout: lockstat fields overrun their slot');
   if (LOCKSTAT_SLOT_BYTES % CACHE_LINE !== 0) throw new Error('layout: lockstat slot not cache-line padded');
+  if (PCP_LISTS + 2 * NR_PCP_LISTS > PCP_LINE_WORDS) throw new Error('layout: pcp lists overrun their cache line');
+  if (ZONE_AERATION_ACTIVE >= ZONE_WORDS_FIXED) throw new Error('layout: zone words overrun ZONE_WORDS_FIXED');
 }
 
 /** Absolute byte offsets of every word used with Atomics.wait. */

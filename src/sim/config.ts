@@ -5,10 +5,11 @@
 import { fmtBytes, fmtDuration, parseDuration, parseSize } from '../base/units.js';
 import { UsageError } from '../base/errors.js';
 import { PAGE_SIZE } from '../shm/layout.js';
+import { zoneBatchsize } from '../mm/buddy.js';
 import type { InjectionName } from '../check/inject.js';
 import type { SchedParams } from '../sched/control.js';
 
-export const WORKLOADS = ['page_fault1', 'churn', 'memhog', 'fragment'] as const;
+export const WORKLOADS = ['page_fault1', 'churn', 'memhog', 'memfill', 'fragment'] as const;
 export type Workload = (typeof WORKLOADS)[number];
 
 export const HINTING_MODES = ['off', 'reporting', 'aeration', 'hint', 'naive'] as const;
@@ -21,10 +22,15 @@ export interface Config {
   durationMs: number;
   seed: number;
   hinting: HintingModeName;
+  /** Per-CPU page lists for orders 0..3 and pageblock order (Linux 6.1); --no-pcp: every allocation and free takes the zone lock. */
   pcp: boolean;
+  /** pcp->batch; 0: the kernel's zone_batchsize(). */
   pcpBatch: number;
+  /** pcp->high; 0: the kernel's zone_highsize(). */
   pcpHigh: number;
-  /** page_fault1: bytes each CPU maps and touches per iteration (0 = default 128 MiB, scaled down). */
+  /** Transparent huge pages for the CPUs' anonymous faults (page_fault1, memhog): 'never' (order-0 faults) or 'always' (order-9 faults, falling back to order 0). */
+  thp: ThpMode;
+  /** page_fault1, memfill: bytes each CPU maps and touches per iteration (0 = default 128 MiB, scaled down). */
   regionBytes: number;
   /** memhog: share of guest memory all CPUs together allocate (0..1). */
   hogShare: number;
@@ -43,8 +49,8 @@ export interface Config {
   poisonByte: number;
   /** Lock statistics (src/locking/lockstat.ts): per-thread counters on every lock operation. */
   lockstat: boolean;
-  /** Delay between a report request and the pass (PAGE_REPORTING_DELAY, 2 s upstream). */
-  reportDelayMs: number;
+  /** Delay between a report request and the pass; null: the mode's kernel value (reporting: PAGE_REPORTING_DELAY, 2 s; aeration v1: HZ/10). */
+  reportDelayMs: number | null;
   /** Blocks per report (PAGE_REPORTING_CAPACITY, 32 upstream), a power of 2. */
   capacity: number;
   /** Smallest order reported (pageblock order, 9 on x86). */
@@ -87,6 +93,9 @@ export interface Config {
   inject: InjectionName[];
 }
 
+export const THP_MODES = ['never', 'always'] as const;
+export type ThpMode = (typeof THP_MODES)[number];
+
 export const SCHED_STRATEGIES = ['off', 'random', 'pct'] as const;
 export type SchedStrategy = (typeof SCHED_STRATEGIES)[number];
 
@@ -101,7 +110,7 @@ export const RANGES = {
   durationMs: { min: 10, max: 24 * 3600 * 1000 },
   seed: { min: 0, max: 2 ** 32 - 1 },
   pcpBatch: { min: 1, max: 4096 },
-  pcpHigh: { min: 2, max: 65536 },
+  pcpHigh: { min: 2, max: 1 << 20 },
   holdMs: { min: 0, max: 3600 * 1000 },
   checkIntervalMs: { min: 0, max: 3600 * 1000 },
   waitTimeoutMs: { min: 100, max: 3600 * 1000 },
@@ -160,9 +169,10 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   memoryBytes: 2 ** 30,
   durationMs: 5000,
   hinting: 'reporting',
-  pcp: false,
-  pcpBatch: 32,
-  pcpHigh: 192,
+  pcp: true,
+  pcpBatch: 0,
+  pcpHigh: 0,
+  thp: 'never',
   regionBytes: 0,
   hogShare: 0.8,
   holdMs: 500,
@@ -174,7 +184,7 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   poison: false,
   poisonByte: 0xaa,
   lockstat: false,
-  reportDelayMs: 100,
+  reportDelayMs: null,
   capacity: 32,
   reportOrder: 9,
   settleTimeoutMs: 10_000,
@@ -197,7 +207,8 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
 /** Cross-field checks once every flag parsed on its own (the hinting mode's own rules: src/sim/validate.ts). */
 export function checkConfig(c: Config): Config {
   if (c.capacity > c.queueSize) throw new UsageError(`--capacity: ${c.capacity} blocks do not fit in one chain of a ${c.queueSize}-entry queue; accepted: a power of 2 up to --queue-size`);
-  if (c.pcpHigh <= c.pcpBatch) throw new UsageError(`--pcp-high: ${c.pcpHigh} must be greater than --pcp-batch (${c.pcpBatch})`);
+  const batch = c.pcpBatch > 0 ? c.pcpBatch : zoneBatchsize(c.memoryBytes / PAGE_SIZE);
+  if (c.pcpHigh > 0 && c.pcpHigh <= batch) throw new UsageError(`--pcp-high: ${c.pcpHigh} must be greater than the pcp batch (${batch}${c.pcpBatch > 0 ? '' : ', the kernel\'s for this memory size'})`);
   if (c.regionBytes !== 0 && c.regionBytes % PAGE_SIZE !== 0) throw new UsageError(`--region: must be a multiple of 4KiB`);
   return c;
 }
@@ -206,7 +217,10 @@ export function checkConfig(c: Config): Config {
 export function rerunCommand(c: Config): string {
   const d = DEFAULT_CONFIG;
   const parts = ['sim', '--cpus', String(c.cpus), '--workload', c.workload, '--memory', fmtSizeFlag(c.memoryBytes), '--duration', fmtDuration(c.durationMs), '--hinting', c.hinting, '--seed', String(c.seed)];
-  if (c.pcp) parts.push('--pcp', '--pcp-batch', String(c.pcpBatch), '--pcp-high', String(c.pcpHigh));
+  if (!c.pcp) parts.push('--no-pcp');
+  if (c.pcpBatch !== d.pcpBatch) parts.push('--pcp-batch', String(c.pcpBatch));
+  if (c.pcpHigh !== d.pcpHigh) parts.push('--pcp-high', String(c.pcpHigh));
+  if (c.thp !== d.thp) parts.push('--thp', c.thp);
   if (c.regionBytes !== d.regionBytes) parts.push('--region', fmtSizeFlag(c.regionBytes));
   if (c.hogShare !== d.hogShare) parts.push('--hog', `${+(c.hogShare * 100).toFixed(4)}%`);
   if (c.holdMs !== d.holdMs) parts.push('--hold', fmtDuration(c.holdMs));
@@ -217,7 +231,7 @@ export function rerunCommand(c: Config): string {
   if (c.ringAlign !== d.ringAlign) parts.push('--ring-align', String(c.ringAlign));
   if (c.poison) parts.push('--poison', '--poison-byte', '0x' + c.poisonByte.toString(16));
   if (c.lockstat) parts.push('--lockstat');
-  if (c.reportDelayMs !== d.reportDelayMs) parts.push('--report-delay', fmtDuration(c.reportDelayMs));
+  if (c.reportDelayMs !== null) parts.push('--report-delay', fmtDuration(c.reportDelayMs));
   if (c.capacity !== d.capacity) parts.push('--capacity', String(c.capacity));
   if (c.reportOrder !== d.reportOrder) parts.push('--report-order', String(c.reportOrder));
   if (c.settleTimeoutMs !== d.settleTimeoutMs) parts.push('--settle-timeout', fmtDuration(c.settleTimeoutMs));

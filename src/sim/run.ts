@@ -26,7 +26,6 @@ import { LockStat, collectLockStats } from '../locking/lockstat.js';
 import { Sync, publishRunState } from '../locking/sync.js';
 import { Zone } from '../mm/buddy.js';
 import { GuestMemory } from '../mm/memory.js';
-import { RM_RING_CHECKS } from '../mm/page-reporting.js';
 import { type SchedOutcome, driveScheduled, haltSched, initSched, loadReplay, schedOutcome, startSched } from '../sched/control.js';
 import type { ScheduleRecord } from '../sched/schedule.js';
 import { HDR_READY, HDR_RUN_STATE, LOCK_ZONE, MAX_ORDER, METRIC_OPS, METRIC_OS_TID, PAGE_SIZE, RUN_ABORT, RUN_RUNNING, RUN_SETTLING, RUN_STOPPING, ZONE_REPORTED_PAGES, computeLayout, createShared, metricBase, threadIds, type Views } from '../shm/layout.js';
@@ -36,6 +35,7 @@ import { modeOf } from './modes/index.js';
 import type { HintingMode, LivenessWatch, MainContext, SettleResult } from './modes/mode.js';
 import { type CheckResult, type RunResult, type SeriesPoint, readCpuMetrics } from './results.js';
 import { type RoleName, type RoleResult, type RoleTask, roleThreadId } from './roles.js';
+import { RM_RING_CHECKS } from '../mm/reporter-common.js';
 
 export type { CheckResult, CpuResult, Percentiles, RunResult, SeriesPoint } from './results.js';
 
@@ -138,7 +138,7 @@ class Run {
     const ids = threadIds(cfg.cpus);
     this.sync = new Sync(views, ids.main, { spin: cfg.spin, waitTimeoutMs: cfg.waitTimeoutMs });
     if (cfg.lockstat) this.sync.observer = new LockStat(views, ids.main);
-    this.zone = new Zone(views, this.sync);
+    this.zone = new Zone(views, this.sync, { pcp: cfg.pcp, pcpBatch: cfg.pcpBatch, pcpHigh: cfg.pcpHigh });
     this.zone.init();
     this.mem = new GuestMemory(views);
     this.mode = modeOf(cfg.hinting);

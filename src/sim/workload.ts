@@ -9,16 +9,19 @@ import { type Zone } from '../mm/buddy.js';
 import type { Config } from './config.js';
 
 /** What a CPU's workload reads of the run's configuration. */
-export type WorkloadParams = Pick<Config, 'workload' | 'cpus' | 'regionBytes' | 'hogShare' | 'holdMs' | 'poison' | 'poisonByte'>;
-import { HDR_RUN_STATE, HDR_STATE_GEN, MAX_ORDER, METRIC_ALLOCS, METRIC_ALLOC_FAILS, METRIC_ALLOC_NS_MAX, METRIC_ALLOC_NS_TOTAL, METRIC_ALLOC_SAMPLES, METRIC_FREES, METRIC_HIST_BASE, METRIC_HOST_FAULTS, METRIC_LOOPS, METRIC_OPS, METRIC_OWNERSHIP_CHECKS, METRIC_PAGES_TOUCHED, METRIC_POISON_CHECKS, METRIC_REFAULTS, METRIC_STAMP_CHECKS, NIL, PAGE_SIZE, RUN_RUNNING, metricBase, type Views } from '../shm/layout.js';
+export type WorkloadParams = Pick<Config, 'workload' | 'cpus' | 'regionBytes' | 'hogShare' | 'holdMs' | 'poison' | 'poisonByte' | 'thp'>;
+import { HDR_RUN_STATE, HDR_STATE_GEN, MAX_ORDER, METRIC_ALLOCS, METRIC_ALLOC_FAILS, METRIC_ALLOC_NS_MAX, METRIC_ALLOC_NS_TOTAL, METRIC_ALLOC_SAMPLES, METRIC_FREES, METRIC_HIST_BASE, METRIC_HOST_FAULTS, METRIC_LOOPS, METRIC_OPS, METRIC_OWNERSHIP_CHECKS, METRIC_PAGES_TOUCHED, METRIC_POISON_CHECKS, METRIC_REFAULTS, METRIC_STAMP_CHECKS, NIL, PAGE_SIZE, RUN_RUNNING, metricBase, type Views, METRIC_THP_FALLBACKS, PAGEBLOCK_ORDER, ZONE_ISOLATED_PAGES } from '../shm/layout.js';
 import { record } from '../base/hist.js';
 import { GuestMemory } from '../mm/memory.js';
 import { Rng } from '../base/rng.js';
 import { clockMs, waitWhileEquals } from '../locking/sync.js';
 import { OracleViolation } from '../base/errors.js';
+import { CM_ALLOC_FAIL_ISOLATED } from '../mm/reporter-common.js';
 
 /** Default per-CPU region of page_fault1 (will-it-scale maps 128 MiB). */
 export const PAGE_FAULT1_REGION_BYTES = 128 * 2 ** 20;
+/** After an order-0 allocation fails, the CPU waits this long before its workload goes on. */
+export const ALLOC_FAIL_BACKOFF_MS = 1;
 /** Free page hint: shrink-and-retry rounds after one failed allocation. */
 export const SHRINK_RETRIES_MAX = 64;
 /** Share of guest memory the CPUs together may hold in page_fault1/churn. */
@@ -98,8 +101,20 @@ export class Cpu {
     m[b + METRIC_ALLOC_NS_TOTAL] += ns;
     if (ns > m[b + METRIC_ALLOC_NS_MAX]) m[b + METRIC_ALLOC_NS_MAX] = ns;
     record(m, b + METRIC_HIST_BASE, ns);
-    if (pfn === NIL) m[b + METRIC_ALLOC_FAILS]++;
-    else {
+    if (pfn === NIL) {
+      m[b + METRIC_ALLOC_FAILS]++;
+      // An order-0 failure (nothing smaller to fall back to) while the
+      // reporter holds blocks isolated: aeration v1 takes them with no
+      // watermark check.
+      if (order === 0) {
+        if (this.views.zone[ZONE_ISOLATED_PAGES] > 0) m[b + CM_ALLOC_FAIL_ISOLATED]++;
+        // Out of memory at order 0: back off before the workload tries
+        // again (the kernel's slow path would reclaim, stall, or OOM),
+        // instead of spinning on a failing allocation. A bounded wait: a
+        // scheduling point under --sched, where a spin would never yield.
+        this.idle(ALLOC_FAIL_BACKOFF_MS);
+      }
+    } else {
       m[b + METRIC_ALLOCS]++;
       if (this.cfg.poison) this.checkPoison(pfn, order);
     }
@@ -197,6 +212,52 @@ export class Cpu {
     }
   }
 
+  /**
+   * Fault in `pages` pages of a fresh anonymous mapping, one fault at a time,
+   * as the kernel does on first touch: with --thp never each 4 KiB page is an
+   * order-0 allocation (do_anonymous_page, through this CPU's pcp list); with
+   * --thp always each 2 MiB is one order-9 allocation (do_huge_pmd_anonymous_page),
+   * and when no order-9 block can be had the range falls back to order-0
+   * faults (VM_FAULT_FALLBACK). The mapping is taken as 2 MiB aligned.
+   * Returns the pages faulted in; stops early at an allocation failure.
+   */
+  faultRegion(pages: number, countOps: boolean): number {
+    const huge = this.cfg.thp === 'always';
+    const hugePages = 1 << PAGEBLOCK_ORDER;
+    let got = 0;
+    while (got < pages && this.running()) {
+      if (huge && pages - got >= hugePages) {
+        const pfn = this.allocBlock(PAGEBLOCK_ORDER);
+        if (pfn !== NIL) {
+          this.held.push(pfn, PAGEBLOCK_ORDER, this.touchBlock(pfn, PAGEBLOCK_ORDER));
+          got += hugePages;
+          if (countOps) this.m[this.mb + METRIC_OPS] += hugePages;
+          continue;
+        }
+        this.m[this.mb + METRIC_THP_FALLBACKS]++;
+        // Fallback: this 2 MiB range is faulted in a page at a time.
+        const end = got + hugePages;
+        while (got < end && this.running()) {
+          if (!this.faultPage(countOps)) return got;
+          got++;
+        }
+        continue;
+      }
+      if (!this.faultPage(countOps)) break;
+      got++;
+    }
+    return got;
+  }
+
+  /** One order-0 anonymous fault: allocate, clear, stamp. False if the allocation failed. */
+  private faultPage(countOps: boolean): boolean {
+    const pfn = this.allocBlock(0);
+    if (pfn === NIL) return false;
+    this.held.push(pfn, 0, this.touchBlock(pfn, 0));
+    if (countOps) this.m[this.mb + METRIC_OPS]++;
+    return true;
+  }
+
   /** Allocate up to `pages` pages in the largest blocks available, touching each. Returns pages obtained. */
   fillRegion(pages: number, countOps: boolean): number {
     let got = 0;
@@ -230,6 +291,9 @@ export class Cpu {
         case 'page_fault1':
           this.pageFault1();
           break;
+        case 'memfill':
+          this.memfill();
+          break;
         case 'churn':
           this.churn();
           break;
@@ -253,9 +317,30 @@ export class Cpu {
     return Math.max(1, Math.floor((this.views.layout.pages * share) / this.cfg.cpus));
   }
 
-  // will-it-scale page_fault1: map a region, touch every page, unmap; ops = pages touched.
+  /** Pages of one page_fault1 / memfill iteration: --region, or 128 MiB scaled down to this CPU's share. */
+  private regionPages(): number {
+    return this.cfg.regionBytes > 0 ? this.cfg.regionBytes / PAGE_SIZE : Math.min(PAGE_FAULT1_REGION_BYTES / PAGE_SIZE, this.sharePages());
+  }
+
+  // will-it-scale page_fault1: mmap a region, write one byte of every page
+  // (a fault each: order 0, or order 9 with --thp always), munmap it; ops =
+  // pages touched (will-it-scale's iterations).
   private pageFault1(): void {
-    const regionPages = this.cfg.regionBytes > 0 ? this.cfg.regionBytes / PAGE_SIZE : Math.min(PAGE_FAULT1_REGION_BYTES / PAGE_SIZE, this.sharePages());
+    const regionPages = this.regionPages();
+    while (this.running()) {
+      this.faultRegion(regionPages, true);
+      this.freeAll();
+      this.m[this.mb + METRIC_LOOPS]++;
+    }
+  }
+
+  // A memhog-like fill in a loop: allocate the region in the largest free
+  // blocks (up to order 10), touch every page, free it all, repeat; ops =
+  // pages touched. Not what a process's page faults do (see page_fault1):
+  // it takes big blocks straight off the free lists, the shape that
+  // exercises reporting hardest.
+  private memfill(): void {
+    const regionPages = this.regionPages();
     while (this.running()) {
       this.fillRegion(regionPages, true);
       this.freeAll();
@@ -302,11 +387,12 @@ export class Cpu {
     }
   }
 
-  // Allocate a share of memory, hold it, free it all, then idle to the end
-  // (the memhog check of the aeration cover letter); ops = pages touched.
+  // memhog (numactl): map a share of memory, touch it (faults as
+  // page_fault1's), hold it, free it all, then idle to the end (the memhog
+  // check of the aeration cover letter); ops = pages touched.
   private memhog(): void {
     const target = Math.floor((this.views.layout.pages * this.cfg.hogShare) / this.cfg.cpus);
-    this.fillRegion(target, true);
+    this.faultRegion(target, true);
     this.idle(this.cfg.holdMs);
     this.freeAll();
     this.m[this.mb + METRIC_LOOPS]++;

@@ -17,6 +17,7 @@ export const hint: HintingMode = {
   name: 'hint',
   summary: 'VIRTIO_BALLOON_F_FREE_PAGE_HINT (host-initiated, QEMU live migration / Firecracker): the driver hands max-order blocks to the device until allocation fails and holds them until DONE',
   hasDevice: true,
+  defaultReportDelayMs: null,
   queueKind: 'free_page',
   configError: (c) => notScheduled(c) ?? noDiscardRefused(c),
   // Hint mode offers FREE_PAGE_HINT instead of REPORTING (one hinting

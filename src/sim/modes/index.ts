@@ -1,7 +1,7 @@
 // Every --hinting mode, by name. Adding a mode: its file here, its name in
 // HINTING_MODES (src/sim/config.ts), its entry below.
 
-import type { HintingModeName } from '../config.js';
+import type { Config, HintingModeName } from '../config.js';
 import { aeration } from './aeration.js';
 import { hint } from './hint.js';
 import type { HintingMode } from './mode.js';
@@ -12,3 +12,6 @@ import { reporting } from './reporting.js';
 export const MODES: Record<HintingModeName, HintingMode> = { off, reporting, aeration, hint, naive };
 
 export const modeOf = (name: HintingModeName): HintingMode => MODES[name];
+
+/** The request-to-pass delay of a run: --report-delay, or the mode's kernel value (0 where the mode has none). */
+export const reportDelayMs = (c: Config): number => c.reportDelayMs ?? modeOf(c.hinting).defaultReportDelayMs ?? 0;

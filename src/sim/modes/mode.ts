@@ -77,6 +77,8 @@ export interface HintingMode {
   readonly summary: string;
   /** The reporter and the device roles run (every mode but off); the run settles after the workload. */
   readonly hasDevice: boolean;
+  /** The request-to-pass delay when --report-delay is not given: the kernel's for this mode (ms), or null where there is none. */
+  readonly defaultReportDelayMs: number | null;
   /** The queue the device serves (JSON device.queueKind). */
   readonly queueKind: QueueKind | null;
   /** This mode's rules across flags: a one-line usage error, or null. */

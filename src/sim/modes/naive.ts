@@ -13,6 +13,7 @@ export const naive: HintingMode = {
   name: 'naive',
   summary: 'the loop the aeration review warns about: alloc one block, send it, wait, free it, repeat (the same block again and again)',
   hasDevice: true,
+  defaultReportDelayMs: null,
   queueKind: 'reporting',
   configError: (c) => notScheduled(c) ?? noDiscardRefused(c),
   setUpDevice: (views, c) => setUpBalloonDevice(views, c),

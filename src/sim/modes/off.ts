@@ -12,6 +12,7 @@ export const off: HintingMode = {
   name: 'off',
   summary: 'no reporter, no device: host RSS is every page ever touched',
   hasDevice: false,
+  defaultReportDelayMs: null,
   queueKind: null,
   configError: noDiscardRefused,
   setUpDevice: () => undefined,

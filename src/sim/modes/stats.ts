@@ -6,8 +6,8 @@
 import { slotPercentiles } from '../../base/hist.js';
 import { readHintDeviceCounters, type HintDeviceCounters } from '../../host/free-page-hint-device.js';
 import { METRIC_ALLOC_FAILS, METRIC_HIST_BASE, PAGE_SIZE, metricBase, threadIds, type Views } from '../../shm/layout.js';
-import { CM_REPORT_REQUESTS, RM_BLOCKS, RM_FAILS, RM_ISOLATE_WMARK, RM_LOCK_HOLD_NS, RM_PAGES, RM_PASSES, RM_REPORTS, RM_REQUESTS_AT_PASS_END, RM_REREPORTED, RM_RT_NS_MAX, RM_RT_NS_TOTAL, RM_SET_REPORTED, RM_SKIPPED_WMARK } from '../../mm/page-reporting.js';
 import { CM_SHRINK_BLOCKS, CM_SHRINK_CALLS, CM_SHRINK_EMPTY_HELD, HINT_BLOCK_ORDER, HM_BLOCKS, HM_BLOCKS_FREED_DONE, HM_DISTINCT_BLOCKS, HM_DONES, HM_DUP_BLOCKS, HM_END_ALLOC_FAIL, HM_END_NEW_ID, HM_END_OTHER, HM_HELD_PAGES_MAX, HM_NAIVE_ALLOC_FAILS, HM_RING_FULL_WAITS, HM_ROUND_TRIPS, HM_RUNS, HM_RUN_NS_MAX, HM_RUN_NS_TOTAL } from '../../guest/balloon-pages.js';
+import { CM_REPORT_REQUESTS, RM_BLOCKS, RM_FAILS, RM_ISOLATE_WMARK, RM_LOCK_HOLD_NS, RM_PAGES, RM_PASSES, RM_REPORTS, RM_REQUESTS_AT_PASS_END, RM_REREPORTED, RM_RT_NS_MAX, RM_RT_NS_TOTAL, RM_SET_REPORTED, RM_SKIPPED_WMARK, CM_ALLOC_FAIL_ISOLATED, RM_ISOLATED_BELOW_MIN, RM_ISOLATED_PAGES_MAX } from '../../mm/reporter-common.js';
 
 /** The settled property, as the end table and JSON show it (`hinting.settle`). */
 export interface SettleSummary {
@@ -34,6 +34,12 @@ export interface HintingStats {
   passesSkippedBelowWatermark: number;
   isolationsRefusedByMinWatermark: number;
   roundTripNs: { p50: number; p99: number; max: number; total: number };
+  /** Most pages the reporter held isolated at once. */
+  isolatedPagesMax: number;
+  /** Pages isolated with the zone below its min watermark (aeration v1 checks no watermark). */
+  isolatedBelowMinPages: number;
+  /** CPU allocations that failed while the reporter held blocks isolated. */
+  allocFailuresWhileIsolated: number;
   reporterZoneLockHoldNs: number;
   settleMs?: number;
   settle?: SettleSummary;
@@ -48,7 +54,11 @@ export function readReporterStats(views: Views, mode: string, enabled: boolean, 
   const b = metricBase(threadIds(cpus).reporter);
   const rt = slotPercentiles(m, b + METRIC_HIST_BASE, m[b + RM_RT_NS_MAX]);
   let requests = 0;
-  for (let c = 0; c < cpus; c++) requests += m[metricBase(c) + CM_REPORT_REQUESTS];
+  let failsIsolated = 0;
+  for (let c = 0; c < cpus; c++) {
+    requests += m[metricBase(c) + CM_REPORT_REQUESTS];
+    failsIsolated += m[metricBase(c) + CM_ALLOC_FAIL_ISOLATED];
+  }
   return {
     mode,
     enabled,
@@ -65,6 +75,9 @@ export function readReporterStats(views: Views, mode: string, enabled: boolean, 
     passesSkippedBelowWatermark: m[b + RM_SKIPPED_WMARK],
     isolationsRefusedByMinWatermark: m[b + RM_ISOLATE_WMARK],
     roundTripNs: { ...rt, total: m[b + RM_RT_NS_TOTAL] },
+    isolatedPagesMax: m[b + RM_ISOLATED_PAGES_MAX],
+    isolatedBelowMinPages: m[b + RM_ISOLATED_BELOW_MIN],
+    allocFailuresWhileIsolated: failsIsolated,
     reporterZoneLockHoldNs: m[b + RM_LOCK_HOLD_NS],
   };
 }
