@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { type Config, DEFAULT_CONFIG } from '../src/sim/config.js';
 import { PAGE_SIZE } from '../src/shm/layout.js';
+import { watermarks, zoneBatchsize, zoneHighsize } from '../src/mm/buddy.js';
 import { type RunResult, runSimulation } from '../src/sim/run.js';
 
 const MiB = 2 ** 20;
@@ -12,6 +13,11 @@ const clean = (r: RunResult) => {
   expect(r.errors).toEqual([]);
   expect(r.violations).toEqual([]);
   expect(r.exitCode).toBe(0);
+};
+/** Guest used counts pages on the CPUs' pcp lists, which nobody touched: at most one pcp->high per CPU. */
+const pcpSlack = (r: RunResult) => {
+  const pages = r.config.memoryBytes / PAGE_SIZE;
+  return r.config.cpus * zoneHighsize(watermarks(pages).low, r.config.cpus, zoneBatchsize(pages)) * PAGE_SIZE;
 };
 /** One batch: capacity blocks of the report order. */
 const batchBytes = (c: Config) => (c.capacity << c.reportOrder) * PAGE_SIZE;
@@ -49,7 +55,7 @@ describe('memhog then idle: memory goes back to the host', () => {
     expect(r.host.rssBytes).toBe(r.host.peakRssBytes);
     const usedPeak = Math.max(...r.series.map((p) => p.guestUsedBytes));
     expect(usedPeak).toBeGreaterThan(0.25 * 256 * MiB);
-    expect(r.host.rssBytes).toBeGreaterThanOrEqual(usedPeak);
+    expect(r.host.rssBytes).toBeGreaterThanOrEqual(usedPeak - pcpSlack(r));
     expect(r.series[r.series.length - 1].guestUsedBytes).toBe(0);
     expect(r.hinting).toBeUndefined();
   });
@@ -73,7 +79,7 @@ describe('memhog then idle: memory goes back to the host', () => {
       expect(r.device!.bytesDiscarded).toBe(0);
       expect(r.host.refaults).toBe(0);
       expect(r.host.rssBytes).toBe(r.host.peakRssBytes);
-      expect(r.host.rssBytes).toBeGreaterThanOrEqual(usedPeak);
+      expect(r.host.rssBytes).toBeGreaterThanOrEqual(usedPeak - pcpSlack(r));
     });
   }
 

@@ -127,7 +127,7 @@ describe('seeded scheduler: every injection is found under --sched pct, and its 
 
   it('a replay that does not follow its schedule fails loudly: exit 3, "schedule diverged at step N"', () => {
     const file = path.join(tmp, 'clean.json');
-    const run = sim(...BASE, '--seed', '3', '--sched', 'random', '--inject', 'no-zone-lock', '--schedule-out', file);
+    const run = sim(...BASE, '--workload', 'memfill', '--seed', '3', '--sched', 'random', '--inject', 'no-zone-lock', '--schedule-out', file);
     expect(run.status).toBe(1);
     const rec = JSON.parse(readFileSync(file, 'utf8'));
     const k = Math.floor(rec.steps / 2);
@@ -136,11 +136,11 @@ describe('seeded scheduler: every injection is found under --sched pct, and its 
     rec.digests = digests.toString('base64');
     const bad = path.join(tmp, 'tampered.json');
     writeFileSync(bad, JSON.stringify(rec));
-    const p = sim(...BASE, '--seed', '3', '--sched', 'random', '--inject', 'no-zone-lock', '--replay', bad);
+    const p = sim(...BASE, '--workload', 'memfill', '--seed', '3', '--sched', 'random', '--inject', 'no-zone-lock', '--replay', bad);
     expect(p.status).toBe(3);
     expect(p.stderr).toMatch(new RegExp(`schedule diverged at step ${k}\\b`));
     // The same schedule with another configuration is refused up front (exit 2, one line).
-    const q = sim(...BASE, '--seed', '4', '--sched', 'random', '--inject', 'no-zone-lock', '--replay', file);
+    const q = sim(...BASE, '--workload', 'memfill', '--seed', '4', '--sched', 'random', '--inject', 'no-zone-lock', '--replay', file);
     expect(q.status).toBe(2);
     expect(q.stderr.trim()).toMatch(/^sim: --replay: the schedule was recorded with another configuration/);
   });

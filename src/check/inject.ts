@@ -40,14 +40,15 @@ export const INJECTIONS = {
   'no-isolate': {
     models: 'page_reporting_cycle() hands blocks to the device without __isolate_free_page(): they stay on the free list, so a CPU can allocate a block the host is discarding',
     oracles: ['device-allocated-range', 'stamp'],
-    args: ['--cpus', '8', '--workload', 'page_fault1', '--hinting', 'reporting', '--report-delay', '0ms'],
+    // memfill: whole blocks straight off the free lists, the shape that meets a block in flight soonest.
+    args: ['--cpus', '8', '--workload', 'memfill', '--hinting', 'reporting', '--report-delay', '0ms'],
     schedArgs: SCHED_SHORT,
     schedSeeds: 3,
   },
   'early-putback': {
     models: 'page_reporting_drain() runs before the device acknowledges: blocks are back on the free list (allocatable) while the host still discards them',
     oracles: ['device-allocated-range', 'stamp'],
-    args: ['--cpus', '8', '--workload', 'page_fault1', '--hinting', 'reporting', '--report-delay', '0ms'],
+    args: ['--cpus', '8', '--workload', 'memfill', '--hinting', 'reporting', '--report-delay', '0ms'],
     schedArgs: SCHED_SHORT,
     schedSeeds: 3,
   },
@@ -83,7 +84,7 @@ export const INJECTIONS = {
   'lost-wakeup': {
     models: 'the page_reporting state machine uses plain loads and stores instead of atomic_xchg/atomic_cmpxchg: a free path that read ACTIVE stores REQUESTED after the worker went IDLE, so nobody schedules the work again',
     oracles: ['liveness', 'reported-accounting'],
-    args: ['--cpus', '8', '--workload', 'page_fault1', '--hinting', 'reporting', '--report-delay', '0ms', '--wait-timeout', '2s'],
+    args: ['--cpus', '8', '--workload', 'memfill', '--hinting', 'reporting', '--report-delay', '0ms', '--wait-timeout', '2s'],
     schedArgs: ['--cpus', '2', '--pct-depth', '16', '--duration', '500ms'],
     schedSeeds: 8,
   },
