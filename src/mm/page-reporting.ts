@@ -19,10 +19,17 @@ import {
   FA_WORDS,
   HDR_RUN_STATE,
   HDR_STATE_GEN,
+  INJECTED_EARLY_PUTBACK,
+  INJECTED_LOST_WAKEUP,
+  INJECTED_NO_ISOLATE,
+  INJECTED_NO_REPORTED_SKIP,
+  INJECTED_NO_ZONE_LOCK,
+  INJECTED_POISON_UNAWARE,
   LOCK_ZONE,
   MAX_ORDER,
   METRIC_EXTRA,
   METRIC_HIST_BASE,
+  METRIC_INJECTED,
   NIL,
   PAGE_WORDS,
   PG_FLAGS,
@@ -90,6 +97,12 @@ export interface ReporterInjections {
   noReportedSkip: boolean;
   noZoneLock: boolean;
   lostWakeup: boolean;
+  /**
+   * poison-unaware: the reporter does nothing differently (the mode's
+   * handshake dropped PAGE_POISON); set so it counts the blocks it reports
+   * from a guest that poisons them, i.e. the injection acting.
+   */
+  poisonUnaware?: boolean;
 }
 
 export interface ReportingOptions {
@@ -148,6 +161,7 @@ export function makeFreeNotifier(views: Views, opts: ReportingOptions, thread: n
       // woken: we read ACTIVE, so we do not schedule, then store REQUESTED
       // over its IDLE, and every later free path sees REQUESTED and returns.
       const prev = Atomics.load(rep, REP_STATE);
+      m[mb + METRIC_INJECTED + INJECTED_LOST_WAKEUP]++; // the split read-modify-write ran
       // Interrupted here: a real pause when running free, a scheduling point under --sched.
       if (!inSchedPoint(REP_STATE)) Atomics.wait(windowWord, 0, 0, LOST_WAKEUP_WINDOW_MS);
       Atomics.store(rep, REP_STATE, PAGE_REPORTING_REQUESTED);
@@ -197,7 +211,7 @@ export class PageReporting {
     this.rep = views.reporting;
     this.pages = views.pages;
     this.z = views.zone;
-    this.inj = { noIsolate: false, earlyPutback: false, noReportedSkip: false, noZoneLock: false, lostWakeup: false, ...opts.inject };
+    this.inj = { noIsolate: false, earlyPutback: false, noReportedSkip: false, noZoneLock: false, lostWakeup: false, poisonUnaware: false, ...opts.inject };
   }
 
   /** Fault injection switches (all false in a normal run). */
@@ -271,6 +285,7 @@ export class PageReporting {
       // store; a request stored in between is overwritten with IDLE.
       prev = Atomics.load(this.rep, REP_STATE);
       if (prev === PAGE_REPORTING_ACTIVE) {
+        this.m[this.mb + METRIC_INJECTED + INJECTED_LOST_WAKEUP]++; // the split compare-and-exchange ran
         // Preempted here: a real pause when running free, a scheduling point under --sched.
         if (!inSchedPoint(REP_STATE)) Atomics.wait(windowWord, 0, 0, LOST_WAKEUP_WINDOW_MS);
         Atomics.store(this.rep, REP_STATE, PAGE_REPORTING_IDLE);
@@ -384,9 +399,12 @@ export class PageReporting {
         const after = p[pfn * PAGE_WORDS + PG_NEXT];
         if ((f & PG_STATE_MASK) !== PG_BUDDY || f >>> ORDER_SHIFT !== order) throw new OracleViolation({ oracle: 'free-list', message: `reporter walk of free_area[${order}] met pfn ${pfn} which is ${describeFlags(f & 0xffffff)} order ${f >>> ORDER_SHIFT}, not a free block of that order`, pfn });
         // INJECTED (no-reported-skip): Reported blocks are not skipped.
-        if ((f & PG_REPORTED) !== 0 && !this.inj.noReportedSkip) {
-          pfn = after;
-          continue;
+        if ((f & PG_REPORTED) !== 0) {
+          if (!this.inj.noReportedSkip) {
+            pfn = after;
+            continue;
+          }
+          this.m[this.mb + METRIC_INJECTED + INJECTED_NO_REPORTED_SKIP]++;
         }
         if (budget < 0) {
           // Out of budget: leave the rest for a later pass.
@@ -400,6 +418,7 @@ export class PageReporting {
             break;
           }
           off.offset--;
+          if (noLock) this.m[this.mb + METRIC_INJECTED + INJECTED_NO_ZONE_LOCK]++; // isolated without the zone lock
           this.sgPfn[off.offset] = pfn;
           this.sgOrder[off.offset] = order;
           pfn = after;
@@ -437,7 +456,10 @@ export class PageReporting {
   private beforeReport(start: number, count: number): void {
     // INJECTED (early-putback): the blocks go back on the free list (and can
     // be allocated) before the device has acknowledged, i.e. discarded them.
-    if (this.inj.earlyPutback) this.drain(start, count, false);
+    if (this.inj.earlyPutback) {
+      this.drain(start, count, false);
+      this.m[this.mb + METRIC_INJECTED + INJECTED_EARLY_PUTBACK] += count;
+    }
   }
 
   /** Zone lock held, once the device acknowledged (or the report failed). */
@@ -530,6 +552,11 @@ export class PageReporting {
     if (ns > m[mb + RM_RT_NS_MAX]) m[mb + RM_RT_NS_MAX] = ns;
     record(m, mb + METRIC_HIST_BASE, ns);
     if (st === 'ok') {
+      // The device acknowledged: blocks it discarded while they sat on the
+      // free list (no-isolate), or from a guest that poisons them without
+      // PAGE_POISON (poison-unaware): those injections acting.
+      if (this.inj.noIsolate) m[mb + METRIC_INJECTED + INJECTED_NO_ISOLATE] += count;
+      if (this.inj.poisonUnaware) m[mb + METRIC_INJECTED + INJECTED_POISON_UNAWARE] += count;
       m[mb + RM_BLOCKS] += count;
       m[mb + RM_PAGES] += pages;
       m[mb + RM_REREPORTED] += again;

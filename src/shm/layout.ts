@@ -220,6 +220,24 @@ export const METRIC_OS_TID = 13; // the role's OS thread id, for main's schedsta
 export const METRIC_HOST_FAULTS = 14; // host faults on first touch (a page the host never backed); refaults are METRIC_REFAULTS
 export const METRIC_EXTRA = 16; // role-specific counters from here (see the role's module)
 export const METRIC_HIST_BASE = 64; // alloc latency histogram (src/base/hist.ts), HIST_BUCKETS Float64 counters
+/**
+ * Fault injection (--inject, src/check/inject.ts): how many times each
+ * injected code path ran in this thread, one Float64 per injection at
+ * METRIC_INJECTED + INJECTED_*; main sums every thread's slot. A run whose
+ * injection never ran tested nothing, and says so (exit 1). Plain stores by
+ * the owning thread; main reads them after every role stopped.
+ */
+export const METRIC_INJECTED = METRIC_HIST_BASE + HIST_BUCKETS;
+export const INJECTED_NO_ISOLATE = 0;
+export const INJECTED_EARLY_PUTBACK = 1;
+export const INJECTED_NO_REPORTED_SKIP = 2;
+export const INJECTED_KEEP_REPORTED_ON_MERGE = 3;
+export const INJECTED_NO_ZONE_LOCK = 4;
+export const INJECTED_POISON_UNAWARE = 5;
+export const INJECTED_LOST_WAKEUP = 6;
+export const INJECTED_NO_ACK_WAIT = 7;
+export const INJECTED_DEVICE_DOUBLE_USED = 8;
+export const INJECTED_SLOTS = 16;
 
 // ---- violations (Int32 words): the first violation's location, details go in results ----
 export const VIO_COUNT = 0;
@@ -435,6 +453,7 @@ export function assertLayout(l: Layout): void {
   if (PAGE_WORDS * 4 > 32) throw new Error('layout: struct page exceeds 32 bytes');
   if ((LS_HOLD_HIST + HIST_BUCKETS) * 8 > LOCKSTAT_SLOT_BYTES || LS_CONTENDING_POINT + LOCKSTAT_SITES > LS_WAIT_HIST) throw new Error('layout: lockstat fields overrun their slot');
   if (LOCKSTAT_SLOT_BYTES % CACHE_LINE !== 0) throw new Error('layout: lockstat slot not cache-line padded');
+  if ((METRIC_INJECTED + INJECTED_SLOTS) * 8 > METRIC_SLOT_BYTES) throw new Error('layout: injection counters overrun the metric slot');
 }
 
 /** Absolute byte offsets of every word used with Atomics.wait. */
