@@ -177,7 +177,11 @@ export async function runCompareCommand(a: Record<string, unknown>, parse: (a: R
   human.write(`compare: modes ${HINTING_MODES.join(', ')}\n`);
   let c: CompareResult;
   // First signal: the run in progress ends early and no further mode starts; a second: abort (src/cli/signals.ts).
-  const intr = installInterrupt({ onAbort: (sig) => process.stderr.write(`sim: ${sig} again: compare aborted, no result (exit 3); seed ${base.seed}\n`) });
+  const intr = installInterrupt({
+    onAbort: (sig) => {
+      process.stderr.write(`sim: ${sig} again: compare aborted, no result (exit 3); seed ${base.seed}\n`);
+    },
+  });
   try {
     c = await runCompare(base, HINTING_MODES, (mode) => process.stderr.write(`compare: running hinting=${mode}...\n`), { interrupt: intr.signal });
   } catch (e) {

@@ -13,6 +13,9 @@
 export const INTERRUPT_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 export type InterruptSignal = (typeof INTERRUPT_SIGNALS)[number];
 
+/** How long a second signal waits for what onAbort ended (killed children to be reaped) before exiting anyway. */
+export const ABORT_WAIT_MS = 2000;
+
 export interface Interrupt {
   /** Aborted on the first signal; its `reason` is the signal's name. */
   signal: AbortSignal;
@@ -23,8 +26,12 @@ export interface Interrupt {
 export interface InterruptOptions {
   /** First signal, after the AbortSignal fired (stress forwards it to its runs). */
   onFirst?: (sig: InterruptSignal) => void;
-  /** Second signal: print what is lost and end what the command started; the process then exits 3. */
-  onAbort: (sig: InterruptSignal) => void;
+  /**
+   * Second signal: print what is lost and end what the command started; the
+   * process then exits 3, once a returned promise settled (waiting at most
+   * ABORT_WAIT_MS: stress reaps the children it killed).
+   */
+  onAbort: (sig: InterruptSignal) => void | Promise<void>;
   /** Where the one-line notices go (default stderr). */
   log?: (line: string) => void;
 }
@@ -39,11 +46,18 @@ export function installInterrupt(o: InterruptOptions): Interrupt {
       o.onFirst?.(sig);
       return;
     }
+    let waitFor: void | Promise<void>;
     try {
-      o.onAbort(sig);
-    } finally {
+      waitFor = o.onAbort(sig);
+    } catch {
       process.exit(3);
     }
+    if (!(waitFor instanceof Promise)) process.exit(3);
+    const bound = setTimeout(() => process.exit(3), ABORT_WAIT_MS);
+    void waitFor.finally(() => {
+      clearTimeout(bound);
+      process.exit(3);
+    });
   };
   const handlers = INTERRUPT_SIGNALS.map((sig) => [sig, () => handler(sig)] as const);
   for (const [sig, h] of handlers) process.on(sig, h);

@@ -225,7 +225,7 @@ const afterInterruptMs = (cfg: Config) => cfg.settleTimeoutMs + cfg.waitTimeoutM
  * reaches the campaign only, which forwards it once, instead of every
  * child at the same time as the forwarded one (two signals: an abort).
  */
-function runChild(index: number, cfg: Config, track: Map<ChildProcess, Config>): Promise<RunOutcome> {
+function runChild(index: number, cfg: Config, track: Map<ChildProcess, Config>, interrupt?: AbortSignal): Promise<RunOutcome> {
   const t0 = performance.now();
   const rerun = rerunCommand(cfg);
   // Bound: the workload, the settle phase and two wait bounds, plus start-up.
@@ -251,6 +251,12 @@ function runChild(index: number, cfg: Config, track: Map<ChildProcess, Config>):
         const sched = exitCode !== 0 && typeof j.sched?.schedule === 'string' ? { schedule: j.sched.schedule as string, ...(file ? { scheduleFile: file } : {}) } : {};
         resolve({ ...base, exitCode, violations: j.violations ?? [], errors: j.errors ?? [], checks: j.checks ?? [], interrupted: j.interrupted === true, injections: j.injections ?? [], ...sched });
       } catch {
+        if (interrupt?.aborted && signal === interrupt.reason) {
+          // The forwarded signal came before the run had its handlers (node
+          // still starting): it ended as interrupted, with nothing run.
+          resolve({ ...base, exitCode: signal === 'SIGTERM' ? 143 : 130, violations: [], errors: [], checks: [], interrupted: true, injections: [] });
+          return;
+        }
         const why = signal === 'SIGKILL' ? `killed after ${Math.round(performance.now() - t0)} ms (hang)` : `exit ${code}${signal ? ` (${signal})` : ''}, no JSON result`;
         resolve({ ...base, exitCode: code === 0 || code === null ? 3 : code, violations: [], errors: [`${why}: ${err.trim().split('\n').slice(-3).join(' | ')}`], checks: [], interrupted: false, injections: [] });
       }
@@ -273,9 +279,15 @@ export function campaignId(base: Config, o: StressOptions): CampaignId {
   return { seed: o.campaignSeed, runs: o.runs === Infinity ? null : o.runs, swarm: o.swarm, runDurationMs: o.runDurationMs, config: rerunCommand({ ...base, seed: o.campaignSeed, durationMs: o.runDurationMs }), version: simVersion() };
 }
 
-/** Forcibly end every run still going (a second signal, the stop at a failure): SIGKILL, by pid, our own children only. */
-export function killRuns(track: Map<ChildProcess, Config>): void {
+/**
+ * Forcibly end every run still going (a second signal, the stop at a
+ * failure): SIGKILL, by pid, our own children only. Resolves once each is
+ * reaped (its 'close'), so none outlives the campaign, not even as a zombie.
+ */
+export function killRuns(track: Map<ChildProcess, Config>): Promise<void> {
+  const gone = [...track.keys()].map((c) => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise<void>((res) => c.once('close', () => res()))));
   for (const c of track.keys()) c.kill('SIGKILL');
+  return Promise.all(gone).then(() => undefined);
 }
 
 export async function runStress(base: Config, o: StressOptions, log: (line: string) => void, hooks: StressHooks = {}, track: Map<ChildProcess, Config> = new Map()): Promise<StressSummary> {
@@ -310,7 +322,7 @@ export async function runStress(base: Config, o: StressOptions, log: (line: stri
   const worker = async () => {
     for (let i = claim(); i !== null; i = claim()) {
       const cfg = runConfig(base, o, i);
-      const r = await runChild(i, cfg, track);
+      const r = await runChild(i, cfg, track, intr);
       if (firstFailure !== null && r.exitCode !== 0 && r.violations.length === 0) break; // killed by the stop below
       const vacuous = isVacuous(r);
       const failed = isFailure(r);
@@ -345,7 +357,7 @@ export async function runStress(base: Config, o: StressOptions, log: (line: stri
         failures++;
         if (firstFailure === null || r.index < firstFailure.index) firstFailure = r;
         // Stop at the first failure: end the runs still going (our own children, by pid).
-        killRuns(track);
+        void killRuns(track);
       }
     }
   };
@@ -455,8 +467,8 @@ export async function runStressCommand(a: RawFlags, parseRunFlags: (a: RawFlags)
   const track = new Map<ChildProcess, Config>();
   const intr = installInterrupt({
     onAbort: (sig) => {
-      killRuns(track);
       process.stderr.write(`sim: ${sig} again: stress aborted, runs in flight killed, no summary (exit 3); campaign seed ${opts.campaignSeed}\n`);
+      return killRuns(track);
     },
   });
   const s = await runStress(base, opts, (l) => human.write(l + '\n'), { interrupt: intr.signal }, track);
