@@ -114,7 +114,7 @@ export function verdictLines(r: RunResult): string[] {
   for (const e of r.errors) out.push(`FAILED (simulator): ${e}`);
   for (const v of r.violations.slice(0, 20)) out.push(`VIOLATION ${v.oracle}: ${v.message}`);
   if (r.violations.length > 20) out.push(`... and ${r.violations.length - 20} more violations`);
-  if (r.sched) out.push(...schedLines(r.sched, r.ok));
+  if (r.sched) out.push(...schedLines(r.sched, r.ok || (r.interrupted && r.violations.length === 0 && r.errors.length === 0)));
   // An injection that never acted: the run tested nothing (exit 1 unless interrupted).
   for (const x of r.injections) if (!x.acted) out.push(`${r.interrupted ? 'NOTE' : 'VACUOUS'}: ${x.reason}`);
   for (const x of r.injections) if (x.acted) out.push(`inject ${x.name}: acted ${x.count} times (${x.counts})`);
