@@ -97,6 +97,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
     await run.stop();
     return run.collect();
   } finally {
+    run.dispose();
     await run.pool.destroy().catch(() => undefined);
   }
 }
@@ -208,7 +209,16 @@ class Run {
     // The moment the interrupt fired, for the reaction time in the result.
     const intr = hooks.interrupt;
     if (intr?.aborted) this.tInterrupt = performance.now();
-    else intr?.addEventListener('abort', () => (this.tInterrupt = performance.now()), { once: true });
+    else intr?.addEventListener('abort', this.onInterrupt, { once: true });
+  }
+
+  private readonly onInterrupt = () => {
+    this.tInterrupt = performance.now();
+  };
+
+  /** Let go of the caller's interrupt signal (a loop of runs shares one). */
+  dispose(): void {
+    this.hooks.interrupt?.removeEventListener('abort', this.onInterrupt);
   }
 
   /** Prefault or poison guest memory before the roles start. */
