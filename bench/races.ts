@@ -15,7 +15,7 @@ import { INJECTIONS, INJECTION_NAMES, RACE_BASE_ARGS } from '../src/check/inject
 import { runStress } from '../src/cli/stress.js';
 import { type BenchReport, median, round } from './types.js';
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli.js');
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
 
 function simJson(args: string[]): Promise<{ code: number | null; wallMs: number; j: { durationMs: number; hinting?: { settleMs?: number }; violations: { oracle: string }[] } | null }> {
   const t0 = performance.now();

@@ -15,6 +15,7 @@ const modules: Record<string, () => Promise<{ bench: (o: { quick?: boolean }) =>
   hint: () => import('./hint.js'),
   sched: () => import('./sched.js'),
   races: () => import('./races.js'),
+  soak: () => import('./soak.js'),
 };
 
 const args = process.argv.slice(2);

@@ -9,8 +9,8 @@ const CLI = path.resolve(__dirname, '../dist/src/cli/main.js');
 describe('threaded runs with 8 vCPUs', () => {
   for (const workload of WORKLOADS) {
     for (const pcp of [false, true]) {
-      it(`${workload}${pcp ? ' with --pcp' : ''}: ops > 0, zero violations, everything freed at the end`, async () => {
-        const cfg: Config = { ...DEFAULT_CONFIG, cpus: 8, workload, memoryBytes: 64 * 2 ** 20, durationMs: pcp ? 400 : 800, seed: 42, pcp, hinting: 'off', holdMs: 100, checkIntervalMs: 100 };
+      it(`${workload}${pcp ? '' : ' with --no-pcp'}: ops > 0, zero violations, everything freed at the end`, async () => {
+        const cfg: Config = { ...DEFAULT_CONFIG, cpus: 8, workload, memoryBytes: 64 * 2 ** 20, durationMs: pcp ? 800 : 400, seed: 42, pcp, hinting: 'off', holdMs: 100, checkIntervalMs: 100 };
         const r = await runSimulation(cfg);
         expect(r.errors).toEqual([]);
         expect(r.violations).toEqual([]);

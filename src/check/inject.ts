@@ -11,6 +11,17 @@
 
 import { type OracleName, UsageError } from '../base/errors.js';
 import { type ReporterInjections } from '../mm/reporter-common.js';
+import {
+  INJECTED_DEVICE_DOUBLE_USED,
+  INJECTED_EARLY_PUTBACK,
+  INJECTED_KEEP_REPORTED_ON_MERGE,
+  INJECTED_LOST_WAKEUP,
+  INJECTED_NO_ACK_WAIT,
+  INJECTED_NO_ISOLATE,
+  INJECTED_NO_REPORTED_SKIP,
+  INJECTED_NO_ZONE_LOCK,
+  INJECTED_POISON_UNAWARE,
+} from '../shm/layout.js';
 
 export interface InjectionInfo {
   /** What protection is removed, in kernel / device terms. */
@@ -29,7 +40,20 @@ export interface InjectionInfo {
    */
   schedArgs: string[];
   schedSeeds: number;
+  /**
+   * The counter its injected code path bumps each time it runs
+   * (METRIC_INJECTED + counter in every thread's metric slot, src/shm/layout.ts).
+   * A run in which it stayed 0 tested nothing: exit 1 (injectionOutcomes).
+   */
+  counter: number;
+  /** What the counter counts, plural ("blocks reported without isolation"). */
+  counts: string;
+  /** What to change so the injected path runs: printed when it never did. */
+  ifNeverActed: string;
 }
+
+/** The advice shared by every injection that acts only once the reporter really reports. */
+const NEEDS_REPORTS = 'a pass runs only while zone free >= low watermark + (capacity << report order): lower --capacity or --report-order, or raise --memory; give the reporter time with a shorter --report-delay or a longer --duration';
 
 const SCHED_SHORT = ['--cpus', '2', '--pct-depth', '16', '--duration', '200ms'];
 
@@ -44,6 +68,9 @@ export const INJECTIONS = {
     args: ['--cpus', '8', '--workload', 'memfill', '--hinting', 'reporting', '--report-delay', '0ms'],
     schedArgs: SCHED_SHORT,
     schedSeeds: 3,
+    counter: INJECTED_NO_ISOLATE,
+    counts: 'blocks the device acknowledged while they stayed on the free list',
+    ifNeverActed: NEEDS_REPORTS,
   },
   'early-putback': {
     models: 'page_reporting_drain() runs before the device acknowledges: blocks are back on the free list (allocatable) while the host still discards them',
@@ -51,6 +78,9 @@ export const INJECTIONS = {
     args: ['--cpus', '8', '--workload', 'memfill', '--hinting', 'reporting', '--report-delay', '0ms'],
     schedArgs: SCHED_SHORT,
     schedSeeds: 3,
+    counter: INJECTED_EARLY_PUTBACK,
+    counts: 'blocks put back on the free list before the device acknowledged',
+    ifNeverActed: NEEDS_REPORTS,
   },
   'no-reported-skip': {
     models: 'page_reporting_cycle() does not skip PageReported blocks: memory already returned to the host is isolated and sent again, pass after pass, and the reporter never goes idle',
@@ -58,6 +88,9 @@ export const INJECTIONS = {
     args: ['--cpus', '4', '--workload', 'memhog', '--hinting', 'reporting', '--hold', '200ms'],
     schedArgs: SCHED_SHORT,
     schedSeeds: 4,
+    counter: INJECTED_NO_REPORTED_SKIP,
+    counts: 'Reported blocks the walk did not skip',
+    ifNeverActed: `it needs a pass that meets blocks already Reported, so reports first (${NEEDS_REPORTS}), then a later pass while they are still free (memhog with a --hold, or a longer --duration)`,
   },
   'keep-reported-on-merge': {
     models: '__free_one_page() keeps PageReported on a merged block: the buddy\'s host-resident pages are inside a block marked Reported and are never reported',
@@ -65,6 +98,9 @@ export const INJECTIONS = {
     args: ['--cpus', '4', '--workload', 'churn', '--hinting', 'reporting'],
     schedArgs: SCHED_SHORT,
     schedSeeds: 3,
+    counter: INJECTED_KEEP_REPORTED_ON_MERGE,
+    counts: 'merges that kept PageReported from a Reported buddy',
+    ifNeverActed: `it needs a free that merges with a Reported buddy, so reports first (${NEEDS_REPORTS}), then frees next to them (--workload churn or memhog)`,
   },
   'no-zone-lock': {
     models: 'page_reporting_cycle() walks free_area[] and isolates without spin_lock_irq(&zone->lock): list updates race with CPUs allocating and freeing',
@@ -73,6 +109,9 @@ export const INJECTIONS = {
     args: ['--cpus', '8', '--workload', 'churn', '--hinting', 'reporting', '--report-delay', '0ms', '--report-order', '0', '--capacity', '32', '--duration', '2s'],
     schedArgs: ['--cpus', '2', '--pct-depth', '16'],
     schedSeeds: 4,
+    counter: INJECTED_NO_ZONE_LOCK,
+    counts: 'blocks isolated without the zone lock',
+    ifNeverActed: NEEDS_REPORTS,
   },
   'poison-unaware': {
     models: 'virtballoon_validate() drops VIRTIO_BALLOON_F_PAGE_POISON yet reporting is enabled while the guest poisons freed pages: the host hands back zero pages where the guest expects its poison',
@@ -80,6 +119,9 @@ export const INJECTIONS = {
     args: ['--cpus', '4', '--workload', 'page_fault1', '--hinting', 'reporting', '--poison'],
     schedArgs: SCHED_SHORT,
     schedSeeds: 3,
+    counter: INJECTED_POISON_UNAWARE,
+    counts: 'blocks of a poisoning guest the device acknowledged without PAGE_POISON',
+    ifNeverActed: NEEDS_REPORTS,
   },
   'lost-wakeup': {
     models: 'the page_reporting state machine uses plain loads and stores instead of atomic_xchg/atomic_cmpxchg: a free path that read ACTIVE stores REQUESTED after the worker went IDLE, so nobody schedules the work again',
@@ -87,6 +129,9 @@ export const INJECTIONS = {
     args: ['--cpus', '8', '--workload', 'memfill', '--hinting', 'reporting', '--report-delay', '0ms', '--wait-timeout', '2s'],
     schedArgs: ['--cpus', '2', '--pct-depth', '16', '--duration', '500ms'],
     schedSeeds: 8,
+    counter: INJECTED_LOST_WAKEUP,
+    counts: 'split loads and stores of the reporting state (free path or end of a pass)',
+    ifNeverActed: `it needs frees of blocks of order >= --report-order that raise reporting requests and passes that end: lower --report-order; ${NEEDS_REPORTS}`,
   },
   'no-ack-wait': {
     models: 'aeration v1 (virtballoon_aerator_react, Duyck 2019) unlocks balloon_lock and returns before wait_event(vb->acked): the hint buffer is rewritten and the blocks go back to the free list while the device still reads them',
@@ -95,6 +140,9 @@ export const INJECTIONS = {
     args: ['--cpus', '8', '--workload', 'churn', '--hinting', 'aeration', '--report-order', '5', '--report-delay', '0ms'],
     schedArgs: SCHED_SHORT,
     schedSeeds: 3,
+    counter: INJECTED_NO_ACK_WAIT,
+    counts: 'batches sent without waiting for the acknowledgement',
+    ifNeverActed: `aeration sends a batch only when a free area holds 32 unhinted blocks of one order >= --report-order: lower --report-order (e.g. 5) with --workload churn; ${NEEDS_REPORTS}`,
   },
   'device-double-used': {
     models: 'the device pushes the same used element (descriptor id) twice: virtqueue_get_buf() must reject a used id that is not in flight',
@@ -102,6 +150,9 @@ export const INJECTIONS = {
     args: ['--cpus', '4', '--workload', 'page_fault1', '--hinting', 'reporting'],
     schedArgs: SCHED_SHORT,
     schedSeeds: 3,
+    counter: INJECTED_DEVICE_DOUBLE_USED,
+    counts: 'used elements the device pushed twice',
+    ifNeverActed: `the device must complete a request first (reporting, aeration: ${NEEDS_REPORTS}; hint: a shorter --hint-interval)`,
   },
 } as const satisfies Record<string, InjectionInfo>;
 
@@ -188,5 +239,34 @@ export function reporterInjections(cfg: Pick<InjectionSettings, 'inject'>): Repo
     noReportedSkip: injected(cfg, 'no-reported-skip'),
     noZoneLock: injected(cfg, 'no-zone-lock'),
     lostWakeup: injected(cfg, 'lost-wakeup'),
+    poisonUnaware: injected(cfg, 'poison-unaware'),
   };
+}
+
+/** Whether one injection of a run acted (JSON `injections[]`). */
+export interface InjectionOutcome {
+  name: InjectionName;
+  /** Its injected code path ran at least once. */
+  acted: boolean;
+  /** How many times: `count` of what `counts` names. */
+  count: number;
+  counts: string;
+  /** When it never acted: one line naming what did not happen and what to change. */
+  reason?: string;
+}
+
+/**
+ * Per injection of the run, whether its injected path ran. `count(counter)`
+ * is the counter summed over every thread; `facts` says what the run did
+ * instead (the reporter's passes and reports, the device's chains) for the
+ * reason line. A run whose injection never acted tested nothing: the caller
+ * ends it with exit 1 rather than report a pass.
+ */
+export function injectionOutcomes(inject: readonly InjectionName[], count: (counter: number) => number, facts: string): InjectionOutcome[] {
+  return inject.map((name) => {
+    const info: InjectionInfo = INJECTIONS[name];
+    const n = count(info.counter);
+    const base = { name, acted: n > 0, count: n, counts: info.counts };
+    return n > 0 ? base : { ...base, reason: `${name} never acted: 0 ${info.counts}${facts ? ` (${facts})` : ''}; ${info.ifNeverActed}` };
+  });
 }

@@ -1,7 +1,9 @@
 // The `sim` commands (docs/DESIGN.md §10): run (the default), compare and
 // stress, on yargs. src/cli/main.ts is the executable; this module can be
 // imported (tests, tools).
-//   exit 0 ok, 1 an oracle found a violation, 2 bad usage, 3 the simulator failed.
+//   exit 0 ok, 1 an oracle found a violation (or an --inject never acted),
+//   2 bad usage, 3 the simulator failed; 130 / 143 interrupted by SIGINT /
+//   SIGTERM with every oracle that ran passing (src/cli/signals.ts).
 
 import yargs, { type Argv } from 'yargs';
 import { type Config, rerunCommand } from '../sim/config.js';
@@ -13,9 +15,11 @@ import { runSimulation } from '../sim/run.js';
 import { reportSchedule } from './schedule-file.js';
 import { collectRepeated } from '../check/inject.js';
 import { STRESS_OPTIONS, runStressCommand } from './stress.js';
+import { runStressMergeCommand } from './stress-merge.js';
 import { UsageError } from '../base/errors.js';
 import { fmtBytes } from '../base/units.js';
 import { RUN_OPTIONS, type RawFlags, parseRunFlags } from './flags.js';
+import { installInterrupt } from './signals.js';
 
 function usageExit(msg: string): never {
   process.stderr.write(`sim: ${msg}\n`);
@@ -34,9 +38,20 @@ async function runCommand(a: RawFlags): Promise<void> {
   const human = json ? process.stderr : process.stdout;
   human.write(configLines(cfg).join('\n') + '\n');
   const tty = process.stderr.isTTY === true;
+  // First SIGINT/SIGTERM: end the workload, settle, check, report (exit 130/143
+  // if nothing failed); a second: abort at once (src/cli/signals.ts).
+  const intr = installInterrupt({
+    onAbort: (sig) => {
+      const why = `${sig} again: aborted before the run finished, no result`;
+      process.stderr.write(`sim: ${why} (exit 3); seed ${cfg.seed}\nrerun: ${rerunCommand(cfg)}\n`);
+      // --json: still exactly one object on stdout, saying there is no result.
+      if (json) process.stdout.write(JSON.stringify({ seed: cfg.seed, config: cfg, ok: false, exitCode: 3, aborted: sig, errors: [why], rerun: rerunCommand(cfg) }) + '\n');
+    },
+  });
   let result;
   try {
     result = await runSimulation(cfg, {
+      interrupt: intr.signal,
       onSample: tty
         ? (p, el) => {
             process.stderr.write(`\r  t=${(el / 1000).toFixed(1)}s ops=${p.ops.toExponential(2)} guest-used=${fmtBytes(p.guestUsedBytes)} host-rss=${fmtBytes(p.hostRssBytes)}   `);
@@ -56,6 +71,17 @@ async function runCommand(a: RawFlags): Promise<void> {
   if (result.sched) reportSchedule(result, a['schedule-out'] === undefined ? undefined : String(a['schedule-out']), process.stderr);
   if (json) process.stdout.write(JSON.stringify(toJson(result)) + '\n');
   process.exitCode = result.exitCode;
+  intr.dispose();
+}
+
+/**
+ * The files of `sim stress merge FILES...`, from argv itself: with
+ * duplicate-arguments-array off, yargs keeps only the last value of the
+ * variadic positional.
+ */
+function mergeFiles(argv: readonly string[]): string[] {
+  const i = argv.indexOf('merge');
+  return i < 0 ? [] : argv.slice(i + 1).filter((x) => !x.startsWith('-'));
 }
 
 export function buildCli(argv: string[]): Argv {
@@ -67,7 +93,15 @@ export function buildCli(argv: string[]): Argv {
     .usage('$0 [run] --cpus N --workload W [--memory SIZE] [--duration TIME] [--hinting MODE] [--seed S] [--json]')
     .command(['run', '$0'], 'run a simulation (default command)', (y) => y.options(RUN_OPTIONS), (a) => runCommand(withInjects(a as RawFlags)))
     .command('compare', 'run one workload and seed with hinting off and each hinting mode; print them side by side', (y) => y.options({ ...RUN_OPTIONS, hinting: { type: 'string', describe: 'not accepted: compare runs every hinting mode' } }), (a) => runCompareCommand(withInjects(a as RawFlags), parseRunFlags))
-    .command('stress', 'many short runs across the cores, each with its own seed (--swarm: a random configuration per run); stops at the first failure and prints the command that reruns it', (y) => y.options({ ...RUN_OPTIONS, ...STRESS_OPTIONS }), (a) => runStressCommand(withInjects(a as RawFlags), parseRunFlags))
+    .command(
+      'stress',
+      'many short runs across the cores, each with its own seed (--swarm: a random configuration per run); stops at the first failure and prints the command that reruns it; `sim stress merge FILES...` combines the --json files of a sharded campaign',
+      (y) =>
+        y
+          .options({ ...RUN_OPTIONS, ...STRESS_OPTIONS })
+          .command('merge <files..>', 'combine the --json summaries of every shard K/N of one campaign into its summary (refuses shards of different campaigns, missing or duplicate shards: exit 2)', (m) => m.positional('files', { type: 'string', array: true, describe: 'shard files (sim stress --shard K/N --json > FILE)' }), () => runStressMergeCommand(mergeFiles(argv), argv.includes('--json'))),
+      (a) => runStressCommand(withInjects(a as RawFlags), parseRunFlags),
+    )
     .strict()
     .parserConfiguration({ 'duplicate-arguments-array': false })
     .help()

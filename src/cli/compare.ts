@@ -7,15 +7,19 @@
 import { type Config, HINTING_MODES, type HintingModeName } from '../sim/config.js';
 import type { LockClassStats } from '../locking/lockstat.js';
 import { configLines, table } from './report.js';
-import { type RunResult, runSimulation } from '../sim/run.js';
+import { type RunHooks, type RunResult, runSimulation } from '../sim/run.js';
+import { type ExitCode, interruptExitCode } from '../sim/results.js';
+import { installInterrupt } from './signals.js';
 import { UsageError } from '../base/errors.js';
 import { fmtBytes } from '../base/units.js';
 
 export interface CompareRow {
   mode: HintingModeName;
   ok: boolean;
-  exitCode: 0 | 1 | 3;
+  exitCode: ExitCode;
   rerun: string;
+  /** The run was ended early by an interrupt (its workload ran durationMs). */
+  interrupted: boolean;
   durationMs: number;
   ops: number;
   opsPerSec: number;
@@ -37,8 +41,10 @@ export interface CompareResult {
   /** The shared configuration; `hinting` varies per row. */
   config: Config;
   ok: boolean;
-  exitCode: 0 | 1 | 3;
+  exitCode: ExitCode;
   modes: CompareRow[];
+  /** Interrupted (RunHooks.interrupt): the signal; the rows are the runs so far, the last one cut short. */
+  interrupted?: string;
 }
 
 function zoneLockOf(locks: LockClassStats[] | undefined): CompareRow['zoneLock'] {
@@ -54,6 +60,7 @@ export function compareRow(mode: HintingModeName, r: RunResult): CompareRow {
     ok: r.ok,
     exitCode: r.exitCode,
     rerun: r.rerun,
+    interrupted: r.interrupted,
     durationMs: r.durationMs,
     ops: r.totals.ops,
     opsPerSec: r.totals.opsPerSec,
@@ -81,16 +88,29 @@ export function compareRow(mode: HintingModeName, r: RunResult): CompareRow {
   };
 }
 
-/** Run `base` once per mode (sequentially: the runs must not compete for the cores). */
-export async function runCompare(base: Config, modes: readonly HintingModeName[] = HINTING_MODES, onRun?: (mode: HintingModeName) => void): Promise<CompareResult> {
+/**
+ * Run `base` once per mode (sequentially: the runs must not compete for the
+ * cores). `hooks.interrupt` ends the run in progress early and starts no more.
+ */
+export async function runCompare(base: Config, modes: readonly HintingModeName[] = HINTING_MODES, onRun?: (mode: HintingModeName) => void, hooks: RunHooks = {}): Promise<CompareResult> {
   const rows: CompareRow[] = [];
   for (const mode of modes) {
+    if (hooks.interrupt?.aborted) break;
     onRun?.(mode);
-    const r = await runSimulation({ ...base, hinting: mode, lockstat: true });
+    const r = await runSimulation({ ...base, hinting: mode, lockstat: true }, hooks);
     rows.push(compareRow(mode, r));
   }
-  const exitCode: 0 | 1 | 3 = rows.some((r) => r.exitCode === 3) ? 3 : rows.some((r) => r.exitCode === 1) ? 1 : 0;
-  return { seed: base.seed, config: { ...base, lockstat: true }, ok: exitCode === 0, exitCode, modes: rows };
+  const why = hooks.interrupt?.aborted ? hooks.interrupt.reason : undefined;
+  const exitCode = worstExit(rows.map((r) => r.exitCode), why);
+  return { seed: base.seed, config: { ...base, lockstat: true }, ok: exitCode === 0, exitCode, modes: rows, ...(why !== undefined ? { interrupted: String(why) } : {}) };
+}
+
+/** The exit status of several runs: a simulator failure, then a violation, then an interrupt (130/143), then 0. */
+export function worstExit(codes: readonly ExitCode[], interrupt?: unknown): ExitCode {
+  if (codes.includes(3)) return 3;
+  if (codes.includes(1)) return 1;
+  if (interrupt !== undefined || codes.includes(130) || codes.includes(143)) return interruptExitCode(interrupt);
+  return 0;
 }
 
 const pct = (x: number, ref: number) => (ref > 0 ? `${x >= ref ? '+' : ''}${(((x - ref) / ref) * 100).toFixed(1)}%` : '-');
@@ -127,12 +147,13 @@ export function compareText(c: CompareResult): string {
     for (const v of m.violations.slice(0, 5)) out.push(`VIOLATION hinting=${m.mode} ${v.oracle}: ${v.message}`);
     if (!m.ok) out.push(`rerun: ${m.rerun}`);
   }
-  out.push(c.ok ? `OK: every run passed every oracle (seed ${c.seed})` : `FAILED with exit ${c.exitCode} (seed ${c.seed})`);
+  if (c.interrupted) out.push(`INTERRUPTED by ${c.interrupted}: ${c.modes.length} of ${HINTING_MODES.length} modes ran${c.modes.some((m) => m.interrupted) ? ', the last one cut short' : ''}`);
+  out.push(c.ok ? `OK: every run passed every oracle (seed ${c.seed})` : c.exitCode === 130 || c.exitCode === 143 ? `exit ${c.exitCode}: every oracle that ran passed (seed ${c.seed})` : `FAILED with exit ${c.exitCode} (seed ${c.seed})`);
   return out.join('\n');
 }
 
 export function compareJson(c: CompareResult): Record<string, unknown> {
-  return { command: 'compare', seed: c.seed, config: c.config, ok: c.ok, exitCode: c.exitCode, modes: c.modes };
+  return { command: 'compare', seed: c.seed, config: c.config, ok: c.ok, exitCode: c.exitCode, modes: c.modes, interrupted: c.interrupted !== undefined, ...(c.interrupted ? { signal: c.interrupted } : {}) };
 }
 
 /** The `compare` command body; cli.ts passes its flag parser (importing cli.ts would run the CLI). */
@@ -155,8 +176,14 @@ export async function runCompareCommand(a: Record<string, unknown>, parse: (a: R
   human.write(configLines({ ...base, lockstat: true }).join('\n') + '\n');
   human.write(`compare: modes ${HINTING_MODES.join(', ')}\n`);
   let c: CompareResult;
+  // First signal: the run in progress ends early and no further mode starts; a second: abort (src/cli/signals.ts).
+  const intr = installInterrupt({
+    onAbort: (sig) => {
+      process.stderr.write(`sim: ${sig} again: compare aborted, no result (exit 3); seed ${base.seed}\n`);
+    },
+  });
   try {
-    c = await runCompare(base, HINTING_MODES, (mode) => process.stderr.write(`compare: running hinting=${mode}...\n`));
+    c = await runCompare(base, HINTING_MODES, (mode) => process.stderr.write(`compare: running hinting=${mode}...\n`), { interrupt: intr.signal });
   } catch (e) {
     process.stderr.write(`sim: simulator failure: ${e instanceof Error ? e.message : String(e)}\nseed ${base.seed}\n`);
     process.exit(3);
@@ -164,4 +191,5 @@ export async function runCompareCommand(a: Record<string, unknown>, parse: (a: R
   human.write(compareText(c) + '\n');
   if (json) process.stdout.write(JSON.stringify(compareJson(c)) + '\n');
   process.exitCode = c.exitCode;
+  intr.dispose();
 }

@@ -116,10 +116,17 @@ export function verdictLines(r: RunResult): string[] {
   for (const e of r.errors) out.push(`FAILED (simulator): ${e}`);
   for (const v of r.violations.slice(0, 20)) out.push(`VIOLATION ${v.oracle}: ${v.message}`);
   if (r.violations.length > 20) out.push(`... and ${r.violations.length - 20} more violations`);
-  if (r.sched) out.push(...schedLines(r.sched, r.ok));
+  if (r.sched) out.push(...schedLines(r.sched, r.ok || (r.interrupted && r.violations.length === 0 && r.errors.length === 0)));
+  // An injection that never acted: the run tested nothing (exit 1 unless interrupted).
+  for (const x of r.injections) if (!x.acted) out.push(`${r.interrupted ? 'NOTE' : 'VACUOUS'}: ${x.reason}`);
+  for (const x of r.injections) if (x.acted) out.push(`inject ${x.name}: acted ${x.count} times (${x.counts})`);
   if (r.ok) out.push(`OK: every oracle passed (seed ${r.seed})`);
-  else {
-    out.push(`FAILED with exit ${r.exitCode} (seed ${r.seed})`);
+  else if (r.exitCode === 130 || r.exitCode === 143) {
+    const i = r.interrupt;
+    out.push(`INTERRUPTED by ${i?.signal ?? 'a signal'} after ${(r.durationMs / 1000).toFixed(2)}s of the ${(r.config.durationMs / 1000).toFixed(2)}s workload: every oracle that ran passed; exit ${r.exitCode} (seed ${r.seed})`);
+    out.push(`rerun: ${r.rerun}`);
+  } else {
+    out.push(`FAILED with exit ${r.exitCode} (seed ${r.seed})${r.interrupted ? `, interrupted by ${r.interrupt?.signal ?? 'a signal'} after ${(r.durationMs / 1000).toFixed(2)}s` : ''}`);
     out.push(`rerun: ${r.rerun}`);
   }
   return out;
@@ -137,6 +144,9 @@ export function toJson(r: RunResult): Record<string, unknown> {
     rerun: r.rerun,
     durationMs: r.durationMs,
     setupMs: r.setupMs,
+    interrupted: r.interrupted,
+    ...(r.interrupt ? { interrupt: r.interrupt } : {}),
+    injections: r.injections,
     totals: r.totals,
     cpus: r.cpus,
     memory: r.memory,
@@ -146,7 +156,7 @@ export function toJson(r: RunResult): Record<string, unknown> {
     ...(r.hinting ? { hinting: r.hinting } : {}),
     ...(r.cpuTime ? { cpuTime: r.cpuTime } : {}),
     notes: r.notes,
-    series: r.series.map(({ ops: _ops, ...p }) => p),
+    series: r.series,
     ...(r.locks ? { locks: r.locks } : {}),
     ...(r.sched ? { sched: schedJson(r.sched) } : {}),
   };

@@ -11,7 +11,8 @@ export const defaultScheduleFile = (seed: number): string => `sim-schedule-${see
 /** Write the schedule file of a failing run (not of a replay) and say how to replay it. Returns the path written, or null. */
 export function writeScheduleFile(result: RunResult, file?: string): string | null {
   const s = result.sched;
-  if (!s || result.ok || result.config.replay) return null;
+  // An interrupted run that found nothing has nothing to replay (and the interrupt is not in its trace).
+  if (!s || result.ok || result.config.replay || (result.interrupted && result.violations.length === 0 && result.errors.length === 0)) return null;
   const p = path.resolve(file ?? defaultScheduleFile(result.seed));
   const first = result.violations[0];
   const rec = { ...s.record, outcome: { ok: result.ok, abortStep: s.abortStep, ...(first ? { violation: first } : {}), ...(s.halt ? { halt: `${s.halt.reason} at step ${s.halt.step}` } : {}) } };

@@ -27,6 +27,8 @@ import { Rng, splitmix32 } from '../base/rng.js';
 import { ORACLES, type Violation, UsageError } from '../base/errors.js';
 import { fmtDuration } from '../base/units.js';
 import { validateConfig } from '../sim/validate.js';
+import { installInterrupt } from './signals.js';
+import { simVersion } from './version.js';
 
 type RawFlags = Record<string, unknown>;
 
@@ -137,9 +139,41 @@ export interface RunOutcome {
   errors: string[];
   checks: { oracle: string; runs: number; failures: number }[];
   wallMs: number;
+  /** The run's workload was ended early by an interrupt forwarded to it. */
+  interrupted: boolean;
+  /** Per --inject: whether it acted in this run (src/check/inject.ts). */
+  injections: { name: string; acted: boolean; reason?: string }[];
   /** A failing scheduled run (--sched random|pct): its schedule string and the file the run wrote. */
   schedule?: string;
   scheduleFile?: string;
+}
+
+/** One run of the campaign in the summary (and in a shard's JSON, for `sim stress merge`). */
+export interface RunEntry {
+  index: number;
+  seed: number;
+  exitCode: number;
+  wallMs: number;
+  /** Ended early by the interrupt. */
+  interrupted?: boolean;
+  /** Its injection never acted (exit 1 with nothing found): it tested nothing. */
+  vacuous?: boolean;
+  /** A failure's first violation's oracle (or 'error'), and its rerun command. */
+  oracle?: string;
+  rerun?: string;
+}
+
+/** What identifies a campaign: shards agree on all of it or are not one campaign (src/cli/stress-merge.ts). */
+export interface CampaignId {
+  seed: number;
+  /** --runs (the whole campaign's), null when bounded only by --duration. */
+  runs: number | null;
+  swarm: boolean;
+  runDurationMs: number;
+  /** The run flags: the rerun command of the base configuration with the campaign seed. */
+  config: string;
+  /** package.json version of the sim that ran it. */
+  version: string;
 }
 
 export interface StressSummary {
@@ -154,6 +188,23 @@ export interface StressSummary {
   runsPerMinute: number;
   oracles: { oracle: string; runs: number; failures: number; exercisedInRuns: number }[];
   firstFailure: RunOutcome | null;
+  /** The exit status of the campaign (0, 1, 3, or 130/143 interrupted with nothing failing). */
+  exitCode: number;
+  campaign: CampaignId;
+  /** Wall-clock start and end (ISO 8601): a merge of shards spans the earliest start to the latest end. */
+  startedAt: string;
+  endedAt: string;
+  /** Interrupted by a signal: no run was started after it; runs in flight ended early. */
+  interrupted: boolean;
+  signal?: string;
+  /** Runs ended early by the interrupt (their checks are in `oracles`; not in runsDone). */
+  runsInterrupted: number;
+  /** Per --inject: in how many of the runs that reported it acted. */
+  injections: { name: string; runs: number; actedInRuns: number; reason?: string }[];
+  /** Oracles that never ran, injections that acted in only some runs. */
+  warnings: string[];
+  /** Every run that ended (completed, interrupted, vacuous or failed), by index. */
+  runs: RunEntry[];
 }
 
 /** Argument vector of `sim run` for this configuration: exactly the printed rerun command. */
@@ -165,15 +216,23 @@ function cliPath(): string {
   return fileURLToPath(new URL('./main.js', import.meta.url));
 }
 
-/** One run in a child process; resolves with its outcome (never rejects). */
-function runChild(index: number, cfg: Config, track: Set<ChildProcess>): Promise<RunOutcome> {
+/** The bound on a run after an interrupt was forwarded to it: settle, stop, collect, start-up slack. */
+const afterInterruptMs = (cfg: Config) => cfg.settleTimeoutMs + cfg.waitTimeoutMs + 15_000;
+
+/**
+ * One run in a child process; resolves with its outcome (never rejects).
+ * The child gets a session of its own (detached): a Ctrl-C on the terminal
+ * reaches the campaign only, which forwards it once, instead of every
+ * child at the same time as the forwarded one (two signals: an abort).
+ */
+function runChild(index: number, cfg: Config, track: Map<ChildProcess, Config>, interrupt?: AbortSignal): Promise<RunOutcome> {
   const t0 = performance.now();
   const rerun = rerunCommand(cfg);
   // Bound: the workload, the settle phase and two wait bounds, plus start-up.
   const limitMs = cfg.durationMs + cfg.settleTimeoutMs + 2 * cfg.waitTimeoutMs + 30_000;
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cliPath(), 'run', ...rerunArgs(cfg), '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    track.add(child);
+    const child = spawn(process.execPath, [cliPath(), 'run', ...rerunArgs(cfg), '--json'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    track.set(child, cfg);
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -190,36 +249,85 @@ function runChild(index: number, cfg: Config, track: Set<ChildProcess>): Promise
         const exitCode = typeof j.exitCode === 'number' ? j.exitCode : (code ?? 3);
         const file = /^schedule written to (.+)$/m.exec(err)?.[1];
         const sched = exitCode !== 0 && typeof j.sched?.schedule === 'string' ? { schedule: j.sched.schedule as string, ...(file ? { scheduleFile: file } : {}) } : {};
-        resolve({ ...base, exitCode, violations: j.violations ?? [], errors: j.errors ?? [], checks: j.checks ?? [], ...sched });
+        resolve({ ...base, exitCode, violations: j.violations ?? [], errors: j.errors ?? [], checks: j.checks ?? [], interrupted: j.interrupted === true, injections: j.injections ?? [], ...sched });
       } catch {
-        const why = signal === 'SIGKILL' ? `killed after ${limitMs} ms (hang)` : `exit ${code}${signal ? ` (${signal})` : ''}, no JSON result`;
-        resolve({ ...base, exitCode: code === 0 || code === null ? 3 : code, violations: [], errors: [`${why}: ${err.trim().split('\n').slice(-3).join(' | ')}`], checks: [] });
+        if (interrupt?.aborted && signal === interrupt.reason) {
+          // The forwarded signal came before the run had its handlers (node
+          // still starting): it ended as interrupted, with nothing run.
+          resolve({ ...base, exitCode: signal === 'SIGTERM' ? 143 : 130, violations: [], errors: [], checks: [], interrupted: true, injections: [] });
+          return;
+        }
+        const why = signal === 'SIGKILL' ? `killed after ${Math.round(performance.now() - t0)} ms (hang)` : `exit ${code}${signal ? ` (${signal})` : ''}, no JSON result`;
+        resolve({ ...base, exitCode: code === 0 || code === null ? 3 : code, violations: [], errors: [`${why}: ${err.trim().split('\n').slice(-3).join(' | ')}`], checks: [], interrupted: false, injections: [] });
       }
     });
   });
 }
 
-export async function runStress(base: Config, o: StressOptions, log: (line: string) => void): Promise<StressSummary> {
+/** Exit 1 with nothing found because an injection never acted: the run tested nothing (not a failure found). */
+export const isVacuous = (r: Pick<RunOutcome, 'exitCode' | 'violations' | 'errors' | 'injections'>): boolean => r.exitCode === 1 && r.violations.length === 0 && r.errors.length === 0 && r.injections.some((x) => !x.acted);
+/** The run found something (a violation) or failed as a simulator: the campaign stops. */
+export const isFailure = (r: RunOutcome): boolean => r.violations.length > 0 || r.errors.length > 0 || (r.exitCode !== 0 && !r.interrupted && !isVacuous(r));
+
+export interface StressHooks {
+  /** First signal: start no more runs, forward the signal (its `reason`) to the runs in flight, summarise what ran. */
+  interrupt?: AbortSignal;
+}
+
+/** Identity of the campaign `o` runs over `base` (shards of one campaign share it). */
+export function campaignId(base: Config, o: StressOptions): CampaignId {
+  return { seed: o.campaignSeed, runs: o.runs === Infinity ? null : o.runs, swarm: o.swarm, runDurationMs: o.runDurationMs, config: rerunCommand({ ...base, seed: o.campaignSeed, durationMs: o.runDurationMs }), version: simVersion() };
+}
+
+/**
+ * Forcibly end every run still going (a second signal, the stop at a
+ * failure): SIGKILL, by pid, our own children only. Resolves once each is
+ * reaped (its 'close'), so none outlives the campaign, not even as a zombie.
+ */
+export function killRuns(track: Map<ChildProcess, Config>): Promise<void> {
+  const gone = [...track.keys()].map((c) => (c.exitCode !== null || c.signalCode !== null ? Promise.resolve() : new Promise<void>((res) => c.once('close', () => res()))));
+  for (const c of track.keys()) c.kill('SIGKILL');
+  return Promise.all(gone).then(() => undefined);
+}
+
+export async function runStress(base: Config, o: StressOptions, log: (line: string) => void, hooks: StressHooks = {}, track: Map<ChildProcess, Config> = new Map()): Promise<StressSummary> {
   const t0 = performance.now();
+  const startedAt = new Date().toISOString();
   const totals = new Map<string, { runs: number; failures: number; exercisedInRuns: number }>(ORACLES.map((n) => [n, { runs: 0, failures: 0, exercisedInRuns: 0 }]));
-  const track = new Set<ChildProcess>();
+  const acted = new Map<string, { runs: number; actedInRuns: number; reason?: string }>(base.inject.map((n) => [n, { runs: 0, actedInRuns: 0 }]));
+  const entries: RunEntry[] = [];
   let next = o.shardK; // campaign index of the next run to start
   let done = 0;
+  let interruptedRuns = 0;
   let firstFailure: RunOutcome | null = null;
   let failures = 0;
+  const intr = hooks.interrupt;
   const timeLeft = () => performance.now() - t0 < o.durationMs;
   const claim = (): number | null => {
-    if (firstFailure !== null || next >= o.runs || !timeLeft()) return null;
+    if (firstFailure !== null || next >= o.runs || !timeLeft() || intr?.aborted) return null;
     const i = next;
     next += o.shardN;
     return i;
   };
+  // The interrupt, forwarded once to every run in flight (each ends its
+  // workload, settles and reports), each then bounded by its settle and stop.
+  const forward = () => {
+    const sig = (typeof intr?.reason === 'string' ? intr.reason : 'SIGINT') as NodeJS.Signals;
+    for (const [c, cfg] of track) {
+      c.kill(sig);
+      setTimeout(() => c.exitCode === null && c.signalCode === null && c.kill('SIGKILL'), afterInterruptMs(cfg)).unref();
+    }
+  };
+  intr?.addEventListener('abort', forward, { once: true });
   const worker = async () => {
     for (let i = claim(); i !== null; i = claim()) {
       const cfg = runConfig(base, o, i);
-      const r = await runChild(i, cfg, track);
+      const r = await runChild(i, cfg, track, intr);
       if (firstFailure !== null && r.exitCode !== 0 && r.violations.length === 0) break; // killed by the stop below
-      done++;
+      const vacuous = isVacuous(r);
+      const failed = isFailure(r);
+      if (r.interrupted) interruptedRuns++;
+      else done++;
       for (const c of r.checks) {
         const t = totals.get(c.oracle) ?? { runs: 0, failures: 0, exercisedInRuns: 0 };
         t.runs += c.runs;
@@ -227,41 +335,89 @@ export async function runStress(base: Config, o: StressOptions, log: (line: stri
         if (c.runs > 0) t.exercisedInRuns++;
         totals.set(c.oracle, t);
       }
-      const what = r.exitCode === 0 ? 'ok' : r.violations.length ? `FAIL ${r.violations[0].oracle}` : `ERROR exit ${r.exitCode}`;
+      for (const x of r.injections) {
+        const t = acted.get(x.name) ?? { runs: 0, actedInRuns: 0 };
+        t.runs++;
+        if (x.acted) t.actedInRuns++;
+        else t.reason ??= x.reason;
+        acted.set(x.name, t);
+      }
+      const what = failed ? (r.violations.length ? `FAIL ${r.violations[0].oracle}` : `ERROR exit ${r.exitCode}`) : r.interrupted ? 'INTERRUPTED' : vacuous ? `VACUOUS (${r.injections.filter((x) => !x.acted).map((x) => x.name).join(', ')} never acted)` : 'ok';
       log(`run ${i} seed ${r.seed} ${what} (${(r.wallMs / 1000).toFixed(1)}s) cpus=${cfg.cpus} workload=${cfg.workload} hinting=${cfg.hinting} memory=${cfg.memoryBytes / 2 ** 20}M`);
-      if (r.exitCode !== 0) {
+      entries.push({
+        index: i,
+        seed: r.seed,
+        exitCode: r.exitCode,
+        wallMs: Math.round(r.wallMs),
+        ...(r.interrupted ? { interrupted: true } : {}),
+        ...(vacuous ? { vacuous: true } : {}),
+        ...(failed ? { oracle: r.violations[0]?.oracle ?? 'error', rerun: r.rerun } : {}),
+      });
+      if (failed) {
         failures++;
         if (firstFailure === null || r.index < firstFailure.index) firstFailure = r;
         // Stop at the first failure: end the runs still going (our own children, by pid).
-        for (const c of track) c.kill('SIGKILL');
+        void killRuns(track);
       }
     }
   };
   await Promise.all(Array.from({ length: o.jobs }, worker));
+  intr?.removeEventListener('abort', forward);
   const elapsedMs = performance.now() - t0;
   const planned = o.runs === Infinity ? null : Math.max(0, Math.ceil((o.runs - o.shardK) / o.shardN));
-  return {
+  const signal = intr?.aborted ? String(intr.reason) : undefined;
+  const s: StressSummary = {
     campaignSeed: o.campaignSeed,
     swarm: o.swarm,
     shard: `${o.shardK}/${o.shardN}`,
     runsPlanned: planned,
     runsDone: done,
     failures,
-    ok: failures === 0,
+    ok: false,
     elapsedMs: Math.round(elapsedMs),
     runsPerMinute: Math.round((done / Math.max(elapsedMs, 1)) * 60_000 * 10) / 10,
     oracles: [...totals.entries()].map(([oracle, t]) => ({ oracle, ...t })),
     firstFailure,
+    exitCode: 0,
+    campaign: campaignId(base, o),
+    startedAt,
+    endedAt: new Date().toISOString(),
+    interrupted: signal !== undefined,
+    ...(signal !== undefined ? { signal } : {}),
+    runsInterrupted: interruptedRuns,
+    injections: [...acted.entries()].map(([name, t]) => ({ name, ...t })),
+    warnings: [],
+    runs: entries.sort((a, b) => a.index - b.index),
   };
+  return finishSummary(s);
+}
+
+/** The campaign's warnings, exit status and ok, from its counts (a shard's or a merge's). */
+export function finishSummary(s: StressSummary): StressSummary {
+  const warnings: string[] = [];
+  const ran = s.runsDone + s.runsInterrupted;
+  const never = s.oracles.filter((x) => x.runs === 0).map((x) => x.oracle);
+  if (ran > 0 && never.length) warnings.push(`oracles that ran 0 times in the whole campaign: ${never.join(', ')} (nothing was checked by them)`);
+  for (const x of s.injections) if (x.actedInRuns > 0 && x.actedInRuns < x.runs) warnings.push(`inject ${x.name} acted in ${x.actedInRuns} of ${x.runs} runs; the other ${x.runs - x.actedInRuns} tested nothing`);
+  const vacuous = s.injections.filter((x) => x.runs > 0 && x.actedInRuns === 0);
+  const f = s.firstFailure;
+  // Exit: a failure found, then an injection that never acted in any run
+  // (a vacuous campaign), then the interrupt, then 0.
+  s.exitCode = f ? (f.violations.length > 0 ? 1 : 3) : vacuous.length > 0 && !s.interrupted ? 1 : s.interrupted ? (s.signal === 'SIGTERM' ? 143 : 130) : 0;
+  s.ok = s.exitCode === 0;
+  s.warnings = warnings;
+  return s;
 }
 
 export function stressText(s: StressSummary): string[] {
   const out: string[] = [];
-  out.push(`stress: ${s.runsDone} runs${s.runsPlanned !== null ? ` of ${s.runsPlanned}` : ''} in ${(s.elapsedMs / 1000).toFixed(1)}s (${s.runsPerMinute} runs/min), ${s.failures} failed; campaign seed ${s.campaignSeed}, shard ${s.shard}${s.swarm ? ', swarm' : ''}`);
+  out.push(`stress: ${s.runsDone} runs${s.runsPlanned !== null ? ` of ${s.runsPlanned}` : ''}${s.runsInterrupted ? ` (+${s.runsInterrupted} ended early by the interrupt)` : ''} in ${(s.elapsedMs / 1000).toFixed(1)}s (${s.runsPerMinute} runs/min), ${s.failures} failed; campaign seed ${s.campaignSeed}, shard ${s.shard}${s.swarm ? ', swarm' : ''}`);
   const exercised = s.oracles.filter((x) => x.runs > 0);
   out.push(`oracles exercised: ${exercised.map((x) => `${x.oracle} (${x.runs} checks in ${x.exercisedInRuns} runs)`).join(', ') || 'none'}`);
-  const never = s.oracles.filter((x) => x.runs === 0).map((x) => x.oracle);
-  if (never.length) out.push(`oracles never exercised: ${never.join(', ')}`);
+  for (const x of s.injections) if (x.actedInRuns > 0) out.push(`inject ${x.name}: acted in ${x.actedInRuns} of ${x.runs} runs`);
+  for (const w of s.warnings) out.push(`warning: ${w}`);
+  for (const x of s.injections) if (x.runs > 0 && x.actedInRuns === 0) out.push(`VACUOUS: inject ${x.name} never acted in any of ${x.runs} runs: the campaign tested nothing; e.g. ${x.reason ?? ''}`);
+  const others = s.runs.filter((r) => r.rerun !== undefined && r.index !== s.firstFailure?.index);
   const f = s.firstFailure;
   if (f) {
     out.push('');
@@ -275,8 +431,22 @@ export function stressText(s: StressSummary): string[] {
       if (f.scheduleFile) out.push(`schedule file: ${f.scheduleFile}`);
       out.push(`replay: ${f.rerun} --replay ${f.scheduleFile ?? f.schedule}`);
     }
-  } else out.push(`OK: no failures (campaign seed ${s.campaignSeed})`);
+  }
+  for (const r of others) out.push(`also FAILED: run ${r.index}, seed ${r.seed}, exit ${r.exitCode} (${r.oracle}); rerun: ${r.rerun}`);
+  if (s.interrupted) {
+    const notStarted = s.runsPlanned !== null ? Math.max(0, s.runsPlanned - s.runsDone - s.runsInterrupted) : null;
+    out.push(`INTERRUPTED by ${s.signal}: ${s.runsDone} runs completed, ${s.runsInterrupted} ended early${notStarted !== null ? `, ${notStarted} not run` : ''}; exit ${s.exitCode} (campaign seed ${s.campaignSeed})`);
+  } else if (!f && s.exitCode === 0) out.push(`OK: no failures (campaign seed ${s.campaignSeed})`);
+  else if (!f) out.push(`FAILED with exit ${s.exitCode}: no run found anything, but the campaign tested nothing (campaign seed ${s.campaignSeed})`);
   return out;
+}
+
+function usageExit(e: unknown): never {
+  if (e instanceof UsageError) {
+    process.stderr.write(`sim: ${e.message}\n`);
+    process.exit(2);
+  }
+  throw e;
 }
 
 export async function runStressCommand(a: RawFlags, parseRunFlags: (a: RawFlags) => Config): Promise<void> {
@@ -284,11 +454,7 @@ export async function runStressCommand(a: RawFlags, parseRunFlags: (a: RawFlags)
   try {
     parsed = parseStressFlags(a, parseRunFlags);
   } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`sim: ${e.message}\n`);
-      process.exit(2);
-    }
-    throw e;
+    usageExit(e);
   }
   const { base, opts } = parsed;
   const json = Boolean(a.json);
@@ -296,9 +462,18 @@ export async function runStressCommand(a: RawFlags, parseRunFlags: (a: RawFlags)
   human.write(`sim stress: campaign seed ${opts.campaignSeed}\n`);
   human.write(`stress: runs=${opts.runs === Infinity ? 'unbounded' : opts.runs} duration=${opts.durationMs === Infinity ? 'unbounded' : fmtDuration(opts.durationMs)} run-duration=${fmtDuration(opts.runDurationMs)} swarm=${opts.swarm ? 'on' : 'off'} jobs=${opts.jobs} shard=${opts.shardK}/${opts.shardN}${base.inject.length ? ` inject=${base.inject.join(',')}` : ''}\n`);
   if (!opts.swarm) human.write(configLines({ ...base, seed: opts.campaignSeed, durationMs: opts.runDurationMs }).slice(1).join('\n') + ' (seed: per run)\n');
-  const s = await runStress(base, opts, (l) => human.write(l + '\n'));
+  // First signal: no new runs, the runs in flight end early (the signal is
+  // forwarded), the summary so far; a second: every run killed, exit 3.
+  const track = new Map<ChildProcess, Config>();
+  const intr = installInterrupt({
+    onAbort: (sig) => {
+      process.stderr.write(`sim: ${sig} again: stress aborted, runs in flight killed, no summary (exit 3); campaign seed ${opts.campaignSeed}\n`);
+      return killRuns(track);
+    },
+  });
+  const s = await runStress(base, opts, (l) => human.write(l + '\n'), { interrupt: intr.signal }, track);
   human.write(stressText(s).join('\n') + '\n');
   if (json) process.stdout.write(JSON.stringify(s) + '\n');
-  process.exitCode = s.firstFailure === null ? 0 : s.firstFailure.violations.length > 0 ? 1 : 3;
+  process.exitCode = s.exitCode;
+  intr.dispose();
 }
-

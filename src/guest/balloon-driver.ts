@@ -9,7 +9,7 @@
 //     unlock.
 
 import { SITE_BALLOON_REACT } from '../locking/sites.js';
-import { LOCK_BALLOON, PAGE_SHIFT, PAGE_SIZE, DEV_FEATURES_NEGOTIATED, DEV_VQ_INDEX, metricBase, threadIds, type Views } from '../shm/layout.js';
+import { LOCK_BALLOON, PAGE_SHIFT, PAGE_SIZE, DEV_FEATURES_NEGOTIATED, DEV_VQ_INDEX, INJECTED_NO_ACK_WAIT, METRIC_INJECTED, metricBase, threadIds, type Views } from '../shm/layout.js';
 import { LivenessError, type Sync } from '../locking/sync.js';
 import { ENOSPC, VIRTIO_RING_F_EVENT_IDX, VringMem, VringVirtqueue } from '../virtio/ring.js';
 import { hasFeature, HINTS_MAX, VIRTIO_BALLOON_F_PAGE_POISON } from '../virtio/balloon-abi.js';
@@ -97,6 +97,8 @@ export class VirtioBalloonDriver implements ReportSink {
           return 'error';
         }
         this.vq.kick();
+        // The injection acted: a batch went out with nobody waiting for its ack.
+        this.views.metrics[metricBase(threadIds(this.views.layout.params.cpus).reporter) + METRIC_INJECTED + INJECTED_NO_ACK_WAIT]++;
         return 'ok';
       }
       // "We should always be able to add one buffer to an empty queue."

@@ -20,7 +20,7 @@
 // Queue numbering and the feature handshake: src/virtio/balloon-abi.ts.
 
 import { HINTS_MAX, HINT_ORDER_MASK, VIRTIO_BALLOON_F_PAGE_POISON, VIRTIO_BALLOON_F_REPORTING, bit, hasFeature, type VqNumbering } from '../virtio/balloon-abi.js';
-import { DEV_ACTUAL, DEV_BAD_BASE, DEV_CHAINS, DEV_FEATURES_NEGOTIATED, DEV_FEATURES_OFFERED, DEV_FREE_PAGE_HINT_CMD_ID, DEV_KICK, DEV_NOTIFY_QUEUE, DEV_NUM_PAGES, DEV_POISON_VAL, DEV_STATUS, DEV_VQ_INDEX, DEV_WORDS, MAX_ORDER, METRIC_EXTRA, PAGE_SHIFT, PAGE_SIZE, metricBase, threadIds, type Views } from '../shm/layout.js';
+import { DEV_ACTUAL, DEV_BAD_BASE, DEV_CHAINS, DEV_FEATURES_NEGOTIATED, DEV_FEATURES_OFFERED, DEV_FREE_PAGE_HINT_CMD_ID, DEV_KICK, DEV_NOTIFY_QUEUE, DEV_NUM_PAGES, DEV_POISON_VAL, DEV_STATUS, DEV_VQ_INDEX, DEV_WORDS, INJECTED_DEVICE_DOUBLE_USED, MAX_ORDER, METRIC_EXTRA, METRIC_INJECTED, PAGE_SHIFT, PAGE_SIZE, metricBase, threadIds, type Views } from '../shm/layout.js';
 import { GuestMemory } from '../mm/memory.js';
 import { waitWhileEquals } from '../locking/sync.js';
 import { Chain, POP_BAD, POP_CHAIN, POP_DROPPED, RING_BAD_KINDS, VIRTIO_RING_F_EVENT_IDX, VRING_DESC_F_WRITE, VirtQueue, VringMem } from '../virtio/ring.js';
@@ -261,7 +261,10 @@ export class BalloonDevice {
           vq.push(c.head, 0);
           this.m[this.mb + DEVM_USED]++;
           // INJECTED (device-double-used): the same id is returned twice.
-          if (this.opts.doubleUsed) vq.push(c.head, 0);
+          if (this.opts.doubleUsed) {
+            vq.push(c.head, 0);
+            this.m[this.mb - METRIC_EXTRA + METRIC_INJECTED + INJECTED_DEVICE_DOUBLE_USED]++; // the injection acted (src/check/inject.ts)
+          }
           if (vq.notify()) this.m[this.mb + DEVM_INTERRUPTS]++;
           if (v !== null) return v;
         }

@@ -32,30 +32,7 @@
 
 import { SITE_REPORT_DRAIN, SITE_REPORT_ISOLATE } from '../locking/sites.js';
 import { bump, waitWhileEquals } from '../locking/sync.js';
-import {
-  FA_BOUNDARY,
-  FA_HEAD,
-  FA_NR_FREE,
-  FA_NR_REPORTED,
-  FA_TAIL,
-  FA_WORDS,
-  LOCK_ZONE,
-  MAX_ORDER,
-  NIL,
-  PAGE_WORDS,
-  PG_FLAGS,
-  PG_PREV,
-  REP_AER_REFCNT,
-  REP_REQUEST_GEN,
-  ZONE_AERATION_ACTIVE,
-  ZONE_AERATION_REQUESTED,
-  ZONE_FREE_AREA,
-  ZONE_FREE_PAGES,
-  ZONE_ISOLATED_PAGES,
-  ZONE_WMARK_MIN,
-  metricBase,
-  type Views,
-} from '../shm/layout.js';
+import { FA_BOUNDARY, FA_HEAD, FA_NR_FREE, FA_NR_REPORTED, FA_TAIL, FA_WORDS, LOCK_ZONE, MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, PG_PREV, REP_AER_REFCNT, REP_REQUEST_GEN, ZONE_AERATION_ACTIVE, ZONE_AERATION_REQUESTED, ZONE_FREE_AREA, ZONE_FREE_PAGES, ZONE_ISOLATED_PAGES, ZONE_WMARK_MIN, metricBase, type Views, INJECTED_EARLY_PUTBACK, INJECTED_LOST_WAKEUP, INJECTED_NO_REPORTED_SKIP, INJECTED_NO_ZONE_LOCK, METRIC_INJECTED } from '../shm/layout.js';
 import type { Zone } from './buddy.js';
 import { ORDER_SHIFT, PG_BUDDY, PG_REPORTED, PG_STATE_MASK } from './page.js';
 import { CM_REPORT_REQUESTS, RM_ISOLATED_BELOW_MIN, RM_PASSES, RM_REQUESTS_SEEN, RM_SET_REPORTED, ReporterBase, type ReportSink, type ReportStatus, type ReporterInjections, injectedWindow } from './reporter-common.js';
@@ -183,6 +160,7 @@ export class Aerator extends ReporterBase {
         // store: a request's fetch_inc in between (1 -> 2, schedules nothing)
         // is overwritten with 0, and with the REQUESTED bit left set every
         // later free returns early: the zone is never aerated again.
+        this.m[this.mb + METRIC_INJECTED + INJECTED_LOST_WAKEUP]++; // the split try_cmpxchg ran
         injectedWindow(REP_AER_REFCNT);
         Atomics.store(rep, REP_AER_REFCNT, 0);
         return;
@@ -209,6 +187,7 @@ export class Aerator extends ReporterBase {
         if (this.inj.earlyPutback) {
           if (noLock) this.lockZone(SITE_REPORT_DRAIN);
           this.putBack(false);
+          this.m[this.mb + METRIC_INJECTED + INJECTED_EARLY_PUTBACK] += this.n;
           if (noLock) this.unlockZone();
         }
         if (!noLock) this.unlockZone();
@@ -252,6 +231,7 @@ export class Aerator extends ReporterBase {
         this.sgPfn[this.n] = pfn;
         this.sgOrder[this.n] = order;
         this.n++;
+        if (this.inj.noZoneLock) this.m[this.mb + METRIC_INJECTED + INJECTED_NO_ZONE_LOCK]++; // taken without the zone lock
         if (this.inj.noIsolate) cursor = pfn;
         if (--budget === 0) return;
       }
@@ -282,9 +262,12 @@ export class Aerator extends ReporterBase {
     cand = boundary === NIL ? z[fa + FA_TAIL] : p[boundary * PAGE_WORDS + PG_PREV];
     if (cand === NIL) return NIL;
     // INJECTED (no-reported-skip): an aerated block is taken like a raw one.
-    if (isAerated(p, cand) && !this.inj.noReportedSkip) {
-      cand = z[fa + FA_HEAD];
-      if (isAerated(p, cand)) return NIL;
+    if (isAerated(p, cand)) {
+      if (this.inj.noReportedSkip) this.m[this.mb + METRIC_INJECTED + INJECTED_NO_REPORTED_SKIP]++;
+      else {
+        cand = z[fa + FA_HEAD];
+        if (isAerated(p, cand)) return NIL;
+      }
     }
     // INJECTED (no-isolate): the block is sent but stays on the free list.
     if (this.inj.noIsolate) return cand;

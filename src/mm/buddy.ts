@@ -33,7 +33,9 @@ import {
   FA_NR_REPORTED,
   FA_TAIL,
   FA_WORDS,
+  INJECTED_KEEP_REPORTED_ON_MERGE,
   LOCK_ZONE,
+  METRIC_INJECTED,
   MAX_ORDER,
   NIL,
   NR_PCP_LISTS,
@@ -62,6 +64,7 @@ import {
   ZONE_WMARK_HIGH,
   ZONE_WMARK_LOW,
   ZONE_WMARK_MIN,
+  metricBase,
   pcpBase,
   type Views,
 } from '../shm/layout.js';
@@ -434,7 +437,12 @@ export class Zone {
     this.setHead(pfn, PG_BUDDY, order);
     this.setOwner(pfn, -1);
     this.addToFreeList(pfn, order, toTail || (buddyPfn >= 0 && this.buddyMergeLikely(pfn, buddyPfn, order)));
-    if (inheritReported) this.setReported(pfn, order);
+    if (inheritReported) {
+      this.setReported(pfn, order);
+      // Count the injection acting (src/check/inject.ts): a run where no
+      // merge ever met a Reported buddy tested nothing.
+      this.views.metrics[metricBase(this.sync.threadId) + METRIC_INJECTED + INJECTED_KEEP_REPORTED_ON_MERGE]++;
+    }
     if (notify && order >= this.reportOrder && this.onHighOrderFree !== null) this.onHighOrderFree(order);
     return order;
   }

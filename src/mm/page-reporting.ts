@@ -12,7 +12,7 @@
 //        the pass (state went back to REQUESTED), the work is rescheduled.
 
 import { type Zone } from './buddy.js';
-import { FA_HEAD, FA_NR_FREE, FA_WORDS, MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, PG_NEXT, REP_REQUEST_GEN, REP_STATE, ZONE_FREE_AREA, ZONE_FREE_PAGES, ZONE_WMARK_LOW, ZONE_WMARK_MIN, metricBase, type Views } from '../shm/layout.js';
+import { FA_HEAD, FA_NR_FREE, FA_WORDS, MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, PG_NEXT, REP_REQUEST_GEN, REP_STATE, ZONE_FREE_AREA, ZONE_FREE_PAGES, ZONE_WMARK_LOW, ZONE_WMARK_MIN, metricBase, type Views, INJECTED_EARLY_PUTBACK, INJECTED_LOST_WAKEUP, INJECTED_NO_REPORTED_SKIP, INJECTED_NO_ZONE_LOCK, METRIC_INJECTED } from '../shm/layout.js';
 import { ORDER_SHIFT, describeFlags, PG_BUDDY, PG_REPORTED, PG_STATE_MASK } from './page.js';
 import { SP_STATE, bump, schedPoint, waitWhileEquals } from '../locking/sync.js';
 import { OracleViolation } from '../base/errors.js';
@@ -60,6 +60,7 @@ export function makeFreeNotifier(views: Views, opts: ReportingOptions, thread: n
       // woken: we read ACTIVE, so we do not schedule, then store REQUESTED
       // over its IDLE, and every later free path sees REQUESTED and returns.
       const prev = Atomics.load(rep, REP_STATE);
+      m[mb + METRIC_INJECTED + INJECTED_LOST_WAKEUP]++; // the split read-modify-write ran
       injectedWindow(REP_STATE); // interrupted here
       Atomics.store(rep, REP_STATE, PAGE_REPORTING_REQUESTED);
       if (prev !== PAGE_REPORTING_IDLE) return;
@@ -147,6 +148,7 @@ export class PageReporting extends ReporterBase {
       // store; a request stored in between is overwritten with IDLE.
       prev = Atomics.load(this.rep, REP_STATE);
       if (prev === PAGE_REPORTING_ACTIVE) {
+        this.m[this.mb + METRIC_INJECTED + INJECTED_LOST_WAKEUP]++; // the split compare-and-exchange ran
         injectedWindow(REP_STATE); // preempted here
         Atomics.store(this.rep, REP_STATE, PAGE_REPORTING_IDLE);
       }
@@ -241,9 +243,12 @@ export class PageReporting extends ReporterBase {
         const after = p[pfn * PAGE_WORDS + PG_NEXT];
         if ((f & PG_STATE_MASK) !== PG_BUDDY || f >>> ORDER_SHIFT !== order) throw new OracleViolation({ oracle: 'free-list', message: `reporter walk of free_area[${order}] met pfn ${pfn} which is ${describeFlags(f & 0xffffff)} order ${f >>> ORDER_SHIFT}, not a free block of that order`, pfn });
         // INJECTED (no-reported-skip): Reported blocks are not skipped.
-        if ((f & PG_REPORTED) !== 0 && !this.inj.noReportedSkip) {
-          pfn = after;
-          continue;
+        if ((f & PG_REPORTED) !== 0) {
+          if (!this.inj.noReportedSkip) {
+            pfn = after;
+            continue;
+          }
+          this.m[this.mb + METRIC_INJECTED + INJECTED_NO_REPORTED_SKIP]++;
         }
         if (budget < 0) {
           // Out of budget: leave the rest for a later pass.
@@ -257,6 +262,7 @@ export class PageReporting extends ReporterBase {
             break;
           }
           off.offset--;
+          if (noLock) this.m[this.mb + METRIC_INJECTED + INJECTED_NO_ZONE_LOCK]++; // isolated without the zone lock
           this.sgPfn[off.offset] = pfn;
           this.sgOrder[off.offset] = order;
           pfn = after;
@@ -294,7 +300,10 @@ export class PageReporting extends ReporterBase {
   private beforeReport(start: number, count: number): void {
     // INJECTED (early-putback): the blocks go back on the free list (and can
     // be allocated) before the device has acknowledged, i.e. discarded them.
-    if (this.inj.earlyPutback) this.drain(start, count, false);
+    if (this.inj.earlyPutback) {
+      this.drain(start, count, false);
+      this.m[this.mb + METRIC_INJECTED + INJECTED_EARLY_PUTBACK] += count;
+    }
   }
 
   /** Zone lock held, once the device acknowledged (or the report failed). */

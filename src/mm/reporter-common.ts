@@ -9,7 +9,7 @@
 import { record } from '../base/hist.js';
 import { OracleViolation } from '../base/errors.js';
 import { SP_STATE, clockMs, schedActive, schedPoint, waitWhileEquals } from '../locking/sync.js';
-import { HDR_RUN_STATE, HDR_STATE_GEN, LOCK_ZONE, METRIC_EXTRA, METRIC_HIST_BASE, PAGE_WORDS, PG_FLAGS, RUN_RUNNING, RUN_SETTLING, ZONE_FREE_PAGES, ZONE_ISOLATED_PAGES, metricBase, type Views } from '../shm/layout.js';
+import { HDR_RUN_STATE, HDR_STATE_GEN, LOCK_ZONE, METRIC_EXTRA, METRIC_HIST_BASE, PAGE_WORDS, PG_FLAGS, RUN_RUNNING, RUN_SETTLING, ZONE_FREE_PAGES, ZONE_ISOLATED_PAGES, metricBase, type Views, INJECTED_NO_ISOLATE, INJECTED_POISON_UNAWARE, METRIC_INJECTED } from '../shm/layout.js';
 import type { Zone } from './buddy.js';
 import { ORDER_SHIFT, PG_ISOLATED, PG_STATE_MASK, describeFlags } from './page.js';
 
@@ -57,9 +57,15 @@ export interface ReporterInjections {
   noReportedSkip: boolean;
   noZoneLock: boolean;
   lostWakeup: boolean;
+  /**
+   * poison-unaware: the reporter does nothing differently (the mode's
+   * handshake dropped PAGE_POISON); set so it counts the blocks it reports
+   * from a guest that poisons them, i.e. the injection acting.
+   */
+  poisonUnaware: boolean;
 }
 
-export const NO_INJECTIONS: ReporterInjections = { noIsolate: false, earlyPutback: false, noReportedSkip: false, noZoneLock: false, lostWakeup: false };
+export const NO_INJECTIONS: ReporterInjections = { noIsolate: false, earlyPutback: false, noReportedSkip: false, noZoneLock: false, lostWakeup: false, poisonUnaware: false };
 
 /**
  * Injection `lost-wakeup`: how long a side is held up between its plain load
@@ -192,6 +198,11 @@ export class ReporterBase {
     if (ns > m[mb + RM_RT_NS_MAX]) m[mb + RM_RT_NS_MAX] = ns;
     record(m, mb + METRIC_HIST_BASE, ns);
     if (st === 'ok') {
+      // The device acknowledged: blocks it discarded while they sat on the
+      // free list (no-isolate), or from a guest that poisons them without
+      // PAGE_POISON (poison-unaware): those injections acting.
+      if (this.inj.noIsolate) m[mb + METRIC_INJECTED + INJECTED_NO_ISOLATE] += count;
+      if (this.inj.poisonUnaware) m[mb + METRIC_INJECTED + INJECTED_POISON_UNAWARE] += count;
       m[mb + RM_BLOCKS] += count;
       m[mb + RM_PAGES] += pages;
       m[mb + RM_REREPORTED] += again;

@@ -23,6 +23,7 @@ import {
   C_HASH1,
   C_HASH2,
   C_HINTING,
+  C_INTERRUPT,
   C_REPLAY,
   C_REPLAY_STEPS,
   C_REPORTER,
@@ -161,6 +162,15 @@ export function haltSched(views: Views, reason = HALT_HARNESS): void {
   haltSchedViews(s, reason, s.ctl[C_STEP], -1);
 }
 
+/**
+ * Main: end RUNNING at the scheduler's next step (an interrupt). The token
+ * holder sees the word in its housekeeping and switches the phase itself,
+ * so the run settles and stops under the scheduler like any other; the
+ * trace from there on is not the seed's (an interrupted run is not replayable).
+ */
+export function interruptSched(views: Views): void {
+  Atomics.store(schedViews(views).ctl, C_INTERRUPT, 1);
+}
 
 export interface SchedOutcome {
   strategy: 'random' | 'pct';

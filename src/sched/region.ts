@@ -47,6 +47,9 @@ export const C_FIRST = 30; // the first decision (made by main)
 export const C_TIMEOUTS = 31; // blocked waits ended by their logical deadline
 export const C_CP_CLASS = 32; // PCT: class of change point j (16 words)
 export const C_CLS_SEEN = 48; // PCT: choice steps seen per class (CP_CLASSES words)
+/** Main asks the run to end its workload now (an interrupt, RunHooks.interrupt): the only word main
+ *  writes after the first token; Atomics.store by main, Atomics.load by the token holder's housekeeping. */
+export const C_INTERRUPT = 60;
 
 // ---- Float64 words (SCHED_F_WORDS) ----
 export const F_CLOCK = 0; // logical ticks

@@ -53,6 +53,7 @@ import {
   C_HASH1,
   C_HASH2,
   C_HINTING,
+  C_INTERRUPT,
   C_REPLAY,
   C_REPLAY_STEPS,
   C_REPORTER,
@@ -265,7 +266,7 @@ export class Scheduler implements SchedHooks {
       if (f[F_STOP_AT] === 0) f[F_STOP_AT] = clock;
     }
     if (rs === RUN_RUNNING) {
-      if (clock >= f[F_BUDGET]) {
+      if (clock >= f[F_BUDGET] || Atomics.load(ctl, C_INTERRUPT) !== 0) {
         this.setPhase(this.hinting ? RUN_SETTLING : RUN_STOPPING);
         if (this.hinting) f[F_SETTLE_START] = clock;
         return;

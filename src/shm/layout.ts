@@ -248,6 +248,24 @@ export const METRIC_HOST_FAULTS = 14; // host faults on first touch (a page the 
 export const METRIC_THP_FALLBACKS = 15; // --thp always: 2 MiB faults that fell back to order 0 (no order-9 block)
 export const METRIC_EXTRA = 16; // role-specific counters from here (see the role's module)
 export const METRIC_HIST_BASE = 64; // alloc latency histogram (src/base/hist.ts), HIST_BUCKETS Float64 counters
+/**
+ * Fault injection (--inject, src/check/inject.ts): how many times each
+ * injected code path ran in this thread, one Float64 per injection at
+ * METRIC_INJECTED + INJECTED_*; main sums every thread's slot. A run whose
+ * injection never ran tested nothing, and says so (exit 1). Plain stores by
+ * the owning thread; main reads them after every role stopped.
+ */
+export const METRIC_INJECTED = METRIC_HIST_BASE + HIST_BUCKETS;
+export const INJECTED_NO_ISOLATE = 0;
+export const INJECTED_EARLY_PUTBACK = 1;
+export const INJECTED_NO_REPORTED_SKIP = 2;
+export const INJECTED_KEEP_REPORTED_ON_MERGE = 3;
+export const INJECTED_NO_ZONE_LOCK = 4;
+export const INJECTED_POISON_UNAWARE = 5;
+export const INJECTED_LOST_WAKEUP = 6;
+export const INJECTED_NO_ACK_WAIT = 7;
+export const INJECTED_DEVICE_DOUBLE_USED = 8;
+export const INJECTED_SLOTS = 16;
 
 // ---- violations (Int32 words): the first violation's location, details go in results ----
 export const VIO_COUNT = 0;
@@ -465,6 +483,7 @@ export function assertLayout(l: Layout): void {
   if (LOCKSTAT_SLOT_BYTES % CACHE_LINE !== 0) throw new Error('layout: lockstat slot not cache-line padded');
   if (PCP_LISTS + 2 * NR_PCP_LISTS > PCP_LINE_WORDS) throw new Error('layout: pcp lists overrun their cache line');
   if (ZONE_AERATION_ACTIVE >= ZONE_WORDS_FIXED) throw new Error('layout: zone words overrun ZONE_WORDS_FIXED');
+  if ((METRIC_INJECTED + INJECTED_SLOTS) * 8 > METRIC_SLOT_BYTES) throw new Error('layout: injection counters overrun the metric slot');
 }
 
 /** Absolute byte offsets of every word used with Atomics.wait. */

@@ -24,6 +24,7 @@ import {
   type Views,
 } from '../shm/layout.js';
 import type { Config } from './config.js';
+import type { InjectionOutcome } from '../check/inject.js';
 import type { CpuTimeStats } from './cputime.js';
 import type { HintingStats } from './modes/stats.js';
 
@@ -59,12 +60,29 @@ export interface Totals {
   allocLatencyNs: Percentiles;
 }
 
+/**
+ * The exit status contract: 0 ok, 1 a violation (or an injection that never
+ * acted), 3 a simulator failure, 130 / 143 interrupted by SIGINT / SIGTERM
+ * with every oracle that ran passing (128 + the signal number, as a shell
+ * reports a process the signal ended).
+ */
+export type ExitCode = 0 | 1 | 3 | 130 | 143;
+
+/** The exit status of an interrupted run that found nothing: 143 for SIGTERM, 130 otherwise (SIGINT, or an interrupt without a signal). */
+export const interruptExitCode = (reason: unknown): 130 | 143 => (reason === 'SIGTERM' ? 143 : 130);
+
 export interface RunResult {
   seed: number;
   config: Config;
   ok: boolean;
-  /** 0 ok, 1 violation, 3 simulator failure (the exit status contract). */
-  exitCode: 0 | 1 | 3;
+  /** The exit status contract (ExitCode). */
+  exitCode: ExitCode;
+  /** The workload phase was ended early by an interrupt (RunHooks.interrupt): durationMs is the workload time actually run. */
+  interrupted: boolean;
+  /** With `interrupted`: the signal, the workload time when it came and how long main took to end the workload (ms). */
+  interrupt?: { signal: string; atMs: number; reactionMs: number | null };
+  /** Per --inject: whether its injected code path ran (src/check/inject.ts); empty without --inject. */
+  injections: InjectionOutcome[];
   violations: Violation[];
   errors: string[];
   rerun: string;

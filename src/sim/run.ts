@@ -26,14 +26,16 @@ import { LockStat, collectLockStats } from '../locking/lockstat.js';
 import { Sync, publishRunState } from '../locking/sync.js';
 import { Zone } from '../mm/buddy.js';
 import { GuestMemory } from '../mm/memory.js';
-import { type SchedOutcome, driveScheduled, haltSched, initSched, loadReplay, schedOutcome, startSched } from '../sched/control.js';
+import { type SchedOutcome, driveScheduled, haltSched, initSched, interruptSched, loadReplay, schedOutcome, startSched } from '../sched/control.js';
 import type { ScheduleRecord } from '../sched/schedule.js';
-import { HDR_READY, HDR_RUN_STATE, LOCK_ZONE, MAX_ORDER, METRIC_OPS, METRIC_OS_TID, PAGE_SIZE, RUN_ABORT, RUN_RUNNING, RUN_SETTLING, RUN_STOPPING, ZONE_REPORTED_PAGES, computeLayout, createShared, metricBase, threadIds, type Views } from '../shm/layout.js';
+import { HDR_READY, HDR_RUN_STATE, LOCK_ZONE, MAX_ORDER, METRIC_INJECTED, METRIC_OPS, METRIC_OS_TID, PAGE_SIZE, RUN_ABORT, RUN_RUNNING, RUN_SETTLING, RUN_STOPPING, ZONE_REPORTED_PAGES, computeLayout, createShared, metricBase, threadIds, type Views } from '../shm/layout.js';
 import { type Config, layoutParams, rerunCommand, schedParams } from './config.js';
 import { type CpuTimeStats, type Schedstat, cpuTimeStats, ownTid, snapshot, threadDelta } from './cputime.js';
 import { modeOf } from './modes/index.js';
 import type { HintingMode, LivenessWatch, MainContext, SettleResult } from './modes/mode.js';
-import { type CheckResult, type RunResult, type SeriesPoint, readCpuMetrics } from './results.js';
+import type { HintingStats } from './modes/stats.js';
+import { type CheckResult, type ExitCode, type RunResult, type SeriesPoint, interruptExitCode, readCpuMetrics } from './results.js';
+import { type InjectionOutcome, injectionOutcomes } from '../check/inject.js';
 import { type RoleName, type RoleResult, type RoleTask, roleThreadId } from './roles.js';
 import { RM_RING_CHECKS } from '../mm/reporter-common.js';
 
@@ -54,7 +56,23 @@ export interface RunHooks {
    * compare.
    */
   buffer?: SharedArrayBuffer;
+  /**
+   * Ends the workload phase early when aborted (its `reason`: the signal's
+   * name, e.g. 'SIGINT'): settling, stopping and every end-of-run check then
+   * run as usual and the result says `interrupted`. The CLI aborts it on the
+   * first SIGINT/SIGTERM (src/cli/signals.ts); a loop of runs (compare,
+   * stress) starts no new run once it fired.
+   */
+  interrupt?: AbortSignal;
 }
+
+/**
+ * Series points a run keeps at most: past it every other point is dropped
+ * and later samples are kept at twice the stride, so a 24 h soak's series
+ * (and its JSON) is as large as a 7-minute run's instead of growing with
+ * the duration. Sampling itself (progress, liveness) keeps its interval.
+ */
+export const SERIES_MAX_POINTS = 4096;
 
 /** The compiled worker entry: dist/workers/role.js next to dist/src/sim/run.js (or from the TS sources under vitest). */
 export function workerFile(): string {
@@ -79,6 +97,7 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
     await run.stop();
     return run.collect();
   } finally {
+    run.dispose();
     await run.pool.destroy().catch(() => undefined);
   }
 }
@@ -128,6 +147,12 @@ class Run {
   cpuStart: (Schedstat | null)[] = [];
   cpuEnd: (Schedstat | null)[] = [];
   tids: number[] = [];
+  /** Series sampling: every seriesStride-th sample is kept (SERIES_MAX_POINTS). */
+  seriesStride = 1;
+  samplesTaken = 0;
+  /** When the interrupt fired (performance.now()), and when the workload phase ended because of it. */
+  tInterrupt = -1;
+  tInterruptSeen = -1;
 
   /** Set-up: the buffer, the zone, the device handshake, the scheduler's region, the pool with every role's task. */
   constructor(
@@ -181,6 +206,19 @@ class Run {
     });
     this.allDone = Promise.all(this.tasks);
     void this.allDone.then(() => (this.allReturned = true));
+    // The moment the interrupt fired, for the reaction time in the result.
+    const intr = hooks.interrupt;
+    if (intr?.aborted) this.tInterrupt = performance.now();
+    else intr?.addEventListener('abort', this.onInterrupt, { once: true });
+  }
+
+  private readonly onInterrupt = () => {
+    this.tInterrupt = performance.now();
+  };
+
+  /** Let go of the caller's interrupt signal (a loop of runs shares one). */
+  dispose(): void {
+    this.hooks.interrupt?.removeEventListener('abort', this.onInterrupt);
   }
 
   /** Prefault or poison guest memory before the roles start. */
@@ -246,11 +284,43 @@ class Run {
     };
   }
 
-  /** Sample into the series and the progress hook. */
+  /** Sample into the series (bounded: SERIES_MAX_POINTS) and the progress hook. */
   private record(elapsedMs: number): void {
     const p = this.sample(elapsedMs);
-    this.series.push(p);
+    if (this.samplesTaken++ % this.seriesStride === 0) {
+      this.series.push(p);
+      if (this.series.length >= SERIES_MAX_POINTS) {
+        // Keep samples 0, 2s, 4s, ... (s the old stride): even positions.
+        let k = 0;
+        for (let i = 0; i < this.series.length; i += 2) this.series[k++] = this.series[i];
+        this.series.length = k;
+        this.seriesStride *= 2;
+      }
+    }
     this.hooks.onSample?.(p, elapsedMs);
+  }
+
+  /** The interrupt fired: the workload phase must end now. Notes when main first acted on it. */
+  private interrupted(): boolean {
+    if (!this.hooks.interrupt?.aborted) return false;
+    if (this.tInterruptSeen < 0) this.tInterruptSeen = performance.now();
+    return true;
+  }
+
+  /** Sleep up to `ms`, cut short by the interrupt so main reacts to it at once. */
+  private pause(ms: number): Promise<void> {
+    const intr = this.hooks.interrupt;
+    if (intr === undefined) return sleep(ms);
+    if (intr.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        intr.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      intr.addEventListener('abort', done, { once: true });
+    });
   }
 
   /** The free-list and conservation checks under the zone lock (lock statistics show it as 'oracle_check'). */
@@ -316,7 +386,7 @@ class Run {
     let nextCheck = cfg.checkIntervalMs > 0 ? cfg.checkIntervalMs : Infinity;
     for (;;) {
       elapsed = performance.now() - this.t0;
-      if (this.runState() !== RUN_RUNNING || this.allReturned || elapsed >= cfg.durationMs) break;
+      if (this.runState() !== RUN_RUNNING || this.allReturned || elapsed >= cfg.durationMs || this.interrupted()) break;
       if (elapsed >= nextSample) {
         this.record(elapsed);
         nextSample += this.sampleMs;
@@ -331,7 +401,8 @@ class Run {
         }
         nextCheck += cfg.checkIntervalMs;
       }
-      await sleep(Math.max(1, Math.min(nextSample, nextCheck, cfg.durationMs, elapsed + 50) - elapsed));
+      // At most 50 ms: main notices an abort, the end of --duration or an interrupt within that.
+      await this.pause(Math.max(1, Math.min(nextSample, nextCheck, cfg.durationMs, elapsed + 50) - elapsed));
     }
     return elapsed;
   }
@@ -344,7 +415,14 @@ class Run {
   private async runScheduled(): Promise<number> {
     startSched(this.views);
     let nextSample = 0;
+    let asked = false;
     const err = await driveScheduled(this.views, this.cfg, () => this.allReturned, () => {
+      // Interrupted: the scheduler ends RUNNING at its next step (logical
+      // time); the run then settles and stops under it as usual.
+      if (!asked && this.interrupted()) {
+        interruptSched(this.views);
+        asked = true;
+      }
       const el = performance.now() - this.t0;
       if (el >= nextSample) {
         this.record(el);
@@ -467,12 +545,21 @@ class Run {
       hinting.settleMs = Math.round(this.settleMs);
       if (this.settleResult) hinting.settle = this.settleResult.summary;
     }
-    const exitCode: 0 | 1 | 3 = this.errors.length > 0 ? 3 : this.violations.length > 0 ? 1 : 0;
+    const interrupted = this.tInterruptSeen >= 0 || this.tInterrupt >= 0;
+    const injections = this.injectionOutcomes(hinting, device?.chains ?? 0);
+    // A run whose injection never acted tested nothing: exit 1, not a pass.
+    // An interrupted run is not a pass either (its own exit status), so
+    // there it is reported but does not decide the status.
+    const vacuous = injections.some((x) => !x.acted) && !interrupted;
+    const exitCode: ExitCode = this.errors.length > 0 ? 3 : this.violations.length > 0 || vacuous ? 1 : interrupted ? interruptExitCode(this.hooks.interrupt?.reason) : 0;
     return {
       seed: cfg.seed,
       config: cfg,
       ok: exitCode === 0,
       exitCode,
+      interrupted,
+      ...(interrupted ? { interrupt: this.interruptInfo() } : {}),
+      injections,
       violations: this.violations,
       errors: this.errors,
       rerun: rerunCommand(cfg),
@@ -498,6 +585,36 @@ class Run {
       ...(this.sched ? { sched: this.sched } : {}),
       ...this.cpuTime(cpu.totals.ops),
     };
+  }
+
+  /** Whether each --inject acted: its counter summed over every thread's metric slot. */
+  private injectionOutcomes(hinting: HintingStats | undefined, deviceChains: number): InjectionOutcome[] {
+    const { cfg, views } = this;
+    if (cfg.inject.length === 0) return [];
+    const count = (counter: number) => {
+      let n = 0;
+      for (let t = 0; t < views.layout.threads; t++) n += views.metrics[metricBase(t) + METRIC_INJECTED + counter];
+      return n;
+    };
+    // What the run did instead, for the reason line of an injection that never acted.
+    const facts: string[] = [];
+    if (hinting === undefined) facts.push(`hinting ${cfg.hinting} runs no reporter`);
+    else if (!hinting.enabled) facts.push(`hinting stayed disabled: ${this.mode.enabled(views, cfg).why}`);
+    else if (hinting.hint) facts.push(`the balloon made ${hinting.hint.runs} hint runs`);
+    else facts.push(`the reporter made ${hinting.reports} reports in ${hinting.passes} passes${hinting.passesSkippedBelowWatermark > 0 ? `, ${hinting.passesSkippedBelowWatermark} skipped with zone free below low watermark + capacity << order` : ''}`);
+    if (hinting !== undefined) facts.push(`the device completed ${deviceChains} requests`);
+    if (this.durationMs < cfg.durationMs - 1) facts.push(`the workload ran ${Math.round(this.durationMs)} of ${cfg.durationMs} ms`);
+    return injectionOutcomes(cfg.inject, count, facts.join('; '));
+  }
+
+  /** How the interrupt went: its signal, the workload time when it fired and how long main took to end the workload. */
+  private interruptInfo(): { signal: string; atMs: number; reactionMs: number | null } {
+    const reason = this.hooks.interrupt?.reason;
+    const signal = typeof reason === 'string' ? reason : 'interrupt';
+    const at = this.tInterrupt >= 0 ? this.tInterrupt : this.tInterruptSeen;
+    // Fired before the workload began: it ends at once (reaction from the start of the phase).
+    const seen = this.tInterruptSeen;
+    return { signal, atMs: Math.round(Math.max(0, at - this.t0)), reactionMs: seen >= 0 && at >= 0 ? Math.round((seen - Math.max(at, this.t0)) * 10) / 10 : null };
   }
 
   /** Per-role CPU time in the workload window, where schedstat could be read for every thread. */

@@ -37,7 +37,9 @@ export async function searchSchedules(cfg: Config, o: ScheduleSearchOptions): Pr
     seeds.push(seed);
     const r = await runSimulation({ ...cfg, seed, sched: o.strategy ?? 'pct', replay: '' });
     o.onRun?.(seed, r);
-    if (!r.ok) return { found: r, seeds };
+    // A run whose injection never acted (exit 1 with nothing found) is not a
+    // failure found: the search goes on to the next seed.
+    if (r.violations.length > 0 || r.errors.length > 0) return { found: r, seeds };
   }
   return { found: null, seeds };
 }
