@@ -15,7 +15,8 @@ import { collectRepeated } from '../check/inject.js';
 import { STRESS_OPTIONS, runStressCommand } from './stress.js';
 import { UsageError } from '../base/errors.js';
 import { fmtBytes } from '../base/units.js';
-import { RUN_OPTIONS, type RawFlags, parseRunFlags } from './flags.js';
+import { RUN_OPTIONS, TRACE_OPTIONS, type RawFlags, parseRunFlags, parseTraceFlags } from './flags.js';
+import { writeTraceFile } from './trace-file.js';
 
 function usageExit(msg: string): never {
   process.stderr.write(`sim: ${msg}\n`);
@@ -24,8 +25,10 @@ function usageExit(msg: string): never {
 
 async function runCommand(a: RawFlags): Promise<void> {
   let cfg: Config;
+  let traceOut: ReturnType<typeof parseTraceFlags>;
   try {
     cfg = parseRunFlags(a);
+    traceOut = parseTraceFlags(a);
   } catch (e) {
     if (e instanceof UsageError) usageExit(e.message);
     throw e;
@@ -54,6 +57,10 @@ async function runCommand(a: RawFlags): Promise<void> {
   if (chart) (tty ? process.stderr : human).write('\n' + renderChart(result.series).join('\n') + '\n');
   if (result.locks) human.write('\n' + formatLockstat(result.locks, parseLockstatFlags(a).output) + '\n');
   if (result.sched) reportSchedule(result, a['schedule-out'] === undefined ? undefined : String(a['schedule-out']), process.stderr);
+  if (traceOut.file !== null && result.trace && (traceOut.when === 'always' || !result.ok)) {
+    const n = writeTraceFile(traceOut.file, result.trace);
+    process.stderr.write(`trace written to ${traceOut.file} (${n} events; open it in https://ui.perfetto.dev or chrome://tracing)\n`);
+  }
   if (json) process.stdout.write(JSON.stringify(toJson(result)) + '\n');
   process.exitCode = result.exitCode;
 }
@@ -65,7 +72,7 @@ export function buildCli(argv: string[]): Argv {
   return yargs(argv)
     .scriptName('sim')
     .usage('$0 [run] --cpus N --workload W [--memory SIZE] [--duration TIME] [--hinting MODE] [--seed S] [--json]')
-    .command(['run', '$0'], 'run a simulation (default command)', (y) => y.options(RUN_OPTIONS), (a) => runCommand(withInjects(a as RawFlags)))
+    .command(['run', '$0'], 'run a simulation (default command)', (y) => y.options({ ...RUN_OPTIONS, ...TRACE_OPTIONS }), (a) => runCommand(withInjects(a as RawFlags)))
     .command('compare', 'run one workload and seed with hinting off and each hinting mode; print them side by side', (y) => y.options({ ...RUN_OPTIONS, hinting: { type: 'string', describe: 'not accepted: compare runs every hinting mode' } }), (a) => runCompareCommand(withInjects(a as RawFlags), parseRunFlags))
     .command('stress', 'many short runs across the cores, each with its own seed (--swarm: a random configuration per run); stops at the first failure and prints the command that reruns it', (y) => y.options({ ...RUN_OPTIONS, ...STRESS_OPTIONS }), (a) => runStressCommand(withInjects(a as RawFlags), parseRunFlags))
     .strict()

@@ -19,6 +19,8 @@
 // so features that mask each other's bugs are often off.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { type Config, HINTING_MODES, RANGES, WORKLOADS, durationFlag, intFlag, rerunCommand } from '../sim/config.js';
@@ -37,6 +39,7 @@ export const STRESS_OPTIONS = {
   swarm: { type: 'boolean', default: false, describe: 'stress: draw a random configuration per run (cpus, memory, workload, hinting, capacity, report order, delay, pcp, poison, ...) from its seed' },
   jobs: { type: 'string', describe: 'stress: runs at a time (1..64; default min(2, cores))' },
   shard: { type: 'string', describe: 'stress: K/N: run only runs K, K+N, K+2N, ... of the campaign (0 <= K < N <= 100000), for batch schedulers' },
+  'trace-dir': { type: 'string', describe: 'stress: every run records a --trace; the trace of a failing run is kept in DIR (run-<index>-seed-<seed>.trace.json; created if missing)' },
 } as const;
 
 export interface StressOptions {
@@ -48,6 +51,8 @@ export interface StressOptions {
   jobs: number;
   shardK: number;
   shardN: number;
+  /** --trace-dir: where a failing run's trace is kept (null: runs are not traced). */
+  traceDir?: string | null;
 }
 
 /** Seed of run i of a campaign: a fixed function of (campaign seed, i). */
@@ -124,7 +129,14 @@ export function parseStressFlags(a: RawFlags, parseRunFlags: (a: RawFlags) => Co
   }
   // The campaign seed: --seed, or random (printed first so the campaign can be repeated).
   const campaignSeed = a.seed === undefined ? base.seed : intFlag('seed', a.seed, RANGES.seed);
-  return { base, opts: { campaignSeed, runs, durationMs, runDurationMs, swarm: Boolean(a.swarm), jobs, shardK, shardN } };
+  let traceDir: string | null = null;
+  if (a['trace-dir'] !== undefined) {
+    traceDir = String(a['trace-dir']);
+    if (traceDir.trim() === '') throw new UsageError(`--trace-dir: needs a directory path`);
+    if (existsSync(traceDir) && !statSync(traceDir).isDirectory()) throw new UsageError(`--trace-dir: '${traceDir}' exists and is not a directory`);
+    if (!existsSync(path.dirname(path.resolve(traceDir)))) throw new UsageError(`--trace-dir: parent directory of '${traceDir}' does not exist`);
+  }
+  return { base, opts: { campaignSeed, runs, durationMs, runDurationMs, swarm: Boolean(a.swarm), jobs, shardK, shardN, traceDir } };
 }
 
 export interface RunOutcome {
@@ -140,7 +152,28 @@ export interface RunOutcome {
   /** A failing scheduled run (--sched random|pct): its schedule string and the file the run wrote. */
   schedule?: string;
   scheduleFile?: string;
+  /** --trace-dir: the trace file a failing run wrote. */
+  traceFile?: string;
 }
+
+/** One finished run of a campaign, as the campaign page (src/cli/html/) charts it. */
+export interface StressRunRecord {
+  index: number;
+  seed: number;
+  /** ms from the campaign's start to the run's end, and the run's own wall time. */
+  endMs: number;
+  wallMs: number;
+  exitCode: number;
+  hinting: string;
+  workload: string;
+  cpus: number;
+  /** A failing run: the first violation's oracle (or 'error') and the command that reruns it. */
+  oracle?: string;
+  rerun?: string;
+}
+
+/** Runs kept in StressSummary.runLog; a longer campaign counts the rest in runLogDropped. */
+export const RUN_LOG_MAX = 10_000;
 
 export interface StressSummary {
   campaignSeed: number;
@@ -154,6 +187,9 @@ export interface StressSummary {
   runsPerMinute: number;
   oracles: { oracle: string; runs: number; failures: number; exercisedInRuns: number }[];
   firstFailure: RunOutcome | null;
+  /** Every finished run in the order they ended (the first RUN_LOG_MAX), for the campaign page's charts. */
+  runLog?: StressRunRecord[];
+  runLogDropped?: number;
 }
 
 /** Argument vector of `sim run` for this configuration: exactly the printed rerun command. */
@@ -166,13 +202,15 @@ function cliPath(): string {
 }
 
 /** One run in a child process; resolves with its outcome (never rejects). */
-function runChild(index: number, cfg: Config, track: Set<ChildProcess>): Promise<RunOutcome> {
+function runChild(index: number, cfg: Config, track: Set<ChildProcess>, traceDir: string | null = null): Promise<RunOutcome> {
   const t0 = performance.now();
   const rerun = rerunCommand(cfg);
+  // --trace-dir: the child writes its trace only if it fails.
+  const traceFile = traceDir === null ? null : path.join(traceDir, `run-${index}-seed-${cfg.seed}.trace.json`);
   // Bound: the workload, the settle phase and two wait bounds, plus start-up.
   const limitMs = cfg.durationMs + cfg.settleTimeoutMs + 2 * cfg.waitTimeoutMs + 30_000;
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cliPath(), 'run', ...rerunArgs(cfg), '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cliPath(), 'run', ...rerunArgs(cfg), '--json', ...(traceFile ? ['--trace', traceFile, '--trace-when', 'failure'] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
     track.add(child);
     let out = '';
     let err = '';
@@ -182,7 +220,7 @@ function runChild(index: number, cfg: Config, track: Set<ChildProcess>): Promise
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       track.delete(child);
-      const base = { index, seed: cfg.seed, config: cfg, rerun, wallMs: performance.now() - t0 };
+      const base = { index, seed: cfg.seed, config: cfg, rerun, wallMs: performance.now() - t0, ...(traceFile !== null && existsSync(traceFile) ? { traceFile } : {}) };
       try {
         const j = JSON.parse(out);
         // The result's own exit code: a run that printed its result and was
@@ -207,6 +245,9 @@ export async function runStress(base: Config, o: StressOptions, log: (line: stri
   let done = 0;
   let firstFailure: RunOutcome | null = null;
   let failures = 0;
+  const runLog: StressRunRecord[] = [];
+  let runLogDropped = 0;
+  if (o.traceDir) mkdirSync(o.traceDir, { recursive: true });
   const timeLeft = () => performance.now() - t0 < o.durationMs;
   const claim = (): number | null => {
     if (firstFailure !== null || next >= o.runs || !timeLeft()) return null;
@@ -217,7 +258,7 @@ export async function runStress(base: Config, o: StressOptions, log: (line: stri
   const worker = async () => {
     for (let i = claim(); i !== null; i = claim()) {
       const cfg = runConfig(base, o, i);
-      const r = await runChild(i, cfg, track);
+      const r = await runChild(i, cfg, track, o.traceDir ?? null);
       if (firstFailure !== null && r.exitCode !== 0 && r.violations.length === 0) break; // killed by the stop below
       done++;
       for (const c of r.checks) {
@@ -227,6 +268,10 @@ export async function runStress(base: Config, o: StressOptions, log: (line: stri
         if (c.runs > 0) t.exercisedInRuns++;
         totals.set(c.oracle, t);
       }
+      if (runLog.length < RUN_LOG_MAX) {
+        const failed = r.exitCode !== 0 ? { oracle: r.violations[0]?.oracle ?? 'error', rerun: r.rerun } : {};
+        runLog.push({ index: i, seed: r.seed, endMs: Math.round(performance.now() - t0), wallMs: Math.round(r.wallMs), exitCode: r.exitCode, hinting: cfg.hinting, workload: cfg.workload, cpus: cfg.cpus, ...failed });
+      } else runLogDropped++;
       const what = r.exitCode === 0 ? 'ok' : r.violations.length ? `FAIL ${r.violations[0].oracle}` : `ERROR exit ${r.exitCode}`;
       log(`run ${i} seed ${r.seed} ${what} (${(r.wallMs / 1000).toFixed(1)}s) cpus=${cfg.cpus} workload=${cfg.workload} hinting=${cfg.hinting} memory=${cfg.memoryBytes / 2 ** 20}M`);
       if (r.exitCode !== 0) {
@@ -252,6 +297,8 @@ export async function runStress(base: Config, o: StressOptions, log: (line: stri
     runsPerMinute: Math.round((done / Math.max(elapsedMs, 1)) * 60_000 * 10) / 10,
     oracles: [...totals.entries()].map(([oracle, t]) => ({ oracle, ...t })),
     firstFailure,
+    runLog,
+    runLogDropped,
   };
 }
 
@@ -275,6 +322,7 @@ export function stressText(s: StressSummary): string[] {
       if (f.scheduleFile) out.push(`schedule file: ${f.scheduleFile}`);
       out.push(`replay: ${f.rerun} --replay ${f.scheduleFile ?? f.schedule}`);
     }
+    if (f.traceFile) out.push(`trace: ${f.traceFile} (open it in https://ui.perfetto.dev or chrome://tracing)`);
   } else out.push(`OK: no failures (campaign seed ${s.campaignSeed})`);
   return out;
 }

@@ -43,6 +43,7 @@ import {
 import { SP_PAGE, schedPoint, type Sync } from '../locking/sync.js';
 import { FLAGS_MASK, ORDER_SHIFT, PG_ALLOCATED, PG_BUDDY, PG_PCP, PG_REPORTED, PG_REPORTED_SHIFT, PG_STATE_MASK, describeFlags } from './page.js';
 import { OracleViolation } from '../base/errors.js';
+import { TK_ALLOC, TK_FREE, tracer } from '../locking/trace.js';
 
 export interface ZoneOptions {
   pcp: boolean;
@@ -327,6 +328,7 @@ export class Zone {
   private prepNewPage(pfn: number, order: number, thread: number): void {
     this.setHead(pfn, PG_ALLOCATED, order);
     this.setOwner(pfn, thread);
+    if (tracer !== null) tracer.instant(TK_ALLOC, pfn, order);
   }
 
   /** Check that `thread` owns the allocated block (pfn, order); throws the ownership violation. */
@@ -345,6 +347,7 @@ export class Zone {
 
   /** Free a block `thread` allocated. Verifies ownership first (double free, foreign free). */
   free(pfn: number, order: number, thread: number): void {
+    if (tracer !== null) tracer.instant(TK_FREE, pfn, order);
     if (order === 0 && this.opts.pcp && thread < this.views.layout.params.cpus) {
       this.checkOwned(pfn, 0, thread, 'free');
       this.freePcp(pfn, thread);

@@ -44,6 +44,7 @@ import { ORDER_SHIFT, describeFlags, PG_BUDDY, PG_ISOLATED, PG_REPORTED, PG_STAT
 import { SP_STATE, bump, clockMs, schedActive, schedPoint, waitWhileEquals } from '../locking/sync.js';
 import { OracleViolation } from '../base/errors.js';
 import { SITE_REPORT_DRAIN, SITE_REPORT_ISOLATE } from '../locking/sites.js';
+import { TK_ISOLATE, TK_PASS, TK_PUTBACK, TK_REPORT, tracer } from '../locking/trace.js';
 
 export const PAGE_REPORTING_IDLE = 0;
 export const PAGE_REPORTING_REQUESTED = 1;
@@ -256,7 +257,10 @@ export class PageReporting {
     // ACTIVE lets us see requests that arrive during the pass.
     Atomics.store(this.rep, REP_STATE, PAGE_REPORTING_ACTIVE);
     this.m[this.mb + RM_PASSES]++;
+    const tr = tracer;
+    const t0 = tr !== null ? tr.nowUs() : 0;
     this.processZone();
+    if (tr !== null) tr.since(TK_PASS, t0);
     // Read the request generation BEFORE the exchange that ends the pass. A
     // free path that sees IDLE after the exchange moves it to REQUESTED and
     // bumps the generation; run() then waits for a change from this value
@@ -469,6 +473,7 @@ export class PageReporting {
       return false;
     }
     // INJECTED (no-isolate): the block is sent but stays on the free list.
+    if (tracer !== null) tracer.instant(TK_ISOLATE, pfn, order);
     if (this.inj.noIsolate) return true;
     this.zone.delFromFreeList(pfn, order);
     this.zone.setHead(pfn, PG_ISOLATED, order);
@@ -492,13 +497,18 @@ export class PageReporting {
       // __putback_isolated_page(): back through the free path without
       // raising a new report request (FPI_SKIP_REPORT_NOTIFY), to the tail.
       this.zone.freeOneLocked(pfn, order, true, false);
-      if (!reported) continue;
+      if (!reported) {
+        if (tracer !== null) tracer.instant(TK_PUTBACK, pfn, order, 0);
+        continue;
+      }
       const g = this.pages[pfn * PAGE_WORDS + PG_FLAGS];
       // If it merged with a buddy, the larger block is reported later at its own order.
-      if ((g & PG_STATE_MASK) === PG_BUDDY && g >>> ORDER_SHIFT === order && (g & PG_REPORTED) === 0) {
+      const flag = (g & PG_STATE_MASK) === PG_BUDDY && g >>> ORDER_SHIFT === order && (g & PG_REPORTED) === 0;
+      if (flag) {
         this.zone.setReported(pfn, order);
         this.m[this.mb + RM_SET_REPORTED]++;
       }
+      if (tracer !== null) tracer.instant(TK_PUTBACK, pfn, order, flag ? 1 : 0);
     }
   }
 
@@ -524,7 +534,9 @@ export class PageReporting {
     }
     const t0 = performance.now();
     const st = this.sink.report(this.sgPfn, this.sgOrder, start, count);
-    const ns = (performance.now() - t0) * 1e6;
+    const t1 = performance.now();
+    if (tracer !== null) tracer.emit(TK_REPORT, tracer.usOf(t0), (t1 - t0) * 1000, count, pages, st === 'ok' ? 1 : 0);
+    const ns = (t1 - t0) * 1e6;
     m[mb + RM_REPORTS]++;
     m[mb + RM_RT_NS_TOTAL] += ns;
     if (ns > m[mb + RM_RT_NS_MAX]) m[mb + RM_RT_NS_MAX] = ns;

@@ -3,7 +3,7 @@
 // the round trip), read from the reporter thread's metric slot after it has
 // stopped, and the free page hint section (src/sim/modes/hint.ts, naive.ts).
 
-import { slotPercentiles } from '../../base/hist.js';
+import { type HistBucket, nonEmptyBuckets, slotPercentiles } from '../../base/hist.js';
 import { readHintDeviceCounters, type HintDeviceCounters } from '../../host/free-page-hint-device.js';
 import { METRIC_ALLOC_FAILS, METRIC_HIST_BASE, PAGE_SIZE, metricBase, threadIds, type Views } from '../../shm/layout.js';
 import { CM_REPORT_REQUESTS, RM_BLOCKS, RM_FAILS, RM_ISOLATE_WMARK, RM_LOCK_HOLD_NS, RM_PAGES, RM_PASSES, RM_REPORTS, RM_REQUESTS_AT_PASS_END, RM_REREPORTED, RM_RT_NS_MAX, RM_RT_NS_TOTAL, RM_SET_REPORTED, RM_SKIPPED_WMARK } from '../../mm/page-reporting.js';
@@ -34,6 +34,8 @@ export interface HintingStats {
   passesSkippedBelowWatermark: number;
   isolationsRefusedByMinWatermark: number;
   roundTripNs: { p50: number; p99: number; max: number; total: number };
+  /** The reporter's histogram behind roundTripNs, non-empty buckets (reporting, aeration: report round trips; hint: hint runs; naive: round trips). */
+  roundTripHistNs: HistBucket[];
   reporterZoneLockHoldNs: number;
   settleMs?: number;
   settle?: SettleSummary;
@@ -65,6 +67,7 @@ export function readReporterStats(views: Views, mode: string, enabled: boolean, 
     passesSkippedBelowWatermark: m[b + RM_SKIPPED_WMARK],
     isolationsRefusedByMinWatermark: m[b + RM_ISOLATE_WMARK],
     roundTripNs: { ...rt, total: m[b + RM_RT_NS_TOTAL] },
+    roundTripHistNs: nonEmptyBuckets(m, b + METRIC_HIST_BASE),
     reporterZoneLockHoldNs: m[b + RM_LOCK_HOLD_NS],
   };
 }
