@@ -17,6 +17,10 @@ import { UsageError } from '../base/errors.js';
 import { fmtBytes } from '../base/units.js';
 import { RUN_OPTIONS, TRACE_OPTIONS, type RawFlags, parseRunFlags, parseTraceFlags } from './flags.js';
 import { writeTraceFile } from './trace-file.js';
+import { runHtml } from './html/run-page.js';
+import { compareHtml } from './html/compare-page.js';
+import { campaignHtml } from './html/campaign-page.js';
+import { writeFileSync } from 'node:fs';
 
 function usageExit(msg: string): never {
   process.stderr.write(`sim: ${msg}\n`);
@@ -57,12 +61,20 @@ async function runCommand(a: RawFlags): Promise<void> {
   if (chart) (tty ? process.stderr : human).write('\n' + renderChart(result.series).join('\n') + '\n');
   if (result.locks) human.write('\n' + formatLockstat(result.locks, parseLockstatFlags(a).output) + '\n');
   if (result.sched) reportSchedule(result, a['schedule-out'] === undefined ? undefined : String(a['schedule-out']), process.stderr);
-  if (traceOut.file !== null && result.trace && (traceOut.when === 'always' || !result.ok)) {
-    const n = writeTraceFile(traceOut.file, result.trace);
+  const traceWritten = traceOut.file !== null && result.trace !== undefined && (traceOut.when === 'always' || !result.ok);
+  if (traceWritten) {
+    const n = writeTraceFile(traceOut.file!, result.trace!);
     process.stderr.write(`trace written to ${traceOut.file} (${n} events; open it in https://ui.perfetto.dev or chrome://tracing)\n`);
   }
+  if (a.html !== undefined) writeHtml(String(a.html), runHtml(result, traceWritten ? { traceFile: traceOut.file! } : {}));
   if (json) process.stdout.write(JSON.stringify(toJson(result)) + '\n');
   process.exitCode = result.exitCode;
+}
+
+/** --html FILE: the page, and where it went (stderr, so --json stdout stays one object). */
+function writeHtml(file: string, html: string): void {
+  writeFileSync(file, html);
+  process.stderr.write(`html report written to ${file} (${(html.length / 2 ** 20).toFixed(1)} MiB, self-contained)\n`);
 }
 
 export function buildCli(argv: string[]): Argv {
@@ -73,8 +85,8 @@ export function buildCli(argv: string[]): Argv {
     .scriptName('sim')
     .usage('$0 [run] --cpus N --workload W [--memory SIZE] [--duration TIME] [--hinting MODE] [--seed S] [--json]')
     .command(['run', '$0'], 'run a simulation (default command)', (y) => y.options({ ...RUN_OPTIONS, ...TRACE_OPTIONS }), (a) => runCommand(withInjects(a as RawFlags)))
-    .command('compare', 'run one workload and seed with hinting off and each hinting mode; print them side by side', (y) => y.options({ ...RUN_OPTIONS, hinting: { type: 'string', describe: 'not accepted: compare runs every hinting mode' } }), (a) => runCompareCommand(withInjects(a as RawFlags), parseRunFlags))
-    .command('stress', 'many short runs across the cores, each with its own seed (--swarm: a random configuration per run); stops at the first failure and prints the command that reruns it', (y) => y.options({ ...RUN_OPTIONS, ...STRESS_OPTIONS }), (a) => runStressCommand(withInjects(a as RawFlags), parseRunFlags))
+    .command('compare', 'run one workload and seed with hinting off and each hinting mode; print them side by side', (y) => y.options({ ...RUN_OPTIONS, hinting: { type: 'string', describe: 'not accepted: compare runs every hinting mode' } }), (a) => runCompareCommand(withInjects(a as RawFlags), parseRunFlags, a.html === undefined ? undefined : (c) => writeHtml(String(a.html), compareHtml(c))))
+    .command('stress', 'many short runs across the cores, each with its own seed (--swarm: a random configuration per run); stops at the first failure and prints the command that reruns it', (y) => y.options({ ...RUN_OPTIONS, ...STRESS_OPTIONS }), (a) => runStressCommand(withInjects(a as RawFlags), parseRunFlags, a.html === undefined ? undefined : (s) => writeHtml(String(a.html), campaignHtml(s, { settings: stressSettings(a as RawFlags) }))))
     .strict()
     .parserConfiguration({ 'duplicate-arguments-array': false })
     .help()
@@ -87,4 +99,12 @@ export function buildCli(argv: string[]): Argv {
       }
       usageExit(`${(err?.message ?? msg ?? 'bad usage').split('\n')[0]} (see sim --help)`);
     });
+}
+
+/** The campaign page's settings line: the flags the campaign was started with. */
+function stressSettings(a: RawFlags): string[] {
+  const skip = new Set(['_', '$0', 'html', 'json']);
+  const given = process.argv.slice(2).filter((x) => x.startsWith('--')).map((x) => x.slice(2).split('=')[0]);
+  const parts = given.filter((k) => !skip.has(k)).map((k) => (k.startsWith('no-') || typeof a[k] === 'boolean' || a[k] === undefined ? `--${k}` : `--${k} ${String(a[k])}`));
+  return [`sim stress ${[...new Set(parts)].join(' ')}`];
 }

@@ -327,7 +327,7 @@ export function stressText(s: StressSummary): string[] {
   return out;
 }
 
-export async function runStressCommand(a: RawFlags, parseRunFlags: (a: RawFlags) => Config): Promise<void> {
+export async function runStressCommand(a: RawFlags, parseRunFlags: (a: RawFlags) => Config, after?: (s: StressSummary) => void): Promise<void> {
   let parsed;
   try {
     parsed = parseStressFlags(a, parseRunFlags);
@@ -346,6 +346,7 @@ export async function runStressCommand(a: RawFlags, parseRunFlags: (a: RawFlags)
   if (!opts.swarm) human.write(configLines({ ...base, seed: opts.campaignSeed, durationMs: opts.runDurationMs }).slice(1).join('\n') + ' (seed: per run)\n');
   const s = await runStress(base, opts, (l) => human.write(l + '\n'));
   human.write(stressText(s).join('\n') + '\n');
+  after?.(s); // --html (src/cli/commands.ts)
   if (json) process.stdout.write(JSON.stringify(s) + '\n');
   process.exitCode = s.firstFailure === null ? 0 : s.firstFailure.violations.length > 0 ? 1 : 3;
 }
