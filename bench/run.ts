@@ -15,6 +15,7 @@ const modules: Record<string, () => Promise<{ bench: (o: { quick?: boolean }) =>
   hint: () => import('./hint.js'),
   sched: () => import('./sched.js'),
   races: () => import('./races.js'),
+  trace: () => import('./trace.js'),
 };
 
 const args = process.argv.slice(2);
