@@ -95,13 +95,14 @@ describe('sim --trace FILE', () => {
     expect(existsSync(g)).toBe(false);
   });
 
-  it('bad trace flags: one line naming the flag, exit 2; compare does not take --trace', () => {
+  it('bad trace and html flags: one line naming the flag, exit 2; compare does not take --trace', () => {
     for (const [args, re] of [
       [['--trace-events', '4096'], /^sim: --trace-events: needs --trace FILE$/],
       [['--trace', path.join(tmp, 'no/such/dir/t.json')], /^sim: --trace: directory '.*no\/such\/dir' does not exist$/],
       [['--trace', path.join(tmp, 'x.json'), '--trace-events', '10'], /^sim: --trace-events: 10 is out of range; accepted: 1024 to 1048576$/],
       [['--trace', path.join(tmp, 'x.json'), '--trace-when', 'sometimes'], /^sim: --trace-when: 'sometimes' is not accepted; accepted: always, failure$/],
       [['compare', '--trace', path.join(tmp, 'x.json')], /^sim: Unknown argument: trace/],
+      [['--html', path.join(tmp, 'no/such/dir/r.html')], /^sim: --html: directory '.*no\/such\/dir' does not exist$/],
     ] as [string[], RegExp][]) {
       const r = sim(...args, '--duration', '20ms');
       expect(r.status, args.join(' ')).toBe(2);
