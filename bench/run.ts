@@ -16,6 +16,7 @@ const modules: Record<string, () => Promise<{ bench: (o: { quick?: boolean }) =>
   sched: () => import('./sched.js'),
   races: () => import('./races.js'),
   soak: () => import('./soak.js'),
+  trace: () => import('./trace.js'),
 };
 
 const args = process.argv.slice(2);

@@ -58,6 +58,7 @@ function deterministicPart(j: any): unknown {
   delete c.cpuTime; // the OS scheduler's accounting, wall-clock
   if (c.hinting) {
     delete c.hinting.roundTripNs;
+    delete c.hinting.roundTripHistNs; // the same round trips, by bucket
     delete c.hinting.reporterZoneLockHoldNs;
     delete c.hinting.settleMs;
   }

@@ -56,6 +56,15 @@ describe('sim stress merge', () => {
     expect(h.stdout).toMatch(/^oracles exercised: stamp /m);
     expect(h.stdout).toMatch(/^warning: oracles that ran 0 times in the whole campaign: .*reported-accounting/m); // hinting off
     expect(h.stdout).toMatch(/^OK: no failures \(campaign seed 21\)$/m);
+    // --html: the merged campaign's page (its runs on the merged clock), written beside the output.
+    const page = at('merged.html');
+    const hh = spawnSync(process.execPath, [CLI, 'stress', 'merge', at('s0.json'), '--html', page, at('s1.json')], { encoding: 'utf8', timeout: 30_000 });
+    expect(hh.status, hh.stderr).toBe(0);
+    expect(hh.stderr).toMatch(/^html report written to .*merged\.html/m);
+    const html = readFileSync(page, 'utf8');
+    expect(html).toContain('balloon-sim stress campaign: seed 21, 3 runs of 3');
+    expect(html).toContain(`sim stress merge ${at('s0.json')} ${at('s1.json')}`);
+    for (const r of j.runs as { endMs: number }[]) expect(r.endMs).toBeGreaterThan(0);
   }, 120_000);
 
   it('refuses shards of another campaign, a missing shard and a repeated one: one line, exit 2', () => {

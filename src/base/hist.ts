@@ -64,3 +64,17 @@ export function slotPercentiles(src: Float64Array, base: number, max: number): {
   accumulate(h, src, base);
   return { p50: percentile(h, 0.5, max), p99: percentile(h, 0.99, max), max };
 }
+
+/** One non-empty bucket of a histogram: [low, high) and its count (JSON: `...HistNs` fields). */
+export interface HistBucket {
+  lowNs: number;
+  highNs: number;
+  count: number;
+}
+
+/** The non-empty buckets of the histogram stored at `src[base..]`, lowest first. */
+export function nonEmptyBuckets(src: Float64Array, base = 0): HistBucket[] {
+  const out: HistBucket[] = [];
+  for (let b = 0; b < HIST_BUCKETS; b++) if (src[base + b] > 0) out.push({ lowNs: bucketLow(b), highNs: bucketHigh(b), count: src[base + b] });
+  return out;
+}

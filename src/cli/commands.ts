@@ -18,8 +18,13 @@ import { STRESS_OPTIONS, runStressCommand } from './stress.js';
 import { runStressMergeCommand } from './stress-merge.js';
 import { UsageError } from '../base/errors.js';
 import { fmtBytes } from '../base/units.js';
-import { RUN_OPTIONS, type RawFlags, parseRunFlags } from './flags.js';
+import { RUN_OPTIONS, TRACE_OPTIONS, type RawFlags, parseRunFlags, parseTraceFlags } from './flags.js';
 import { installInterrupt } from './signals.js';
+import { writeTraceFile } from './trace-file.js';
+import { runHtml } from './html/run-page.js';
+import { compareHtml } from './html/compare-page.js';
+import { campaignHtml } from './html/campaign-page.js';
+import { writeFileSync } from 'node:fs';
 
 function usageExit(msg: string): never {
   process.stderr.write(`sim: ${msg}\n`);
@@ -28,8 +33,10 @@ function usageExit(msg: string): never {
 
 async function runCommand(a: RawFlags): Promise<void> {
   let cfg: Config;
+  let traceOut: ReturnType<typeof parseTraceFlags>;
   try {
     cfg = parseRunFlags(a);
+    traceOut = parseTraceFlags(a);
   } catch (e) {
     if (e instanceof UsageError) usageExit(e.message);
     throw e;
@@ -69,6 +76,12 @@ async function runCommand(a: RawFlags): Promise<void> {
   if (chart) (tty ? process.stderr : human).write('\n' + renderChart(result.series).join('\n') + '\n');
   if (result.locks) human.write('\n' + formatLockstat(result.locks, parseLockstatFlags(a).output) + '\n');
   if (result.sched) reportSchedule(result, a['schedule-out'] === undefined ? undefined : String(a['schedule-out']), process.stderr);
+  const traceWritten = traceOut.file !== null && result.trace !== undefined && (traceOut.when === 'always' || !result.ok);
+  if (traceWritten) {
+    const n = writeTraceFile(traceOut.file!, result.trace!);
+    process.stderr.write(`trace written to ${traceOut.file} (${n} events; open it in https://ui.perfetto.dev or chrome://tracing)\n`);
+  }
+  if (a.html !== undefined) writeHtml(String(a.html), runHtml(result, traceWritten ? { traceFile: traceOut.file! } : {}));
   if (json) process.stdout.write(JSON.stringify(toJson(result)) + '\n');
   process.exitCode = result.exitCode;
   intr.dispose();
@@ -81,7 +94,23 @@ async function runCommand(a: RawFlags): Promise<void> {
  */
 function mergeFiles(argv: readonly string[]): string[] {
   const i = argv.indexOf('merge');
-  return i < 0 ? [] : argv.slice(i + 1).filter((x) => !x.startsWith('-'));
+  if (i < 0) return [];
+  const rest = argv.slice(i + 1);
+  // Not a file: a flag, or the value of --html FILE.
+  return rest.filter((x, k) => !x.startsWith('-') && rest[k - 1] !== '--html');
+}
+
+/** --html of `sim stress merge` (read from argv, as the files are). */
+function mergeHtml(argv: readonly string[]): string | undefined {
+  const k = argv.indexOf('--html');
+  if (k >= 0) return argv[k + 1];
+  return argv.find((x) => x.startsWith('--html='))?.slice('--html='.length);
+}
+
+/** --html FILE: the page, and where it went (stderr, so --json stdout stays one object). */
+function writeHtml(file: string, html: string): void {
+  writeFileSync(file, html);
+  process.stderr.write(`html report written to ${file} (${(html.length / 2 ** 20).toFixed(1)} MiB, self-contained)\n`);
 }
 
 export function buildCli(argv: string[]): Argv {
@@ -91,16 +120,19 @@ export function buildCli(argv: string[]): Argv {
   return yargs(argv)
     .scriptName('sim')
     .usage('$0 [run] --cpus N --workload W [--memory SIZE] [--duration TIME] [--hinting MODE] [--seed S] [--json]')
-    .command(['run', '$0'], 'run a simulation (default command)', (y) => y.options(RUN_OPTIONS), (a) => runCommand(withInjects(a as RawFlags)))
-    .command('compare', 'run one workload and seed with hinting off and each hinting mode; print them side by side', (y) => y.options({ ...RUN_OPTIONS, hinting: { type: 'string', describe: 'not accepted: compare runs every hinting mode' } }), (a) => runCompareCommand(withInjects(a as RawFlags), parseRunFlags))
+    .command(['run', '$0'], 'run a simulation (default command)', (y) => y.options({ ...RUN_OPTIONS, ...TRACE_OPTIONS }), (a) => runCommand(withInjects(a as RawFlags)))
+    .command('compare', 'run one workload and seed with hinting off and each hinting mode; print them side by side', (y) => y.options({ ...RUN_OPTIONS, hinting: { type: 'string', describe: 'not accepted: compare runs every hinting mode' } }), (a) => runCompareCommand(withInjects(a as RawFlags), parseRunFlags, a.html === undefined ? undefined : (c) => writeHtml(String(a.html), compareHtml(c))))
     .command(
       'stress',
       'many short runs across the cores, each with its own seed (--swarm: a random configuration per run); stops at the first failure and prints the command that reruns it; `sim stress merge FILES...` combines the --json files of a sharded campaign',
       (y) =>
         y
           .options({ ...RUN_OPTIONS, ...STRESS_OPTIONS })
-          .command('merge <files..>', 'combine the --json summaries of every shard K/N of one campaign into its summary (refuses shards of different campaigns, missing or duplicate shards: exit 2)', (m) => m.positional('files', { type: 'string', array: true, describe: 'shard files (sim stress --shard K/N --json > FILE)' }), () => runStressMergeCommand(mergeFiles(argv), argv.includes('--json'))),
-      (a) => runStressCommand(withInjects(a as RawFlags), parseRunFlags),
+          .command('merge <files..>', 'combine the --json summaries of every shard K/N of one campaign into its summary (refuses shards of different campaigns, missing or duplicate shards: exit 2)', (m) => m.positional('files', { type: 'string', array: true, describe: 'shard files (sim stress --shard K/N --json > FILE)' }), () => {
+            const html = mergeHtml(argv);
+            runStressMergeCommand(mergeFiles(argv), argv.includes('--json'), html === undefined ? undefined : (s, settings) => writeHtml(html, campaignHtml(s, { settings })));
+          }),
+      (a) => runStressCommand(withInjects(a as RawFlags), parseRunFlags, a.html === undefined ? undefined : (s) => writeHtml(String(a.html), campaignHtml(s, { settings: stressSettings(a as RawFlags) }))),
     )
     .strict()
     .parserConfiguration({ 'duplicate-arguments-array': false })
@@ -114,4 +146,12 @@ export function buildCli(argv: string[]): Argv {
       }
       usageExit(`${(err?.message ?? msg ?? 'bad usage').split('\n')[0]} (see sim --help)`);
     });
+}
+
+/** The campaign page's settings line: the flags the campaign was started with. */
+function stressSettings(a: RawFlags): string[] {
+  const skip = new Set(['_', '$0', 'html', 'json']);
+  const given = process.argv.slice(2).filter((x) => x.startsWith('--')).map((x) => x.slice(2).split('=')[0]);
+  const parts = given.filter((k) => !skip.has(k)).map((k) => (k.startsWith('no-') || typeof a[k] === 'boolean' || a[k] === undefined ? `--${k}` : `--${k} ${String(a[k])}`));
+  return [`sim stress ${[...new Set(parts)].join(' ')}`];
 }

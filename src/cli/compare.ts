@@ -117,7 +117,8 @@ const pct = (x: number, ref: number) => (ref > 0 ? `${x >= ref ? '+' : ''}${(((x
 const ns = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}ms` : x >= 1e3 ? `${(x / 1e3).toFixed(2)}us` : `${Math.round(x)}ns`);
 const num = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e4 ? `${(x / 1e3).toFixed(1)}k` : `${Math.round(x)}`);
 
-export function compareText(c: CompareResult): string {
+/** The side-by-side table as rows of text, the header first (compareText prints it; the HTML report shows it). */
+export function compareTableRows(c: CompareResult): string[][] {
   const ref = c.modes.find((m) => m.mode === 'off') ?? c.modes[0];
   const rows = [['hinting', 'ops/s', 'vs off', 'host-rss', 'guest cpu/op', 'host cpu', 'zone acq', 'contentions', 'cont/acq', 'wait/acq', 'vs off', 'hold/acq', 'result']];
   for (const m of c.modes) {
@@ -138,7 +139,11 @@ export function compareText(c: CompareResult): string {
       m.ok ? 'ok' : `exit ${m.exitCode}`,
     ]);
   }
-  const out = ['', `compare: workload=${c.config.workload} cpus=${c.config.cpus} seed=${c.seed}, one run per hinting mode, lockstat on in each`, table(rows)];
+  return rows;
+}
+
+export function compareText(c: CompareResult): string {
+  const out = ['', `compare: workload=${c.config.workload} cpus=${c.config.cpus} seed=${c.seed}, one run per hinting mode, lockstat on in each`, table(compareTableRows(c))];
   for (const m of c.modes) {
     if (m.hint && m.mode === 'hint') out.push(`hint: ${m.hint.runs} runs, ${fmtBytes(m.hint.bytesPerRun)} hinted per run (p50 ${m.hint.runMsP50.toFixed(1)} ms), shrinker returned ${m.hint.shrinkerBlocksReturned} blocks, ${m.hint.allocFailuresBalloonHeld} allocation failures with the balloon holding pages; host-rss is after the last DONE`);
     if (m.hint && m.mode === 'naive') out.push(`naive: ${fmtBytes(m.hint.bytesHinted)} sent but only ${fmtBytes(m.hint.distinctBytes)} distinct (duplicate ratio ${m.hint.duplicateRatio.toFixed(3)}): the same block again and again`);
@@ -157,7 +162,7 @@ export function compareJson(c: CompareResult): Record<string, unknown> {
 }
 
 /** The `compare` command body; cli.ts passes its flag parser (importing cli.ts would run the CLI). */
-export async function runCompareCommand(a: Record<string, unknown>, parse: (a: Record<string, unknown>) => Config): Promise<void> {
+export async function runCompareCommand(a: Record<string, unknown>, parse: (a: Record<string, unknown>) => Config, after?: (c: CompareResult) => void): Promise<void> {
   let base: Config;
   try {
     // The command sets --hinting itself, one run per mode.
@@ -189,6 +194,7 @@ export async function runCompareCommand(a: Record<string, unknown>, parse: (a: R
     process.exit(3);
   }
   human.write(compareText(c) + '\n');
+  after?.(c); // --html (src/cli/commands.ts)
   if (json) process.stdout.write(JSON.stringify(compareJson(c)) + '\n');
   process.exitCode = c.exitCode;
   intr.dispose();

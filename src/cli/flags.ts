@@ -3,9 +3,10 @@
 // is a UsageError naming the flag and the accepted range (exit 2).
 
 import { randomInt } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
-import { type Config, DEFAULT_CONFIG, HINTING_MODES, RANGES, SCHED_STRATEGIES, WORKLOADS, choiceFlag, durationFlag, intFlag, powerOfTwoFlag, rerunCommand, sizeFlag, THP_MODES } from '../sim/config.js';
+import { type Config, DEFAULT_CONFIG, DEFAULT_TRACE_EVENTS, HINTING_MODES, RANGES, SCHED_STRATEGIES, THP_MODES, WORKLOADS, choiceFlag, durationFlag, intFlag, powerOfTwoFlag, rerunCommand, sizeFlag } from '../sim/config.js';
 import { PAGE_SIZE } from '../shm/layout.js';
 import { LOCKSTAT_FORMATS, LOCKSTAT_SORTS, parseLockstatFlags } from './lockstat-report.js';
 import { loadReplay } from '../sched/control.js';
@@ -63,7 +64,40 @@ export const RUN_OPTIONS = {
   lockstat: { type: 'boolean', default: false, describe: 'lock statistics (lock_stat): table at the end, `locks` in --json' },
   'lockstat-sort': { type: 'string', describe: `lockstat order: ${LOCKSTAT_SORTS.join(', ')} (default: wait-total; proc: contentions, as the kernel); implies --lockstat` },
   'lockstat-format': { type: 'string', describe: `lockstat output: ${LOCKSTAT_FORMATS.join(', ')} (proc = the /proc/lock_stat text; default table); implies --lockstat` },
+  html: { type: 'string', describe: 'write a self-contained HTML report to FILE (charts and the end tables; every script inlined, opens offline)' },
 } as const;
+
+/** Flags of `sim run` only: the event trace of one run. */
+export const TRACE_OPTIONS = {
+  trace: { type: 'string', describe: 'write a Chrome trace-event JSON of the run to FILE (open in ui.perfetto.dev or chrome://tracing): one track per role, lock holds and waits, reports, device chains, hint runs, --sched switches, memory counters' },
+  'trace-events': { type: 'string', describe: `--trace: events each thread keeps in its ring, oldest overwritten first (${r.traceEvents.min}..${r.traceEvents.max}; default ${DEFAULT_TRACE_EVENTS}, 48 bytes each)` },
+  'trace-when': { type: 'string', describe: '--trace: always (default) or failure: write the trace only if the run fails (exit 1 or 3)' },
+} as const;
+
+export const TRACE_WHEN = ['always', 'failure'] as const;
+
+/** An output file flag: a non-empty path whose directory exists (checked before the run, not after it). */
+export function outputFileFlag(flag: string, raw: unknown): string {
+  const s = typeof raw === 'string' ? raw : '';
+  if (s.trim() === '') throw new UsageError(`--${flag}: needs a file path`);
+  const dir = path.dirname(path.resolve(s));
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`--${flag}: directory '${path.dirname(s)}' does not exist`);
+  if (existsSync(s) && statSync(s).isDirectory()) throw new UsageError(`--${flag}: '${s}' is a directory; accepted: a file path`);
+  return s;
+}
+
+/** --trace, --trace-events, --trace-when: the ring size (0: off) and when to write. */
+export function parseTraceFlags(a: RawFlags): { traceEvents: number; file: string | null; when: (typeof TRACE_WHEN)[number] } {
+  if (a.trace === undefined) {
+    for (const f of ['trace-events', 'trace-when']) if (a[f] !== undefined) throw new UsageError(`--${f}: needs --trace FILE`);
+    return { traceEvents: 0, file: null, when: 'always' };
+  }
+  return {
+    traceEvents: intFlag('trace-events', a['trace-events'] ?? DEFAULT_TRACE_EVENTS, r.traceEvents),
+    file: outputFileFlag('trace', a.trace),
+    when: choiceFlag('trace-when', a['trace-when'] ?? 'always', TRACE_WHEN),
+  };
+}
 
 export type RawFlags = Record<string, unknown>;
 
@@ -118,7 +152,9 @@ export function parseRunFlags(a: RawFlags): Config {
     pctDepth: intFlag('pct-depth', a['pct-depth'] ?? d.pctDepth, r.pctDepth),
     replay: a.replay === undefined ? '' : String(a.replay),
     inject: parseInjections(a.inject),
+    traceEvents: parseTraceFlags(a).traceEvents,
   });
+  if (a.html !== undefined) outputFileFlag('html', a.html);
   // A schedule to replay must parse and belong to this configuration (exit 2 otherwise).
   if (cfg.replay) loadReplay(cfg.replay, { rerun: rerunCommand(cfg), strategy: cfg.sched }, (p) => readFileSync(p, 'utf8'));
   return cfg;

@@ -5,6 +5,7 @@ import { choiceFlag } from '../sim/config.js';
 import type { LockClassStats } from '../locking/lockstat.js';
 import { UsageError } from '../base/errors.js';
 import { SITE_NAMES } from '../locking/sites.js';
+import { type Cell, type DataTable, cell, textRows } from './report-data.js';
 
 export const LOCKSTAT_SORTS = ['contentions', 'wait-total', 'wait-max', 'hold-total'] as const;
 export type LockstatSort = (typeof LOCKSTAT_SORTS)[number];
@@ -56,13 +57,7 @@ function grid(rows: string[][]): string[] {
 
 export function lockstatTable(stats: LockClassStats[], sortedBy: LockstatSort = 'wait-total'): string {
   const out: string[] = [`lock statistics (sorted by ${sortedBy}; times are per acquisition unless total; histogram percentiles are bucket upper bounds)`];
-  const rows = [['class', 'acquisitions', 'contentions', 'con-bounces', 'acq-bounces', 'wait-total', 'wait-avg', 'wait-max', 'wait-p50', 'wait-p99', 'wait-p999', 'hold-total', 'hold-avg', 'hold-max', 'hold-p50', 'hold-p99', 'hold-p999']];
-  for (const s of stats) {
-    const w = s.waitNs;
-    const h = s.holdNs;
-    rows.push([s.class, cnt(s.acquisitions), cnt(s.contentions), cnt(s.conBounces), cnt(s.acqBounces), dur(w.total), dur(w.avg), dur(w.max), dur(w.p50), dur(w.p99), dur(w.p999), dur(h.total), dur(h.avg), dur(h.max), dur(h.p50), dur(h.p99), dur(h.p999)]);
-  }
-  out.push(...grid(rows));
+  out.push(...grid(textRows(lockstatDataTable(stats))));
   for (const s of stats) {
     if (s.contentions === 0) continue;
     const waited = s.contentionPoints.map((p) => `${p.site} ${cnt(p.count)}`).join(', ');
@@ -70,6 +65,28 @@ export function lockstatTable(stats: LockClassStats[], sortedBy: LockstatSort = 
     out.push(`  ${s.class}: waited in: ${waited}; held by: ${held}`);
   }
   return out.join('\n');
+}
+
+/**
+ * The lock table's cells (src/cli/report-data.ts), in the order of `stats`;
+ * `all` is the run's `locks` array the keys index (default: `stats` itself).
+ */
+export function lockstatDataTable(stats: LockClassStats[], all: LockClassStats[] = stats): DataTable {
+  const rows: Cell[][] = stats.map((s) => {
+    const k = `locks.${all.indexOf(s)}`;
+    const w = s.waitNs;
+    const h = s.holdNs;
+    return [
+      { text: s.class },
+      cell(s.acquisitions, cnt, `${k}.acquisitions`),
+      cell(s.contentions, cnt, `${k}.contentions`),
+      cell(s.conBounces, cnt, `${k}.conBounces`),
+      cell(s.acqBounces, cnt, `${k}.acqBounces`),
+      ...(['total', 'avg', 'max', 'p50', 'p99', 'p999'] as const).map((f) => cell(w[f], dur, `${k}.waitNs.${f}`)),
+      ...(['total', 'avg', 'max', 'p50', 'p99', 'p999'] as const).map((f) => cell(h[f], dur, `${k}.holdNs.${f}`)),
+    ];
+  });
+  return { id: 'locks', title: 'lock statistics', head: ['class', 'acquisitions', 'contentions', 'con-bounces', 'acq-bounces', 'wait-total', 'wait-avg', 'wait-max', 'wait-p50', 'wait-p99', 'wait-p999', 'hold-total', 'hold-avg', 'hold-max', 'hold-p50', 'hold-p99', 'hold-p999'], rows };
 }
 
 // ---------- /proc/lock_stat ----------

@@ -9,6 +9,7 @@ import type { CpuTimeStats, RoleCpuTime } from '../sim/cputime.js';
 import { schedJson, schedLines } from './schedule-report.js';
 import { fmtBytes, fmtDuration } from '../base/units.js';
 import { reportDelayMs } from '../sim/modes/index.js';
+import { cpuTable, deviceLine, deviceTable, freeBlocksTable, freeMemoryLine, hostLine, ns, num, oracleTable, textRows } from './report-data.js';
 
 export function configLines(c: Config): string[] {
   return [
@@ -22,9 +23,6 @@ export function configLines(c: Config): string[] {
   ];
 }
 
-const num = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : x >= 1e4 ? `${(x / 1e3).toFixed(1)}k` : `${Math.round(x)}`);
-const ns = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)}ms` : x >= 1e3 ? `${(x / 1e3).toFixed(1)}us` : `${Math.round(x)}ns`);
-
 export function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')).join('\n');
@@ -33,49 +31,42 @@ export function table(rows: string[][]): string {
 export function resultText(r: RunResult): string {
   const out: string[] = [];
   out.push('');
-  out.push(`run: ${(r.durationMs / 1000).toFixed(2)}s (set-up ${r.setupMs} ms)`);
-  const rows = [['cpu', 'ops', 'ops/s', 'allocs', 'frees', 'alloc-fail', 'alloc p50', 'alloc p99']];
-  for (const c of r.cpus) rows.push([String(c.cpu), num(c.ops), num(c.opsPerSec), num(c.allocs), num(c.frees), num(c.allocFailures), ns(c.allocLatencyNs.p50), ns(c.allocLatencyNs.p99)]);
-  const t = r.totals;
-  rows.push(['total', num(t.ops), num(t.opsPerSec), num(t.allocs), num(t.frees), num(t.allocFailures), ns(t.allocLatencyNs.p50), ns(t.allocLatencyNs.p99)]);
-  out.push(table(rows));
+  out.push(runLine(r));
+  out.push(table(textRows(cpuTable(r))));
   out.push('');
-  const orders = r.memory.freeBlocksByOrder;
-  out.push(`free memory: ${fmtBytes(r.memory.freeBytes)} of ${fmtBytes(r.memory.totalBytes)} (watermarks min/low/high ${fmtBytes(r.memory.wmarkMinBytes)}/${fmtBytes(r.memory.wmarkLowBytes)}/${fmtBytes(r.memory.wmarkHighBytes)})`);
-  out.push(table([['order', ...orders.map((_, i) => String(i))], ['free blocks', ...orders.map((n) => String(n))]]));
+  out.push(freeMemoryLine(r));
+  out.push(table(textRows(freeBlocksTable(r))));
   out.push('');
-  out.push(`host: rss ${fmtBytes(r.host.rssBytes)} at end, peak ${fmtBytes(r.host.peakRssBytes)}, discarded ${fmtBytes(r.host.discardedBytes)}, refaults ${r.host.refaults}, first-touch faults ${r.host.firstTouchFaults}`);
+  out.push(hostLine(r));
   if (r.device) {
-    const d = r.device;
-    out.push(`device: ${d.queueKind} queue index ${d.queueIndex} (numbering ${d.vqNumbering}), event-idx ${d.eventIdx ? 'on' : 'off'}, features 0x${d.featuresNegotiated.toString(16)}${d.bytesKept > 0 ? `; --no-discard: ${fmtBytes(d.bytesKept)} reported and kept resident` : ''}`);
-    const badKinds = Object.entries(d.bad).filter(([, n]) => n > 0).map(([k, n]) => `${k}=${n}`);
-    out.push(table([
-      ['chains', 'descriptors', 'discarded', 'rss dropped', 'discard time', 'hints', 'kicks', 'interrupts', 'bad input'],
-      [num(d.chains), num(d.descriptors), fmtBytes(d.bytesDiscarded), fmtBytes(d.pagesDropped * 4096), ns(d.discardNsTotal), num(d.hints), num(d.kicks), num(d.interrupts), d.badTotal ? badKinds.join(' ') : '0'],
-    ]));
+    out.push(deviceLine(r.device));
+    out.push(table(textRows(deviceTable(r.device))));
   }
-  if (r.hinting) {
-    const h = r.hinting;
-    out.push('');
-    if (!h.enabled) out.push(`hinting: ${h.mode} DISABLED`);
-    else if (h.hint) out.push(...hintLines(h.mode, h.hint, h.settleMs, h.settle?.ok));
-    else {
-      out.push(`hinting: ${h.mode}: ${num(h.reports)} reports, ${num(h.reportedBlocks)} blocks, ${fmtBytes(h.reportedBytes)} reported, ${num(h.reReportedBlocks)} re-reported after merging, ${num(h.failedReports)} failed`);
-      out.push(`  round trip p50 ${ns(h.roundTripNs.p50)} p99 ${ns(h.roundTripNs.p99)}; ${num(h.passes)} passes from ${num(h.requests)} requests; reporter held the zone lock ${ns(h.reporterZoneLockHoldNs)} in all`);
-      if (h.passesSkippedBelowWatermark || h.isolationsRefusedByMinWatermark) out.push(`  watermarks: ${h.passesSkippedBelowWatermark} passes skipped (zone not above low + capacity << order), ${h.isolationsRefusedByMinWatermark} isolations refused (min)`);
-      out.push(`  isolation: at most ${fmtBytes(h.isolatedPagesMax * 4096)} isolated at once; ${fmtBytes(h.isolatedBelowMinPages * 4096)} isolated below the min watermark; ${num(h.allocFailuresWhileIsolated)} CPU allocation failures while blocks were isolated`);
-      if (h.settle) out.push(`  settled in ${h.settleMs} ms: host RSS ${fmtBytes(h.settle.rssBytes)}${h.settle.excuses.length ? '; ' + h.settle.excuses.join('; ') : ''}`);
-    }
-  }
+  if (r.hinting) out.push('', ...hintingLines(r));
   if (r.cpuTime) out.push('', ...cpuTimeLines(r.cpuTime));
   for (const n of r.notes) out.push(`note: ${n}`);
   out.push('');
-  const crow = [['oracle', 'runs', 'failures']];
-  for (const c of r.checks) crow.push([c.oracle, num(c.runs), String(c.failures)]);
-  out.push(table(crow));
+  out.push(table(textRows(oracleTable(r))));
   out.push('');
   out.push(...verdictLines(r));
   return out.join('\n');
+}
+
+export const runLine = (r: RunResult) => `run: ${(r.durationMs / 1000).toFixed(2)}s (set-up ${r.setupMs} ms)`;
+
+/** The `hinting` section: what the mode did (reports, blocks, round trips, settling). */
+export function hintingLines(r: RunResult): string[] {
+  const h = r.hinting;
+  if (!h) return [];
+  if (!h.enabled) return [`hinting: ${h.mode} DISABLED`];
+  if (h.hint) return hintLines(h.mode, h.hint, h.settleMs, h.settle?.ok);
+  const out: string[] = [];
+  out.push(`hinting: ${h.mode}: ${num(h.reports)} reports, ${num(h.reportedBlocks)} blocks, ${fmtBytes(h.reportedBytes)} reported, ${num(h.reReportedBlocks)} re-reported after merging, ${num(h.failedReports)} failed`);
+  out.push(`  round trip p50 ${ns(h.roundTripNs.p50)} p99 ${ns(h.roundTripNs.p99)}; ${num(h.passes)} passes from ${num(h.requests)} requests; reporter held the zone lock ${ns(h.reporterZoneLockHoldNs)} in all`);
+  if (h.passesSkippedBelowWatermark || h.isolationsRefusedByMinWatermark) out.push(`  watermarks: ${h.passesSkippedBelowWatermark} passes skipped (zone not above low + capacity << order), ${h.isolationsRefusedByMinWatermark} isolations refused (min)`);
+  out.push(`  isolation: at most ${fmtBytes(h.isolatedPagesMax * 4096)} isolated at once; ${fmtBytes(h.isolatedBelowMinPages * 4096)} isolated below the min watermark; ${num(h.allocFailuresWhileIsolated)} CPU allocation failures while blocks were isolated`);
+  if (h.settle) out.push(`  settled in ${h.settleMs} ms: host RSS ${fmtBytes(h.settle.rssBytes)}${h.settle.excuses.length ? '; ' + h.settle.excuses.join('; ') : ''}`);
+  return out;
 }
 
 /** The end table of --hinting hint / naive (src/sim/modes/stats.ts). */

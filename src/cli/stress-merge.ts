@@ -127,12 +127,13 @@ function combine(shards: Shard[]): StressSummary {
     runsInterrupted: ss.reduce((a, s) => a + s.runsInterrupted, 0),
     injections: [...inj.entries()].map(([name, t]) => ({ name, ...t })),
     warnings: [],
-    runs: ss.flatMap((s) => s.runs).sort((a, b) => a.index - b.index),
+    // Each shard timed its runs from its own start: put them on the merged campaign's clock.
+    runs: ss.flatMap((s) => s.runs.map((r) => (typeof r.endMs === 'number' ? { ...r, endMs: r.endMs + (Date.parse(s.startedAt) - start) } : r))).sort((a, b) => a.index - b.index),
   });
 }
 
 /** The `stress merge` command body. */
-export function runStressMergeCommand(files: readonly string[], json: boolean): void {
+export function runStressMergeCommand(files: readonly string[], json: boolean, after?: (s: StressSummary, settings: string[]) => void): void {
   let s: StressSummary;
   try {
     s = mergeShards(files);
@@ -145,8 +146,10 @@ export function runStressMergeCommand(files: readonly string[], json: boolean): 
   }
   const human = json ? process.stderr : process.stdout;
   human.write(`sim stress merge: ${files.length} shards of campaign seed ${s.campaignSeed} (${s.campaign.runs ?? 'unbounded'} runs${s.swarm ? ', swarm' : ''}, sim ${s.campaign.version}); ${s.runs.length} runs, compute ${(s.runs.reduce((a, r) => a + r.wallMs, 0) / 1000).toFixed(1)}s\n`);
-  human.write(`run flags (seed: per run): ${s.campaign.config}\n`);
+  const settings = [`sim stress merge ${files.join(' ')}`, `run flags (seed: per run): ${s.campaign.config}`];
+  human.write(`${settings[1]}\n`);
   human.write(stressText(s).join('\n') + '\n');
+  after?.(s, settings); // --html (src/cli/commands.ts)
   if (json) process.stdout.write(JSON.stringify(s) + '\n');
   process.exitCode = s.exitCode;
 }

@@ -19,6 +19,8 @@
 // so features that mask each other's bugs are often off.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { type Config, HINTING_MODES, RANGES, WORKLOADS, durationFlag, intFlag, rerunCommand } from '../sim/config.js';
@@ -39,6 +41,7 @@ export const STRESS_OPTIONS = {
   swarm: { type: 'boolean', default: false, describe: 'stress: draw a random configuration per run (cpus, memory, workload, hinting, capacity, report order, delay, pcp, poison, ...) from its seed' },
   jobs: { type: 'string', describe: 'stress: runs at a time (1..64; default min(2, cores))' },
   shard: { type: 'string', describe: 'stress: K/N: run only runs K, K+N, K+2N, ... of the campaign (0 <= K < N <= 100000), for batch schedulers' },
+  'trace-dir': { type: 'string', describe: 'stress: every run records a --trace; the trace of a failing run is kept in DIR (run-<index>-seed-<seed>.trace.json; created if missing)' },
 } as const;
 
 export interface StressOptions {
@@ -50,6 +53,8 @@ export interface StressOptions {
   jobs: number;
   shardK: number;
   shardN: number;
+  /** --trace-dir: where a failing run's trace is kept (null: runs are not traced). */
+  traceDir?: string | null;
 }
 
 /** Seed of run i of a campaign: a fixed function of (campaign seed, i). */
@@ -126,7 +131,14 @@ export function parseStressFlags(a: RawFlags, parseRunFlags: (a: RawFlags) => Co
   }
   // The campaign seed: --seed, or random (printed first so the campaign can be repeated).
   const campaignSeed = a.seed === undefined ? base.seed : intFlag('seed', a.seed, RANGES.seed);
-  return { base, opts: { campaignSeed, runs, durationMs, runDurationMs, swarm: Boolean(a.swarm), jobs, shardK, shardN } };
+  let traceDir: string | null = null;
+  if (a['trace-dir'] !== undefined) {
+    traceDir = String(a['trace-dir']);
+    if (traceDir.trim() === '') throw new UsageError(`--trace-dir: needs a directory path`);
+    if (existsSync(traceDir) && !statSync(traceDir).isDirectory()) throw new UsageError(`--trace-dir: '${traceDir}' exists and is not a directory`);
+    if (!existsSync(path.dirname(path.resolve(traceDir)))) throw new UsageError(`--trace-dir: parent directory of '${traceDir}' does not exist`);
+  }
+  return { base, opts: { campaignSeed, runs, durationMs, runDurationMs, swarm: Boolean(a.swarm), jobs, shardK, shardN, traceDir } };
 }
 
 export interface RunOutcome {
@@ -146,6 +158,8 @@ export interface RunOutcome {
   /** A failing scheduled run (--sched random|pct): its schedule string and the file the run wrote. */
   schedule?: string;
   scheduleFile?: string;
+  /** --trace-dir: the trace file a failing run wrote. */
+  traceFile?: string;
 }
 
 /** One run of the campaign in the summary (and in a shard's JSON, for `sim stress merge`). */
@@ -158,6 +172,12 @@ export interface RunEntry {
   interrupted?: boolean;
   /** Its injection never acted (exit 1 with nothing found): it tested nothing. */
   vacuous?: boolean;
+  /** ms from the (shard's) campaign start to the run's end: the campaign page's time axis (`sim stress merge` shifts each shard's by its start). */
+  endMs: number;
+  /** What the run was (with --swarm each run draws its own). */
+  hinting: string;
+  workload: string;
+  cpus: number;
   /** A failure's first violation's oracle (or 'error'), and its rerun command. */
   oracle?: string;
   rerun?: string;
@@ -225,13 +245,15 @@ const afterInterruptMs = (cfg: Config) => cfg.settleTimeoutMs + cfg.waitTimeoutM
  * reaches the campaign only, which forwards it once, instead of every
  * child at the same time as the forwarded one (two signals: an abort).
  */
-function runChild(index: number, cfg: Config, track: Map<ChildProcess, Config>, interrupt?: AbortSignal): Promise<RunOutcome> {
+function runChild(index: number, cfg: Config, track: Map<ChildProcess, Config>, interrupt?: AbortSignal, traceDir: string | null = null): Promise<RunOutcome> {
   const t0 = performance.now();
   const rerun = rerunCommand(cfg);
+  // --trace-dir: the child writes its trace only if it fails.
+  const traceFile = traceDir === null ? null : path.join(traceDir, `run-${index}-seed-${cfg.seed}.trace.json`);
   // Bound: the workload, the settle phase and two wait bounds, plus start-up.
   const limitMs = cfg.durationMs + cfg.settleTimeoutMs + 2 * cfg.waitTimeoutMs + 30_000;
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cliPath(), 'run', ...rerunArgs(cfg), '--json'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(process.execPath, [cliPath(), 'run', ...rerunArgs(cfg), '--json', ...(traceFile ? ['--trace', traceFile, '--trace-when', 'failure'] : [])], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     track.set(child, cfg);
     let out = '';
     let err = '';
@@ -241,7 +263,7 @@ function runChild(index: number, cfg: Config, track: Map<ChildProcess, Config>, 
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       track.delete(child);
-      const base = { index, seed: cfg.seed, config: cfg, rerun, wallMs: performance.now() - t0 };
+      const base = { index, seed: cfg.seed, config: cfg, rerun, wallMs: performance.now() - t0, ...(traceFile !== null && existsSync(traceFile) ? { traceFile } : {}) };
       try {
         const j = JSON.parse(out);
         // The result's own exit code: a run that printed its result and was
@@ -302,6 +324,7 @@ export async function runStress(base: Config, o: StressOptions, log: (line: stri
   let firstFailure: RunOutcome | null = null;
   let failures = 0;
   const intr = hooks.interrupt;
+  if (o.traceDir) mkdirSync(o.traceDir, { recursive: true });
   const timeLeft = () => performance.now() - t0 < o.durationMs;
   const claim = (): number | null => {
     if (firstFailure !== null || next >= o.runs || !timeLeft() || intr?.aborted) return null;
@@ -322,7 +345,7 @@ export async function runStress(base: Config, o: StressOptions, log: (line: stri
   const worker = async () => {
     for (let i = claim(); i !== null; i = claim()) {
       const cfg = runConfig(base, o, i);
-      const r = await runChild(i, cfg, track, intr);
+      const r = await runChild(i, cfg, track, intr, o.traceDir ?? null);
       if (firstFailure !== null && r.exitCode !== 0 && r.violations.length === 0) break; // killed by the stop below
       const vacuous = isVacuous(r);
       const failed = isFailure(r);
@@ -349,6 +372,10 @@ export async function runStress(base: Config, o: StressOptions, log: (line: stri
         seed: r.seed,
         exitCode: r.exitCode,
         wallMs: Math.round(r.wallMs),
+        endMs: Math.round(performance.now() - t0),
+        hinting: cfg.hinting,
+        workload: cfg.workload,
+        cpus: cfg.cpus,
         ...(r.interrupted ? { interrupted: true } : {}),
         ...(vacuous ? { vacuous: true } : {}),
         ...(failed ? { oracle: r.violations[0]?.oracle ?? 'error', rerun: r.rerun } : {}),
@@ -431,6 +458,7 @@ export function stressText(s: StressSummary): string[] {
       if (f.scheduleFile) out.push(`schedule file: ${f.scheduleFile}`);
       out.push(`replay: ${f.rerun} --replay ${f.scheduleFile ?? f.schedule}`);
     }
+    if (f.traceFile) out.push(`trace: ${f.traceFile} (open it in https://ui.perfetto.dev or chrome://tracing)`);
   }
   for (const r of others) out.push(`also FAILED: run ${r.index}, seed ${r.seed}, exit ${r.exitCode} (${r.oracle}); rerun: ${r.rerun}`);
   if (s.interrupted) {
@@ -449,7 +477,7 @@ function usageExit(e: unknown): never {
   throw e;
 }
 
-export async function runStressCommand(a: RawFlags, parseRunFlags: (a: RawFlags) => Config): Promise<void> {
+export async function runStressCommand(a: RawFlags, parseRunFlags: (a: RawFlags) => Config, after?: (s: StressSummary) => void): Promise<void> {
   let parsed;
   try {
     parsed = parseStressFlags(a, parseRunFlags);
@@ -473,6 +501,7 @@ export async function runStressCommand(a: RawFlags, parseRunFlags: (a: RawFlags)
   });
   const s = await runStress(base, opts, (l) => human.write(l + '\n'), { interrupt: intr.signal }, track);
   human.write(stressText(s).join('\n') + '\n');
+  after?.(s); // --html (src/cli/commands.ts)
   if (json) process.stdout.write(JSON.stringify(s) + '\n');
   process.exitCode = s.exitCode;
   intr.dispose();

@@ -27,6 +27,7 @@ import { LivenessError, bump, waitWhileEquals } from '../locking/sync.js';
 import { ENOSPC, VIRTIO_RING_F_EVENT_IDX, VringMem, VringVirtqueue } from '../virtio/ring.js';
 import { hasFeature, VIRTIO_BALLOON_CMD_ID_DONE, VIRTIO_BALLOON_CMD_ID_STOP } from '../virtio/balloon-abi.js';
 import { SITE_HINT_ALLOC } from '../locking/sites.js';
+import { TK_HINT_BLOCK, TK_HINT_DONE, TK_HINT_RUN, tracer } from '../locking/trace.js';
 import { CM_SHRINK_BLOCKS, CM_SHRINK_CALLS, CM_SHRINK_EMPTY_HELD, HINT_BLOCK_ORDER, HINT_DRV_HOLDING, HINT_DRV_IDLE, HINT_DRV_RUNNING, HM_BLOCKS, HM_BLOCKS_FREED_DONE, HM_DONES, HM_END_ALLOC_FAIL, HM_END_NEW_ID, HM_END_OTHER, HM_HELD_PAGES_MAX, HM_RING_FULL_WAITS, HM_RUNS, HM_RUN_NS_MAX, HM_RUN_NS_TOTAL, type HintDriverOptions, SHRINK_WAIT_MS, SentBlocks, allocBalloonBlock, checkBalloon, freeBalloonBlocks, popBalloonList } from './balloon-pages.js';
 
 /** The balloon's shrinker, installed on each CPU's Zone (see the rule at the top). */
@@ -182,6 +183,7 @@ export class FreePageHintDriver {
     const m = this.m;
     const mb = this.mb;
     const t0 = performance.now();
+    const blocksBefore = m[mb + HM_BLOCKS];
     m[mb + HM_RUNS]++;
     this.state(HINT_DRV_RUNNING);
     // send_cmd_id_start()
@@ -227,9 +229,11 @@ export class FreePageHintDriver {
       this.inFlight.add(pfn);
       this.vq.kick();
       m[mb + HM_BLOCKS]++;
+      if (tracer !== null) tracer.instant(TK_HINT_BLOCK, pfn, HINT_BLOCK_ORDER);
       this.sent.note(m, mb, pfn);
     }
     m[mb + end]++;
+    const blocksSent = m[mb + HM_BLOCKS];
     // send_cmd_id_stop()
     this.addIdBuffer(1, VIRTIO_BALLOON_CMD_ID_STOP);
     // Every buffer before the STOP is used before it (in order): wait for all.
@@ -242,6 +246,7 @@ export class FreePageHintDriver {
     m[mb + HM_RUN_NS_TOTAL] += ns;
     if (ns > m[mb + HM_RUN_NS_MAX]) m[mb + HM_RUN_NS_MAX] = ns;
     record(m, mb + METRIC_HIST_BASE, ns);
+    if (tracer !== null) tracer.emit(TK_HINT_RUN, tracer.usOf(t0), ns / 1000, id, blocksSent - blocksBefore, end - HM_END_ALLOC_FAIL);
     this.state(Atomics.load(this.zone.zone, ZONE_BALLOON_PAGES) > 0 ? HINT_DRV_HOLDING : HINT_DRV_IDLE);
   }
 
@@ -266,7 +271,9 @@ export class FreePageHintDriver {
     const id = this.cmdIdReceived();
     if (id === VIRTIO_BALLOON_CMD_ID_DONE) {
       this.m[this.mb + HM_DONES]++;
-      this.m[this.mb + HM_BLOCKS_FREED_DONE] += this.returnAll();
+      const freed = this.returnAll();
+      this.m[this.mb + HM_BLOCKS_FREED_DONE] += freed;
+      if (tracer !== null) tracer.instant(TK_HINT_DONE, freed);
       if (this.inFlight.size === 0) this.state(HINT_DRV_IDLE);
     } else if (id !== VIRTIO_BALLOON_CMD_ID_STOP && id !== this.cmdIdActive) {
       this.reportFreePage(id);

@@ -10,6 +10,7 @@ import { GuestMemory } from '../mm/memory.js';
 import { VirtioBalloonDriver } from './balloon-driver.js';
 import { type Sync, waitWhileEquals } from '../locking/sync.js';
 import { HM_BLOCKS, HM_NAIVE_ALLOC_FAILS, HM_ROUND_TRIPS, HM_RUN_NS_MAX, HM_RUN_NS_TOTAL, type HintDriverOptions, SentBlocks, allocBalloonBlock, freeBalloonBlocks, HINT_BLOCK_ORDER } from './balloon-pages.js';
+import { TK_REPORT, tracer } from '../locking/trace.js';
 
 /**
  * The naive loop from the review: alloc one block, send it, wait for the
@@ -55,7 +56,9 @@ export class NaiveHinter {
       this.pfns[0] = pfn;
       const t0 = performance.now();
       const st = driver.report(this.pfns, this.orders, 0, 1);
-      const ns = (performance.now() - t0) * 1e6;
+      const t1 = performance.now();
+      if (tracer !== null) tracer.emit(TK_REPORT, tracer.usOf(t0), (t1 - t0) * 1000, 1, 1 << HINT_BLOCK_ORDER, st === 'ok' ? 1 : 0);
+      const ns = (t1 - t0) * 1e6;
       m[mb + HM_ROUND_TRIPS]++;
       m[mb + HM_RUN_NS_TOTAL] += ns;
       if (ns > m[mb + HM_RUN_NS_MAX]) m[mb + HM_RUN_NS_MAX] = ns;

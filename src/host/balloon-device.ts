@@ -23,6 +23,7 @@ import { HINTS_MAX, HINT_ORDER_MASK, VIRTIO_BALLOON_F_PAGE_POISON, VIRTIO_BALLOO
 import { DEV_ACTUAL, DEV_BAD_BASE, DEV_CHAINS, DEV_FEATURES_NEGOTIATED, DEV_FEATURES_OFFERED, DEV_FREE_PAGE_HINT_CMD_ID, DEV_KICK, DEV_NOTIFY_QUEUE, DEV_NUM_PAGES, DEV_POISON_VAL, DEV_STATUS, DEV_VQ_INDEX, DEV_WORDS, INJECTED_DEVICE_DOUBLE_USED, MAX_ORDER, METRIC_EXTRA, METRIC_INJECTED, PAGE_SHIFT, PAGE_SIZE, metricBase, threadIds, type Views } from '../shm/layout.js';
 import { GuestMemory } from '../mm/memory.js';
 import { waitWhileEquals } from '../locking/sync.js';
+import { TK_BAD_INPUT, TK_CHAIN, TK_DISCARD, TK_PUSH, TK_RANGE, tracer } from '../locking/trace.js';
 import { Chain, POP_BAD, POP_CHAIN, POP_DROPPED, RING_BAD_KINDS, VIRTIO_RING_F_EVENT_IDX, VRING_DESC_F_WRITE, VirtQueue, VringMem } from '../virtio/ring.js';
 import { type Violation } from '../base/errors.js';
 
@@ -228,6 +229,7 @@ export class BalloonDevice {
   }
 
   protected bad(kind: number): void {
+    if (tracer !== null) tracer.instant(TK_BAD_INPUT, kind);
     Atomics.add(this.dev, DEV_BAD_BASE + kind, 1);
   }
 
@@ -251,6 +253,8 @@ export class BalloonDevice {
         }
         budget -= n;
         for (; n > 0; n--) {
+          const tr = tracer;
+          const t0 = tr !== null ? tr.nowUs() : 0;
           const st = vq.pop(c);
           if (st === POP_DROPPED) continue;
           Atomics.add(this.dev, DEV_CHAINS, 1);
@@ -265,7 +269,12 @@ export class BalloonDevice {
             vq.push(c.head, 0);
             this.m[this.mb - METRIC_EXTRA + METRIC_INJECTED + INJECTED_DEVICE_DOUBLE_USED]++; // the injection acted (src/check/inject.ts)
           }
-          if (vq.notify()) this.m[this.mb + DEVM_INTERRUPTS]++;
+          const irq = vq.notify();
+          if (irq) this.m[this.mb + DEVM_INTERRUPTS]++;
+          if (tr !== null) {
+            tr.since(TK_CHAIN, t0, c.head, st === POP_CHAIN ? c.count : 0);
+            tr.instant(TK_PUSH, c.head, irq ? 1 : 0);
+          }
           if (v !== null) return v;
         }
       }
@@ -442,8 +451,11 @@ export class BalloonDevice {
   flushDiscard(): void {
     if (this.runPages === 0) return;
     const t0 = performance.now();
-    this.m[this.mb + DEVM_PAGES_DROPPED] += this.mem.discard(this.runPfn, this.runPages, this.runPoison);
-    this.m[this.mb + DEVM_DISCARD_NS] += (performance.now() - t0) * 1e6;
+    const dropped = this.mem.discard(this.runPfn, this.runPages, this.runPoison);
+    const t1 = performance.now();
+    if (tracer !== null) tracer.emit(TK_DISCARD, tracer.usOf(t0), (t1 - t0) * 1000, this.runPfn, this.runPages, dropped);
+    this.m[this.mb + DEVM_PAGES_DROPPED] += dropped;
+    this.m[this.mb + DEVM_DISCARD_NS] += (t1 - t0) * 1e6;
     this.runPages = 0;
   }
 
@@ -453,6 +465,7 @@ export class BalloonDevice {
    * a run that checked nothing says so.
    */
   checkRange(pfn: number, count: number): Violation | null {
+    if (tracer !== null) tracer.instant(TK_RANGE, pfn, count);
     const check = this.opts.rangeCheck;
     if (check === undefined) return null;
     this.m[this.mb + DEVM_RANGE_CHECKS]++;

@@ -33,6 +33,7 @@ import { bump } from '../locking/sync.js';
 import { VRING_DESC_F_WRITE, type Chain } from '../virtio/ring.js';
 import { type Violation } from '../base/errors.js';
 import { VIRTIO_BALLOON_F_FREE_PAGE_HINT, VIRTIO_BALLOON_F_REPORTING, bit } from '../virtio/balloon-abi.js';
+import { TK_HINT_CMD, tracer } from '../locking/trace.js';
 
 const CMD_ID_MAX = 0x7fffffff;
 
@@ -137,6 +138,7 @@ export class FreePageHintDevice extends BalloonDevice {
     this.runStartMs = performance.now();
     this.hintRunPages = 0;
     this.m[this.mb + HDM_IDS_WRITTEN - METRIC_EXTRA]++;
+    if (tracer !== null) tracer.instant(TK_HINT_CMD, 1, id);
     this.configChanged(id);
     return id;
   }
@@ -146,6 +148,7 @@ export class FreePageHintDevice extends BalloonDevice {
     Atomics.store(this.dev, DEV_HINT_STATUS, FREE_PAGE_HINT_S_DONE);
     this.doneAtMs = Infinity;
     this.m[this.mb + HDM_DONES - METRIC_EXTRA]++;
+    if (tracer !== null) tracer.instant(TK_HINT_CMD, 3, VIRTIO_BALLOON_CMD_ID_DONE);
     this.configChanged(VIRTIO_BALLOON_CMD_ID_DONE);
   }
 
@@ -210,6 +213,7 @@ export class FreePageHintDevice extends BalloonDevice {
       this.m[this.mb + HDM_STARTS - METRIC_EXTRA]++;
     } else if (id === VIRTIO_BALLOON_CMD_ID_STOP && st === FREE_PAGE_HINT_S_START) {
       Atomics.store(this.dev, DEV_HINT_STATUS, FREE_PAGE_HINT_S_STOP);
+      if (tracer !== null) tracer.instant(TK_HINT_CMD, 2, current);
       const ns = (performance.now() - this.runStartMs) * 1e6;
       this.m[this.mb + HDM_STOPS - METRIC_EXTRA]++;
       this.m[this.mb + HDM_RUN_NS_TOTAL - METRIC_EXTRA] += ns;

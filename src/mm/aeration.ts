@@ -34,6 +34,7 @@ import { SITE_REPORT_DRAIN, SITE_REPORT_ISOLATE } from '../locking/sites.js';
 import { bump, waitWhileEquals } from '../locking/sync.js';
 import { FA_BOUNDARY, FA_HEAD, FA_NR_FREE, FA_NR_REPORTED, FA_TAIL, FA_WORDS, LOCK_ZONE, MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, PG_PREV, REP_AER_REFCNT, REP_REQUEST_GEN, ZONE_AERATION_ACTIVE, ZONE_AERATION_REQUESTED, ZONE_FREE_AREA, ZONE_FREE_PAGES, ZONE_ISOLATED_PAGES, ZONE_WMARK_MIN, metricBase, type Views, INJECTED_EARLY_PUTBACK, INJECTED_LOST_WAKEUP, INJECTED_NO_REPORTED_SKIP, INJECTED_NO_ZONE_LOCK, METRIC_INJECTED } from '../shm/layout.js';
 import type { Zone } from './buddy.js';
+import { TK_ISOLATE, TK_PASS, TK_PUTBACK, tracer } from '../locking/trace.js';
 import { ORDER_SHIFT, PG_BUDDY, PG_REPORTED, PG_STATE_MASK } from './page.js';
 import { CM_REPORT_REQUESTS, RM_ISOLATED_BELOW_MIN, RM_PASSES, RM_REQUESTS_SEEN, RM_SET_REPORTED, ReporterBase, type ReportSink, type ReportStatus, type ReporterInjections, injectedWindow } from './reporter-common.js';
 
@@ -176,6 +177,17 @@ export class Aerator extends ReporterBase {
     // A racy test, as test_bit() is; the fill works under the lock.
     if (z[ZONE_AERATION_REQUESTED] === 0) return;
     this.m[this.mb + RM_PASSES]++;
+    const tr = tracer;
+    const t0 = tr !== null ? tr.nowUs() : 0;
+    try {
+      this.scrubLocked();
+    } finally {
+      if (tr !== null) tr.since(TK_PASS, t0);
+    }
+  }
+
+  private scrubLocked(): void {
+    const z = this.z;
     // INJECTED (no-zone-lock): the fill runs without the zone lock; the drain still takes it.
     const noLock = this.inj.noZoneLock;
     if (!noLock) this.lockZone(SITE_REPORT_ISOLATE);
@@ -269,6 +281,7 @@ export class Aerator extends ReporterBase {
         if (isAerated(p, cand)) return NIL;
       }
     }
+    if (tracer !== null) tracer.instant(TK_ISOLATE, cand, order);
     // INJECTED (no-isolate): the block is sent but stays on the free list.
     if (this.inj.noIsolate) return cand;
     this.isolateBlock(cand, order);
@@ -293,10 +306,12 @@ export class Aerator extends ReporterBase {
       const order = this.sgOrder[i];
       this.releaseIsolated(i);
       const merged = this.zone.freeOneLocked(pfn, order, true, false);
-      if (merged === order && aerated) {
+      const flag = merged === order && aerated;
+      if (flag) {
         this.zone.setReported(pfn, order);
         this.m[this.mb + RM_SET_REPORTED]++;
       } else if (merged !== order) this.notify(merged);
+      if (tracer !== null) tracer.instant(TK_PUTBACK, pfn, order, flag ? 1 : 0);
     }
   }
 

@@ -71,6 +71,7 @@ import {
 import { SP_PAGE, schedPoint, type Sync } from '../locking/sync.js';
 import { FLAGS_MASK, ORDER_SHIFT, PG_ALLOCATED, PG_BUDDY, PG_PCP, PG_REPORTED, PG_REPORTED_SHIFT, PG_STATE_MASK, describeFlags } from './page.js';
 import { OracleViolation } from '../base/errors.js';
+import { TK_ALLOC, TK_FREE, tracer } from '../locking/trace.js';
 
 export interface ZoneOptions {
   /** Per-CPU page lists (struct per_cpu_pages). */
@@ -480,6 +481,7 @@ export class Zone {
   private prepNewPage(pfn: number, order: number, thread: number): void {
     this.setHead(pfn, PG_ALLOCATED, order);
     this.setOwner(pfn, thread);
+    if (tracer !== null) tracer.instant(TK_ALLOC, pfn, order);
   }
 
   /** Check that `thread` owns the allocated block (pfn, order); throws the ownership violation. */
@@ -498,8 +500,12 @@ export class Zone {
 
   /** Free a block `thread` allocated. Verifies ownership first (double free, foreign free). */
   free(pfn: number, order: number, thread: number): void {
+    // The trace's free event marks when the block stops being allocated
+    // (after the ownership check; on the buddy path under the zone lock, so
+    // a wait for the lock is not shown as the block already free).
     if (this.opts.pcp && thread < this.cpus && pcpAllowedOrder(order)) {
       this.checkOwned(pfn, order, thread, 'free');
+      if (tracer !== null) tracer.instant(TK_FREE, pfn, order);
       this.freeUnrefPage(pfn, order, thread);
       return;
     }
@@ -508,6 +514,7 @@ export class Zone {
     try {
       // Checked under the lock: the struct page cannot change under us.
       this.checkOwned(pfn, order, thread, 'free');
+      if (tracer !== null) tracer.instant(TK_FREE, pfn, order);
       this.freeOneLocked(pfn, order, false, true);
     } finally {
       sync.unlock(LOCK_ZONE);

@@ -18,6 +18,7 @@ import { SP_STATE, bump, schedPoint, waitWhileEquals } from '../locking/sync.js'
 import { OracleViolation } from '../base/errors.js';
 import { SITE_REPORT_DRAIN, SITE_REPORT_ISOLATE } from '../locking/sites.js';
 import { CM_REPORT_REQUESTS, RM_ISOLATE_WMARK, RM_PASSES, RM_REQUESTS_AT_PASS_END, RM_REQUESTS_SEEN, RM_SET_REPORTED, RM_SKIPPED_WMARK, type ReportSink, type ReportStatus, ReporterBase, type ReporterInjections, injectedWindow } from './reporter-common.js';
+import { TK_ISOLATE, TK_PASS, TK_PUTBACK, tracer } from '../locking/trace.js';
 
 export const PAGE_REPORTING_IDLE = 0;
 export const PAGE_REPORTING_REQUESTED = 1;
@@ -133,7 +134,10 @@ export class PageReporting extends ReporterBase {
     // ACTIVE lets us see requests that arrive during the pass.
     Atomics.store(this.rep, REP_STATE, PAGE_REPORTING_ACTIVE);
     this.m[this.mb + RM_PASSES]++;
+    const tr = tracer;
+    const t0 = tr !== null ? tr.nowUs() : 0;
     this.processZone();
+    if (tr !== null) tr.since(TK_PASS, t0);
     // Read the request generation BEFORE the exchange that ends the pass. A
     // free path that sees IDLE after the exchange moves it to REQUESTED and
     // bumps the generation; run() then waits for a change from this value
@@ -337,6 +341,7 @@ export class PageReporting extends ReporterBase {
       return false;
     }
     // INJECTED (no-isolate): the block is sent but stays on the free list.
+    if (tracer !== null) tracer.instant(TK_ISOLATE, pfn, order);
     if (this.inj.noIsolate) return true;
     this.isolateBlock(pfn, order);
     return true;
@@ -351,13 +356,18 @@ export class PageReporting extends ReporterBase {
       // __putback_isolated_page(): back through the free path without
       // raising a new report request (FPI_SKIP_REPORT_NOTIFY), to the tail.
       this.zone.freeOneLocked(pfn, order, true, false);
-      if (!reported) continue;
+      if (!reported) {
+        if (tracer !== null) tracer.instant(TK_PUTBACK, pfn, order, 0);
+        continue;
+      }
       const g = this.pages[pfn * PAGE_WORDS + PG_FLAGS];
       // If it merged with a buddy, the larger block is reported later at its own order.
-      if ((g & PG_STATE_MASK) === PG_BUDDY && g >>> ORDER_SHIFT === order && (g & PG_REPORTED) === 0) {
+      const flag = (g & PG_STATE_MASK) === PG_BUDDY && g >>> ORDER_SHIFT === order && (g & PG_REPORTED) === 0;
+      if (flag) {
         this.zone.setReported(pfn, order);
         this.m[this.mb + RM_SET_REPORTED]++;
       }
+      if (tracer !== null) tracer.instant(TK_PUTBACK, pfn, order, flag ? 1 : 0);
     }
   }
 }

@@ -7,6 +7,7 @@
 // timed report call.
 
 import { record } from '../base/hist.js';
+import { TK_REPORT, tracer } from '../locking/trace.js';
 import { OracleViolation } from '../base/errors.js';
 import { SP_STATE, clockMs, schedActive, schedPoint, waitWhileEquals } from '../locking/sync.js';
 import { HDR_RUN_STATE, HDR_STATE_GEN, LOCK_ZONE, METRIC_EXTRA, METRIC_HIST_BASE, PAGE_WORDS, PG_FLAGS, RUN_RUNNING, RUN_SETTLING, ZONE_FREE_PAGES, ZONE_ISOLATED_PAGES, metricBase, type Views, INJECTED_NO_ISOLATE, INJECTED_POISON_UNAWARE, METRIC_INJECTED } from '../shm/layout.js';
@@ -192,7 +193,9 @@ export class ReporterBase {
     }
     const t0 = performance.now();
     const st = this.sink.report(this.sgPfn, this.sgOrder, start, count);
-    const ns = (performance.now() - t0) * 1e6;
+    const t1 = performance.now();
+    if (tracer !== null) tracer.emit(TK_REPORT, tracer.usOf(t0), (t1 - t0) * 1000, count, pages, st === 'ok' ? 1 : 0);
+    const ns = (t1 - t0) * 1e6;
     m[mb + RM_REPORTS]++;
     m[mb + RM_RT_NS_TOTAL] += ns;
     if (ns > m[mb + RM_RT_NS_MAX]) m[mb + RM_RT_NS_MAX] = ns;

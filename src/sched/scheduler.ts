@@ -98,6 +98,7 @@ import {
   type SchedViews,
 } from './region.js';
 import type { Strategy } from './strategy.js';
+import { TK_SCHED, tracer } from '../locking/trace.js';
 import { strategyById } from './strategies/index.js';
 
 /** Bound on one wait for the run token (wall clock; main's progress watchdog halts far sooner). */
@@ -224,6 +225,8 @@ export class Scheduler implements SchedHooks {
     ctl[C_HASH2] = mix2(ctl[C_HASH2], next);
     if (ctl[C_REPLAY] !== REPLAY_FILE && st <= this.s.logSteps) this.s.decisions[st - 1] = next;
     if (next === me) return;
+    // --trace: the decision, before the token moves (the next thread's events come after it).
+    if (tracer !== null) tracer.instant(TK_SCHED, st, next, kind * 4294967296 + (obj >>> 0));
     this.handoff(next);
     if (mode !== 2) this.waitToken();
   }

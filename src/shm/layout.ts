@@ -32,6 +32,10 @@
 //               event-digest logs of `schedLogSteps` entries. Empty (0 bytes)
 //               when --sched is off. Its parts: schedParts below; the
 //               words within each part: src/sched/region.ts.
+//   trace       --trace: one event ring per thread (fixed size, overwritten
+//               oldest first) and a small control header; TRACE_* below, the
+//               writer and reader in src/locking/trace.ts. Empty (0 bytes)
+//               when --trace is off.
 //   guest       pages * 4096 bytes of real guest memory.
 
 import { HIST_BUCKETS } from '../base/hist.js';
@@ -45,7 +49,7 @@ export const PAGEBLOCK_ORDER = 9;
 /** PAGE_ALLOC_COSTLY_ORDER: orders above it are costly; pcp lists hold orders up to it (and pageblock order). */
 export const PAGE_ALLOC_COSTLY_ORDER = 3;
 export const LAYOUT_MAGIC = 0x42414c4e; // 'BALN'
-export const LAYOUT_VERSION = 6; // 4: lockstat slot layout (LS_*), LOCK_SITE; 5: sched region; 6: pcp lists per order, aeration boundaries
+export const LAYOUT_VERSION = 7; // 4: lockstat slot layout (LS_*), LOCK_SITE; 5: sched region; 6: pcp lists per order, aeration boundaries; 7: trace region
 export const CACHE_LINE = 64;
 export const NIL = -1; // "no page" in free-list links
 
@@ -278,6 +282,8 @@ export interface LayoutParams {
   ringAlign: number;
   /** Steps the scheduler's decision log holds (0: --sched off, no sched region). */
   schedLogSteps?: number;
+  /** Events each thread's trace ring holds (0: --trace off, no trace region). */
+  traceEvents?: number;
 }
 
 export interface Region {
@@ -309,6 +315,8 @@ export interface Layout {
   /** The scheduler's region (its parts: schedParts; 0 bytes with --sched off). */
   sched: Region;
   schedParts: SchedParts;
+  /** The trace rings (traceBytes; 0 bytes with --trace off). */
+  trace: Region;
   guest: Region;
   totalBytes: number;
 }
@@ -361,6 +369,40 @@ export function schedParts(threads: number, logSteps: number): SchedParts {
   return { ...parts, bytes: off };
 }
 
+// ---- trace region (--trace; writer and reader: src/locking/trace.ts) ----
+// A control header, then one ring per thread: TRACE_RING_HDR_WORDS Float64
+// (the count of events the thread has written, a plain store after each
+// event) and `events` records of TRACE_EVENT_WORDS Float64. The owner writes
+// its ring with plain stores, oldest record overwritten first; main reads the
+// rings after the roles returned (each role's Atomics.add on TRACE_PUBLISHED
+// after its last event publishes them, as lockstat's slots are published).
+/** Bytes of the control header: Int32 words 0..7, then Float64 words 4..7. */
+export const TRACE_HDR_BYTES = 64;
+/** Int32 word: bumped (Atomics.add) by each thread after its last trace event. */
+export const TRACE_PUBLISHED = 0;
+/** Float64 word: the run's time origin, performance.timeOrigin + performance.now() in ms, written by main before any role starts. */
+export const TRACE_ORIGIN_MS = 4;
+export const TRACE_RING_HDR_WORDS = 8;
+/** Float64 word of a ring's header: events written so far (all of them; the ring keeps the last `events`). */
+export const TRACE_RING_COUNT = 0;
+/** Float64 words per event: timestamp and duration in microseconds since the origin (duration -1: an instant), kind, three arguments. */
+export const TRACE_EVENT_WORDS = 6;
+export const TE_TS_US = 0;
+export const TE_DUR_US = 1;
+export const TE_KIND = 2;
+export const TE_A = 3;
+export const TE_B = 4;
+export const TE_C = 5;
+
+/** Bytes of the trace region for `threads` rings of `events` events (0 events: no region). */
+export function traceBytes(threads: number, events: number): number {
+  if (events <= 0) return 0;
+  return TRACE_HDR_BYTES + threads * (TRACE_RING_HDR_WORDS + events * TRACE_EVENT_WORDS) * 8;
+}
+
+/** Float64 index (within views.trace, which starts after the control header) of `thread`'s ring header. */
+export const traceRingBase = (thread: number, events: number) => thread * (TRACE_RING_HDR_WORDS + events * TRACE_EVENT_WORDS);
+
 /** Thread ids: CPUs are 0..cpus-1, then the reporter, the device and main. */
 export const threadIds = (cpus: number) => ({ reporter: cpus, device: cpus + 1, main: cpus + 2 });
 
@@ -411,6 +453,7 @@ export function computeLayout(params: LayoutParams): Layout {
   const violations = take(VIO_WORDS * 4);
   const sParts = schedParts(threads, params.schedLogSteps ?? 0);
   const sched = take(sParts.bytes);
+  const trace = take(traceBytes(threads, params.traceEvents ?? 0));
   const guest = take(memoryBytes, PAGE_SIZE);
   const layout: Layout = {
     params: { ...params },
@@ -435,6 +478,7 @@ export function computeLayout(params: LayoutParams): Layout {
     violations,
     sched,
     schedParts: sParts,
+    trace,
     guest,
     totalBytes: alignUp(off, PAGE_SIZE),
   };
@@ -457,6 +501,7 @@ export function assertLayout(l: Layout): void {
     ['metrics', l.metrics, 64],
     ['violations', l.violations, 4],
     ['sched', l.sched, 64],
+    ['trace', l.trace, 64],
     ['guest', l.guest, PAGE_SIZE],
   ];
   let prevEnd = 0;
@@ -509,6 +554,11 @@ export interface Views {
   hostResident: Int32Array;
   metrics: Float64Array;
   violations: Int32Array;
+  /** --trace: the per-thread event rings (Float64, after the control header); empty with --trace off. */
+  trace: Float64Array;
+  /** --trace: the control header's Int32 words (TRACE_PUBLISHED) and, over its second half, Float64 words (TRACE_ORIGIN_MS). */
+  traceCtl: Int32Array;
+  traceCtlF64: Float64Array;
   /** Guest memory as 64-bit lanes: fast fill (a Uint8Array fill on a SAB is ~8x slower). */
   guestF64: Float64Array;
   /** Guest memory as Int32 words: stamps and poison patterns. */
@@ -537,6 +587,9 @@ export function buildViews(sab: SharedArrayBuffer, layout: Layout): Views {
     hostResident: new Int32Array(sab, layout.hostResident.offset, layout.hostResident.bytes / 4),
     metrics: f64(layout.metrics),
     violations: i32(layout.violations),
+    trace: layout.trace.bytes > 0 ? new Float64Array(sab, layout.trace.offset + TRACE_HDR_BYTES, (layout.trace.bytes - TRACE_HDR_BYTES) / 8) : new Float64Array(0),
+    traceCtl: new Int32Array(sab, layout.trace.offset, layout.trace.bytes > 0 ? TRACE_HDR_BYTES / 4 : 0),
+    traceCtlF64: new Float64Array(sab, layout.trace.offset, layout.trace.bytes > 0 ? TRACE_HDR_BYTES / 8 : 0),
     // Element counts stay below 2^32 for any guest up to 16 GiB (2^31 Int32 words).
     guestF64: new Float64Array(sab, layout.guest.offset, layout.guest.bytes / 8),
     guestI32: new Int32Array(sab, layout.guest.offset, layout.guest.bytes / 4),

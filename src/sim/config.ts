@@ -91,6 +91,8 @@ export interface Config {
   replay: string;
   /** Fault injection (src/check/inject.ts): protections switched off, in order given. */
   inject: InjectionName[];
+  /** --trace: events each thread's trace ring keeps (src/locking/trace.ts); 0: tracing off, no trace region. Not part of the rerun command: tracing changes no decision. */
+  traceEvents: number;
 }
 
 export const THP_MODES = ['never', 'always'] as const;
@@ -124,6 +126,7 @@ export const RANGES = {
   hintDoneAfterMs: { min: 0, max: 3600 * 1000 },
   hintShrinkBlocks: { min: 1, max: 1024 },
   pctDepth: { min: 1, max: 16 },
+  traceEvents: { min: 1024, max: 1 << 20 },
 } satisfies Record<string, Range>;
 
 function inRange(flag: string, v: number, r: Range, show: (n: number) => string = String): number {
@@ -202,7 +205,11 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   pctDepth: 3,
   replay: '',
   inject: [],
+  traceEvents: 0,
 };
+
+/** Events per thread ring with --trace and no --trace-events (48 bytes each: 1.5 MiB per thread). */
+export const DEFAULT_TRACE_EVENTS = 32768;
 
 /** Cross-field checks once every flag parsed on its own (the hinting mode's own rules: src/sim/validate.ts). */
 export function checkConfig(c: Config): Config {
@@ -268,4 +275,4 @@ export function schedParams(c: Config): SchedParams {
   return { seed: c.seed, cpus: c.cpus, hinting: c.hinting !== 'off', strategy: c.sched, pctDepth: c.pctDepth, durationMs: c.durationMs, settleTimeoutMs: c.settleTimeoutMs, checkIntervalMs: c.checkIntervalMs, waitTimeoutMs: c.waitTimeoutMs, rerun: rerunCommand(c) };
 }
 
-export const layoutParams = (c: Config) => ({ cpus: c.cpus, memoryBytes: c.memoryBytes, queueSize: c.queueSize, ringAlign: c.ringAlign, schedLogSteps: c.sched !== undefined && c.sched !== 'off' ? SCHED_LOG_STEPS : 0 });
+export const layoutParams = (c: Config) => ({ cpus: c.cpus, memoryBytes: c.memoryBytes, queueSize: c.queueSize, ringAlign: c.ringAlign, schedLogSteps: c.sched !== undefined && c.sched !== 'off' ? SCHED_LOG_STEPS : 0, traceEvents: c.traceEvents ?? 0 });

@@ -26,6 +26,7 @@ import {
 import type { Config } from './config.js';
 import type { InjectionOutcome } from '../check/inject.js';
 import type { CpuTimeStats } from './cputime.js';
+import type { ChromeTrace } from './trace-export.js';
 import type { HintingStats } from './modes/stats.js';
 
 export interface Percentiles {
@@ -107,6 +108,8 @@ export interface RunResult {
   sched?: SchedOutcome;
   /** Per-role CPU time in the workload window (src/sim/cputime.ts); absent where schedstat is not readable. */
   cpuTime?: CpuTimeStats;
+  /** --trace: the run's event trace (src/sim/trace-export.ts); written to its own file, never part of --json. */
+  trace?: ChromeTrace;
 }
 
 export interface SeriesPoint {
@@ -116,6 +119,10 @@ export interface SeriesPoint {
   guestFreeBytes: number;
   reportedFreeBytes: number;
   ops: number;
+  /** Ops of each CPU so far (cumulative): ops/s per CPU over time is the difference of two samples. */
+  cpuOps: number[];
+  /** Host refaults so far, all CPUs (cumulative): faults on pages the host had discarded. */
+  refaults: number;
 }
 
 /** Every CPU's counters: per-CPU rows, totals, and the per-page oracles' run counts. */

@@ -14,7 +14,8 @@ import { checkConservation, checkFreeLists } from '../check/structure.js';
 import { type RoleContext } from './modes/mode.js';
 import { modeOf } from './modes/index.js';
 import { HDR_READY, HDR_RUN_STATE, HDR_STATE_GEN, METRIC_OS_TID, RUN_ABORT, RUN_INIT, RUN_RUNNING, RUN_SETTLING, type Views, metricBase, openShared, threadIds } from '../shm/layout.js';
-import { OracleViolation, type Violation } from '../base/errors.js';
+import { ORACLES, OracleViolation, type Violation } from '../base/errors.js';
+import { TK_VIOLATION, TraceLockObserver, TraceWriter, setTracer } from '../locking/trace.js';
 
 export type RoleName = 'cpu' | 'reporter' | 'device';
 
@@ -58,12 +59,19 @@ export function runRole(task: RoleTask): RoleResult {
   const { config, role, index } = task;
   let views: Views | null = null;
   let sched: Scheduler | null = null;
+  let trace: TraceWriter | null = null;
   try {
     views = openShared(task.sab, layoutParams(config));
     const thread = roleThreadId(task);
     const sync = new Sync(views, thread, { spin: config.spin, waitTimeoutMs: config.waitTimeoutMs });
     const lockStat = config.lockstat ? new LockStat(views, thread) : null;
     sync.observer = lockStat;
+    if (config.traceEvents > 0) {
+      // --trace: this thread's ring; lock events through the lock observer (after lock statistics, when on).
+      trace = new TraceWriter(views, thread);
+      setTracer(trace);
+      sync.observer = new TraceLockObserver(trace, views.layout.locks, lockStat);
+    }
     const zone = new Zone(views, sync, { pcp: config.pcp, pcpBatch: config.pcpBatch, pcpHigh: config.pcpHigh });
     zone.keepReportedOnMerge = injected(config, 'keep-reported-on-merge');
     const mode = modeOf(config.hinting);
@@ -120,8 +128,14 @@ export function runRole(task: RoleTask): RoleResult {
   } catch (e) {
     // A thread the scheduler found deadlocked: main reports the deadlock once, with the schedule.
     if (e instanceof SchedHalted) return { role, index, violations: [] };
-    return failureResult(views, role, index, e);
+    const res = failureResult(views, role, index, e);
+    if (trace !== null) for (const v of res.violations) traceViolation(trace, v);
+    return res;
   } finally {
+    if (trace !== null) {
+      trace.publish();
+      setTracer(null);
+    }
     if (sched !== null) {
       sched.exit();
       setScheduler(null);
@@ -147,4 +161,9 @@ function selfTestFault(role: RoleName, index: number): void {
       /* spin, ignoring the run state */
     }
   }
+}
+
+/** A violation on the finder's track (--trace): which oracle, the page and the CPU it names. */
+export function traceViolation(w: TraceWriter, v: Violation): void {
+  w.instant(TK_VIOLATION, ORACLES.indexOf(v.oracle), v.pfn ?? -1, v.cpu ?? -1);
 }

@@ -28,7 +28,7 @@ import { Zone } from '../mm/buddy.js';
 import { GuestMemory } from '../mm/memory.js';
 import { type SchedOutcome, driveScheduled, haltSched, initSched, interruptSched, loadReplay, schedOutcome, startSched } from '../sched/control.js';
 import type { ScheduleRecord } from '../sched/schedule.js';
-import { HDR_READY, HDR_RUN_STATE, LOCK_ZONE, MAX_ORDER, METRIC_INJECTED, METRIC_OPS, METRIC_OS_TID, PAGE_SIZE, RUN_ABORT, RUN_RUNNING, RUN_SETTLING, RUN_STOPPING, ZONE_REPORTED_PAGES, computeLayout, createShared, metricBase, threadIds, type Views } from '../shm/layout.js';
+import { FA_NR_FREE, FA_NR_REPORTED, FA_WORDS, HDR_READY, HDR_RUN_STATE, LOCK_ZONE, MAX_ORDER, METRIC_INJECTED, METRIC_OPS, METRIC_OS_TID, METRIC_REFAULTS, PAGE_SIZE, RUN_ABORT, RUN_RUNNING, RUN_SETTLING, RUN_STOPPING, ZONE_FREE_AREA, ZONE_REPORTED_PAGES, computeLayout, createShared, metricBase, threadIds, type Views } from '../shm/layout.js';
 import { type Config, layoutParams, rerunCommand, schedParams } from './config.js';
 import { type CpuTimeStats, type Schedstat, cpuTimeStats, ownTid, snapshot, threadDelta } from './cputime.js';
 import { modeOf } from './modes/index.js';
@@ -36,8 +36,10 @@ import type { HintingMode, LivenessWatch, MainContext, SettleResult } from './mo
 import type { HintingStats } from './modes/stats.js';
 import { type CheckResult, type ExitCode, type RunResult, type SeriesPoint, interruptExitCode, readCpuMetrics } from './results.js';
 import { type InjectionOutcome, injectionOutcomes } from '../check/inject.js';
-import { type RoleName, type RoleResult, type RoleTask, roleThreadId } from './roles.js';
+import { type RoleName, type RoleResult, type RoleTask, roleThreadId, traceViolation } from './roles.js';
 import { RM_RING_CHECKS } from '../mm/reporter-common.js';
+import { TK_CHECK, TK_COUNTER_MEM, TK_COUNTER_NR_FREE, TK_PHASE, TraceLockObserver, TraceWriter, initTraceOrigin, readTrace, setTracer } from '../locking/trace.js';
+import { type ChromeTrace, chromeTrace } from './trace-export.js';
 
 export type { CheckResult, CpuResult, Percentiles, RunResult, SeriesPoint } from './results.js';
 
@@ -95,9 +97,12 @@ export async function runSimulation(cfg: Config, hooks: RunHooks = {}): Promise<
     await run.run();
     await run.settle();
     await run.stop();
-    return run.collect();
+    const result = run.collect();
+    if (run.trace !== null) result.trace = run.chromeTrace(result);
+    return result;
   } finally {
     run.dispose();
+    if (run.trace !== null) setTracer(null);
     await run.pool.destroy().catch(() => undefined);
   }
 }
@@ -153,6 +158,8 @@ class Run {
   /** When the interrupt fired (performance.now()), and when the workload phase ended because of it. */
   tInterrupt = -1;
   tInterruptSeen = -1;
+  /** --trace: main's own ring (phases, checks, counters, main's lock holds); null with tracing off. */
+  readonly trace: TraceWriter | null = null;
 
   /** Set-up: the buffer, the zone, the device handshake, the scheduler's region, the pool with every role's task. */
   constructor(
@@ -163,6 +170,13 @@ class Run {
     const ids = threadIds(cfg.cpus);
     this.sync = new Sync(views, ids.main, { spin: cfg.spin, waitTimeoutMs: cfg.waitTimeoutMs });
     if (cfg.lockstat) this.sync.observer = new LockStat(views, ids.main);
+    if (cfg.traceEvents > 0) {
+      // The common time origin first: every role reads it when it builds its writer.
+      initTraceOrigin(views);
+      this.trace = new TraceWriter(views, ids.main);
+      setTracer(this.trace);
+      this.sync.observer = new TraceLockObserver(this.trace, views.layout.locks, this.sync.observer);
+    }
     this.zone = new Zone(views, this.sync, { pcp: cfg.pcp, pcpBatch: cfg.pcpBatch, pcpHigh: cfg.pcpHigh });
     this.zone.init();
     this.mem = new GuestMemory(views);
@@ -247,6 +261,7 @@ class Run {
 
   /** Publish a run state and wake every role parked on the state generation. */
   private publish(state: number): void {
+    if (this.trace !== null) this.trace.instant(TK_PHASE, state);
     publishRunState(this.views, state);
   }
 
@@ -260,6 +275,7 @@ class Run {
     c.runs += runs;
     c.failures += found.length > 0 ? 1 : 0;
     this.violations.push(...found);
+    if (this.trace !== null) for (const v of found) traceViolation(this.trace, v);
   }
 
   private roleRunning(role: RoleName): boolean {
@@ -273,7 +289,15 @@ class Run {
     this.peakRssPages = Math.max(this.peakRssPages, rss);
     const free = this.zone.freePages;
     let ops = 0;
-    for (let c = 0; c < cfg.cpus; c++) ops += views.metrics[metricBase(c) + METRIC_OPS];
+    let refaults = 0;
+    const cpuOps: number[] = [];
+    for (let c = 0; c < cfg.cpus; c++) {
+      const o = views.metrics[metricBase(c) + METRIC_OPS];
+      cpuOps.push(o);
+      ops += o;
+      refaults += views.metrics[metricBase(c) + METRIC_REFAULTS];
+    }
+    if (this.trace !== null) this.traceCounters(rss * PAGE_SIZE, free * PAGE_SIZE, views.zone[ZONE_REPORTED_PAGES] * PAGE_SIZE);
     return {
       tMs: Math.round(tMs),
       hostRssBytes: rss * PAGE_SIZE,
@@ -281,7 +305,24 @@ class Run {
       guestFreeBytes: free * PAGE_SIZE,
       reportedFreeBytes: views.zone[ZONE_REPORTED_PAGES] * PAGE_SIZE,
       ops,
+      cpuOps,
+      refaults,
     };
+  }
+
+  /** --trace: memory counters and nr_free per order, one timestamp (racy reads of the zone words: a sample, not a check). */
+  private traceCounters(rssBytes: number, freeBytes: number, reportedBytes: number): void {
+    const w = this.trace!;
+    const t = w.nowUs();
+    w.emit(TK_COUNTER_MEM, t, -1, rssBytes, freeBytes, reportedBytes);
+    const z = this.views.zone;
+    for (let o = 0; o < MAX_ORDER; o++) w.emit(TK_COUNTER_NR_FREE, t, -1, o, z[ZONE_FREE_AREA + o * FA_WORDS + FA_NR_FREE], z[ZONE_FREE_AREA + o * FA_WORDS + FA_NR_REPORTED]);
+  }
+
+  /** --trace: every ring read back (the roles have returned) as a Chrome trace. */
+  chromeTrace(r: RunResult): ChromeTrace {
+    this.trace!.publish();
+    return chromeTrace(readTrace(this.views), { cpus: this.cfg.cpus, seed: r.seed, rerun: r.rerun, hinting: this.cfg.hinting, violations: r.violations, errors: r.errors, roles: this.roles.map((x) => roleThreadId({ ...x, config: this.cfg })) });
   }
 
   /** Sample into the series (bounded: SERIES_MAX_POINTS) and the progress hook. */
@@ -325,6 +366,7 @@ class Run {
 
   /** The free-list and conservation checks under the zone lock (lock statistics show it as 'oracle_check'). */
   private structuralCheck(): PageCensus {
+    const t0 = this.trace !== null ? this.trace.nowUs() : 0;
     this.sync.lock(LOCK_ZONE, SITE_CHECK);
     try {
       this.noteCheck('free-list', checkFreeLists(this.zone));
@@ -333,6 +375,7 @@ class Run {
       return census;
     } finally {
       this.sync.unlock(LOCK_ZONE);
+      if (this.trace !== null) this.trace.since(TK_CHECK, t0);
     }
   }
 
@@ -479,7 +522,7 @@ class Run {
   async stop(): Promise<void> {
     const { views, cfg } = this;
     // An aborted run stays ABORT (the roles treat both as stop); wake everyone either way.
-    publishRunState(views, this.runState() === RUN_ABORT ? RUN_ABORT : RUN_STOPPING);
+    this.publish(this.runState() === RUN_ABORT ? RUN_ABORT : RUN_STOPPING);
     // A CPU already found hung while settling will not stop now: do not wait the full grace twice.
     const finalGrace = this.errors.some((e) => e.endsWith('(hang)')) ? Math.min(this.grace, 1000) : this.grace;
     this.stopped = await within(this.allDone, finalGrace);

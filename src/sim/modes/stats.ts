@@ -3,7 +3,7 @@
 // the round trip), read from the reporter thread's metric slot after it has
 // stopped, and the free page hint section (src/sim/modes/hint.ts, naive.ts).
 
-import { slotPercentiles } from '../../base/hist.js';
+import { type HistBucket, nonEmptyBuckets, slotPercentiles } from '../../base/hist.js';
 import { readHintDeviceCounters, type HintDeviceCounters } from '../../host/free-page-hint-device.js';
 import { METRIC_ALLOC_FAILS, METRIC_HIST_BASE, PAGE_SIZE, metricBase, threadIds, type Views } from '../../shm/layout.js';
 import { CM_SHRINK_BLOCKS, CM_SHRINK_CALLS, CM_SHRINK_EMPTY_HELD, HINT_BLOCK_ORDER, HM_BLOCKS, HM_BLOCKS_FREED_DONE, HM_DISTINCT_BLOCKS, HM_DONES, HM_DUP_BLOCKS, HM_END_ALLOC_FAIL, HM_END_NEW_ID, HM_END_OTHER, HM_HELD_PAGES_MAX, HM_NAIVE_ALLOC_FAILS, HM_RING_FULL_WAITS, HM_ROUND_TRIPS, HM_RUNS, HM_RUN_NS_MAX, HM_RUN_NS_TOTAL } from '../../guest/balloon-pages.js';
@@ -40,6 +40,8 @@ export interface HintingStats {
   isolatedBelowMinPages: number;
   /** CPU allocations that failed while the reporter held blocks isolated. */
   allocFailuresWhileIsolated: number;
+  /** The reporter's histogram behind roundTripNs, non-empty buckets (reporting, aeration: report round trips; hint: hint runs; naive: round trips). */
+  roundTripHistNs: HistBucket[];
   reporterZoneLockHoldNs: number;
   settleMs?: number;
   settle?: SettleSummary;
@@ -78,6 +80,7 @@ export function readReporterStats(views: Views, mode: string, enabled: boolean, 
     isolatedPagesMax: m[b + RM_ISOLATED_PAGES_MAX],
     isolatedBelowMinPages: m[b + RM_ISOLATED_BELOW_MIN],
     allocFailuresWhileIsolated: failsIsolated,
+    roundTripHistNs: nonEmptyBuckets(m, b + METRIC_HIST_BASE),
     reporterZoneLockHoldNs: m[b + RM_LOCK_HOLD_NS],
   };
 }
