@@ -21,7 +21,7 @@ const d = DEFAULT_CONFIG;
 /** Flags of a run, shared by `run` and later commands. Values stay strings; parseRunFlags validates them. */
 export const RUN_OPTIONS = {
   cpus: { type: 'string', default: String(d.cpus), describe: `guest vCPU threads (${r.cpus.min}..${r.cpus.max})` },
-  workload: { type: 'string', default: d.workload, describe: `workload each CPU runs: ${WORKLOADS.join(', ')}` },
+  workload: { type: 'string', default: d.workload, describe: `workload each CPU runs: ${WORKLOADS.join(', ')}. Orders allocated: page_fault1 and memhog fault order 0 (order 9 with --thp always, falling back to 0); churn random orders 0..10 weighted to small (P(k) = 2^-(k+1)); memfill the largest free blocks (up to order 10); fragment order 0` },
   memory: { type: 'string', default: fmtBytes(d.memoryBytes).replace('iB', ''), describe: `guest memory, K/M/G suffix, multiple of 4K (${fmtBytes(r.memoryBytes.min)}..${fmtBytes(r.memoryBytes.max)})` },
   duration: { type: 'string', default: fmtDuration(d.durationMs), describe: `how long the workload runs, ms/s/m suffix (${fmtDuration(r.durationMs.min)}..24h)` },
   seed: { type: 'string', describe: `master seed (${r.seed.min}..${r.seed.max}); default: random, printed first` },

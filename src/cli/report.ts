@@ -33,6 +33,7 @@ export function resultText(r: RunResult): string {
   out.push('');
   out.push(runLine(r));
   out.push(table(textRows(cpuTable(r))));
+  if (r.config.thp === 'always') out.push(`thp: ${num(r.totals.thpFallbacks)} of the 2 MiB faults fell back to order-0 pages (no order-9 block free)`);
   out.push('');
   out.push(freeMemoryLine(r));
   out.push(table(textRows(freeBlocksTable(r))));
@@ -62,7 +63,7 @@ export function hintingLines(r: RunResult): string[] {
   if (h.hint) return hintLines(h.mode, h.hint, h.settleMs, h.settle?.ok);
   const out: string[] = [];
   out.push(`hinting: ${h.mode}: ${num(h.reports)} reports, ${num(h.reportedBlocks)} blocks, ${fmtBytes(h.reportedBytes)} reported, ${num(h.reReportedBlocks)} re-reported after merging, ${num(h.failedReports)} failed`);
-  out.push(`  round trip p50 ${ns(h.roundTripNs.p50)} p99 ${ns(h.roundTripNs.p99)}; ${num(h.passes)} passes from ${num(h.requests)} requests; reporter held the zone lock ${ns(h.reporterZoneLockHoldNs)} in all`);
+  out.push(`  round trip p50 ${ns(h.roundTripNs.p50)} p99 ${ns(h.roundTripNs.p99)}; ${num(h.passes)} passes (the registration's request and ${num(h.requests)} raised by frees; a free while a pass is pending or running joins it); reporter held the zone lock ${ns(h.reporterZoneLockHoldNs)} in all`);
   if (h.passesSkippedBelowWatermark || h.isolationsRefusedByMinWatermark) out.push(`  watermarks: ${h.passesSkippedBelowWatermark} passes skipped (zone not above low + capacity << order), ${h.isolationsRefusedByMinWatermark} isolations refused (min)`);
   out.push(`  isolation: at most ${fmtBytes(h.isolatedPagesMax * 4096)} isolated at once; ${fmtBytes(h.isolatedBelowMinPages * 4096)} isolated below the min watermark; ${num(h.allocFailuresWhileIsolated)} CPU allocation failures while blocks were isolated`);
   if (h.settle) out.push(`  settled in ${h.settleMs} ms: host RSS ${fmtBytes(h.settle.rssBytes)}${h.settle.excuses.length ? '; ' + h.settle.excuses.join('; ') : ''}`);

@@ -7,22 +7,7 @@ import type { OracleName, Violation } from '../base/errors.js';
 import type { DeviceCounters } from '../host/balloon-device.js';
 import type { LockClassStats } from '../locking/lockstat.js';
 import type { SchedOutcome } from '../sched/control.js';
-import {
-  METRIC_ALLOCS,
-  METRIC_ALLOC_FAILS,
-  METRIC_ALLOC_NS_MAX,
-  METRIC_FREES,
-  METRIC_HIST_BASE,
-  METRIC_HOST_FAULTS,
-  METRIC_OPS,
-  METRIC_OWNERSHIP_CHECKS,
-  METRIC_PAGES_TOUCHED,
-  METRIC_POISON_CHECKS,
-  METRIC_REFAULTS,
-  METRIC_STAMP_CHECKS,
-  metricBase,
-  type Views,
-} from '../shm/layout.js';
+import { METRIC_ALLOCS, METRIC_ALLOC_FAILS, METRIC_ALLOC_NS_MAX, METRIC_FREES, METRIC_HIST_BASE, METRIC_HOST_FAULTS, METRIC_OPS, METRIC_OWNERSHIP_CHECKS, METRIC_PAGES_TOUCHED, METRIC_POISON_CHECKS, METRIC_REFAULTS, METRIC_STAMP_CHECKS, metricBase, type Views, METRIC_THP_FALLBACKS } from '../shm/layout.js';
 import type { Config } from './config.js';
 import type { InjectionOutcome } from '../check/inject.js';
 import type { CpuTimeStats } from './cputime.js';
@@ -58,6 +43,8 @@ export interface Totals {
   frees: number;
   allocFailures: number;
   pagesTouched: number;
+  /** --thp always: 2 MiB faults that fell back to order-0 pages (no order-9 block free). */
+  thpFallbacks: number;
   allocLatencyNs: Percentiles;
 }
 
@@ -134,7 +121,7 @@ export function readCpuMetrics(views: Views, cpus: number, durationMs: number): 
   const runs = { stamp: 0, poison: 0, ownership: 0 };
   let refaults = 0;
   let firstTouchFaults = 0;
-  const sum = { ops: 0, allocs: 0, frees: 0, allocFailures: 0, pagesTouched: 0 };
+  const sum = { ops: 0, allocs: 0, frees: 0, allocFailures: 0, pagesTouched: 0, thpFallbacks: 0 };
   const secs = Math.max(durationMs, 1) / 1000;
   for (let c = 0; c < cpus; c++) {
     const b = metricBase(c);
@@ -155,6 +142,7 @@ export function readCpuMetrics(views: Views, cpus: number, durationMs: number): 
     sum.frees += m[b + METRIC_FREES];
     sum.allocFailures += m[b + METRIC_ALLOC_FAILS];
     sum.pagesTouched += m[b + METRIC_PAGES_TOUCHED];
+    sum.thpFallbacks += m[b + METRIC_THP_FALLBACKS];
     runs.stamp += m[b + METRIC_STAMP_CHECKS];
     runs.poison += m[b + METRIC_POISON_CHECKS];
     runs.ownership += m[b + METRIC_OWNERSHIP_CHECKS];

@@ -28,6 +28,7 @@ export interface HintingStats {
   flaggedReported: number;
   failedReports: number;
   passes: number;
+  /** Requests the CPUs' free paths raised (IDLE -> REQUESTED; aeration: refcnt 0 -> 1); the registration's initial request is not counted. */
   requests: number;
   /** Requests raised right after a pass ended (between its final compareExchange and the next wait). */
   requestsAtPassEnd: number;

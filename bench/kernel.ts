@@ -1,0 +1,193 @@
+// Kernel-paths benchmarks (issue: kernel paths). Every ratio compares numbers
+// measured in this one run:
+//  - single-thread order-0 alloc+free through the per-CPU lists (pcp on);
+//  - page_fault1 in both shapes (--thp never: an order-0 fault per page
+//    through pcp; --thp always: an order-9 fault per 2 MiB) at 1, 2, 4, 8
+//    CPUs, interleaved rounds, medians; 8 vs 2 CPUs;
+//  - zone lock acquisitions and contentions per op for both shapes with pcp
+//    on and off (--lockstat): what the per-CPU lists are for;
+//  - reporting / off, aeration / off and an A/A control at the kernel's 2 s
+//    delay, both shapes, with bench/reporting.ts's bracketed method.
+
+import { Zone } from '../src/mm/buddy.js';
+import { Sync } from '../src/locking/sync.js';
+import { type Config, DEFAULT_CONFIG } from '../src/sim/config.js';
+import { HDR_RUN_STATE, RUN_RUNNING, createShared } from '../src/shm/layout.js';
+import { runSimulation, sharedBufferFor } from '../src/sim/run.js';
+import { bracketRatios } from './reporting.js';
+import { type BenchReport, median, medianInterval, round } from './types.js';
+
+const MiB = 2 ** 20;
+const INNER = 10_000;
+const SHAPES = ['never', 'always'] as const;
+type Shape = (typeof SHAPES)[number];
+
+/** Order-0 alloc+free pairs per second on CPU 0 of a 256 MiB zone with pcp on (the list refilled once, then every pair stays on it). */
+function pcpPairsPerSec(quick: boolean): { pcp: number; noPcp: number } {
+  const rate = (pcp: boolean) => {
+    const views = createShared({ cpus: 2, memoryBytes: 256 * MiB, queueSize: 16, ringAlign: 4 });
+    const zone = new Zone(views, new Sync(views, 0, { spin: 200, waitTimeoutMs: 10_000 }), { pcp, pcpBatch: 0, pcpHigh: 0 });
+    zone.init();
+    views.header[HDR_RUN_STATE] = RUN_RUNNING;
+    // Fragment the first 16 MiB as a running guest's is (every other page
+    // held), so the no-pcp side takes a page off free_area[0] without
+    // splitting a 4 MiB block each time.
+    const held: number[] = [];
+    for (let i = 0; i < 4096; i++) held.push(zone.alloc(0, 0));
+    for (const p of held) if (p & 1) zone.free(p, 0, 0);
+    const samples: number[] = [];
+    const rounds = quick ? 20 : 200;
+    for (let r = 0; r < rounds; r++) {
+      const t0 = performance.now();
+      for (let i = 0; i < INNER; i++) zone.free(zone.alloc(0, 0), 0, 0);
+      samples.push(INNER / ((performance.now() - t0) / 1000));
+    }
+    // Medians of the later half: the first rounds include the JIT's warm-up.
+    return median(samples.slice(rounds >> 1));
+  };
+  // Interleaved, so a drift of the machine hits both sides.
+  const pcp: number[] = [];
+  const noPcp: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    pcp.push(rate(true));
+    noPcp.push(rate(false));
+  }
+  return { pcp: median(pcp), noPcp: median(noPcp) };
+}
+
+const pf1 = (cpus: number, thp: Shape, seed: number, durationMs: number, extra: Partial<Config> = {}): Config => ({
+  ...DEFAULT_CONFIG,
+  cpus,
+  workload: 'page_fault1',
+  thp,
+  memoryBytes: 1024 * MiB,
+  durationMs,
+  seed,
+  hinting: 'off',
+  checkIntervalMs: 0,
+  prefault: true,
+  ...extra,
+});
+
+export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport> {
+  const quick = opts.quick === true;
+  const results: Record<string, number> = {};
+  const ratios: Record<string, number> = {};
+
+  const pairs = pcpPairsPerSec(quick);
+  results.order0PcpPairsPerSec = round(pairs.pcp);
+  results.order0NoPcpPairsPerSec = round(pairs.noPcp);
+  ratios.order0PcpVsNoPcp = round(pairs.pcp / pairs.noPcp);
+
+  // One buffer per CPU count (the layout depends on it), reused by every run
+  // of that count: a fresh 1 GiB buffer per run would add whatever backing
+  // the host gives it to that run's speed.
+  const buffers = new Map<number, SharedArrayBuffer>();
+  const run = async (cfg: Config) => {
+    let buffer = buffers.get(cfg.cpus);
+    if (buffer === undefined) buffers.set(cfg.cpus, (buffer = sharedBufferFor(cfg)));
+    const r = await runSimulation(cfg, { buffer });
+    if (!r.ok) throw new Error(`bench run failed: ${r.rerun}`);
+    return r;
+  };
+
+  // Scaling: both shapes at 1, 2, 4, 8 CPUs, interleaved rounds.
+  const reps = quick ? 1 : 3;
+  const cpusList = [1, 2, 4, 8];
+  const ops: Record<string, number[]> = {};
+  for (let rep = 0; rep < reps; rep++) {
+    for (const thp of SHAPES) {
+      for (const cpus of cpusList) {
+        const r = await run(pf1(cpus, thp, 1000 + rep, quick ? 500 : 1500));
+        (ops[`${thp}.${cpus}`] ??= []).push(r.totals.opsPerSec);
+        // --thp always: the share of 2 MiB faults that found no order-9 block (ops are 4 KiB pages).
+        if (thp === 'always') (ops[`${thp}.${cpus}.fallbackShare`] ??= []).push((r.totals.thpFallbacks * 512) / Math.max(1, r.totals.ops));
+      }
+    }
+  }
+  for (const thp of SHAPES) {
+    for (const cpus of cpusList) results[`pageFault1OpsPerSec.thp-${thp}.cpus${cpus}`] = round(median(ops[`${thp}.${cpus}`]));
+    if (thp === 'always') for (const cpus of cpusList) results[`thpFallbackShare.cpus${cpus}`] = round(median(ops[`always.${cpus}.fallbackShare`]));
+    ratios[`pageFault1Cpus8VsCpus2.thp-${thp}`] = round(median(ops[`${thp}.8`]) / median(ops[`${thp}.2`]));
+  }
+
+  // Zone lock traffic per op: both shapes, pcp on and off, 8 CPUs, lockstat on.
+  const lockReps = quick ? 1 : 3;
+  const lk: Record<string, number[]> = {};
+  for (let rep = 0; rep < lockReps; rep++) {
+    for (const thp of SHAPES) {
+      for (const pcp of [true, false]) {
+        const r = await run(pf1(8, thp, 2000 + rep, quick ? 500 : 1500, { pcp, lockstat: true }));
+        const z = r.locks?.find((l) => l.class === 'zone.lock');
+        if (!z) throw new Error('bench: no zone.lock statistics (lockstat on?)');
+        const k = `thp-${thp}.${pcp ? 'pcp' : 'noPcp'}`;
+        (lk[`${k}.acq`] ??= []).push(z.acquisitions / r.totals.ops);
+        (lk[`${k}.con`] ??= []).push(z.contentions / r.totals.ops);
+        (lk[`${k}.ops`] ??= []).push(r.totals.opsPerSec);
+      }
+    }
+  }
+  for (const thp of SHAPES) {
+    for (const side of ['pcp', 'noPcp']) {
+      const k = `thp-${thp}.${side}`;
+      results[`zoneLockAcquisitionsPerOp.${k}`] = round(median(lk[`${k}.acq`]));
+      results[`zoneLockContentionsPerOp.${k}`] = round(median(lk[`${k}.con`]));
+      results[`pageFault1OpsPerSecLockstat.${k}`] = round(median(lk[`${k}.ops`]));
+    }
+    ratios[`zoneLockAcquisitionsPerOpPcpVsNoPcp.thp-${thp}`] = round(median(lk[`thp-${thp}.pcp.acq`]) / median(lk[`thp-${thp}.noPcp.acq`]));
+  }
+
+  // Reporting and aeration against off at the kernel's delay, both shapes:
+  // off, mode, off, ... brackets (bench/reporting.ts), modes in rotation.
+  const modes = ['reporting', 'aeration', 'offControl'] as const;
+  const brackets = quick ? 3 : 15;
+  const durationMs = quick ? 2500 : 6000;
+  for (const thp of SHAPES) {
+    const seq: { mode: string; opsPerSec: number }[] = [];
+    const one = async (mode: string, seed: number) => {
+      const hinting = mode === 'offControl' ? 'off' : (mode as Config['hinting']);
+      const r = await run(pf1(8, thp, seed, durationMs, { hinting, reportDelayMs: 2000 }));
+      seq.push({ mode, opsPerSec: r.totals.opsPerSec });
+      (refaults[mode] ??= []).push(r.host.refaults / (r.durationMs / 1000));
+    };
+    const refaults: Record<string, number[]> = {};
+    await one('off', 3000);
+    for (let i = 0; i < brackets; i++) {
+      await one(modes[i % modes.length], 3001 + i);
+      await one('off', 3001 + i);
+    }
+    const br = bracketRatios(seq);
+    for (const [mode, xs] of Object.entries(refaults)) results[`kernelDelay.thp-${thp}.${mode}.refaultsPerSec`] = round(median(xs));
+    for (const mode of modes) {
+      const b = br[mode];
+      const k = `${mode}VsOff.kernelDelay.thp-${thp}`;
+      ratios[k] = round(median(b.accepted));
+      ratios[`${k}.allBrackets`] = round(median(b.all));
+      results[`${k}.bracketsAccepted`] = b.accepted.length;
+      results[`${k}.bracketsRun`] = b.all.length;
+      if (b.accepted.length > 0) {
+        const ci = medianInterval(b.accepted);
+        results[`${k}.median95Lo`] = round(ci.lo);
+        results[`${k}.median95Hi`] = round(ci.hi);
+        results[`${k}.median95Coverage`] = round(ci.coverage);
+      }
+    }
+  }
+
+  return {
+    name: 'kernel',
+    results,
+    ratios,
+    notes: [
+      'targets: order0PcpPairsPerSec >= 20M (single thread, through the per-CPU list); pageFault1Cpus8VsCpus2 >= 0.7 for both shapes; zoneLockAcquisitionsPerOpPcpVsNoPcp well below 1 (the point of pcp)',
+      `order-0 pairs: CPU 0 of a 256 MiB zone whose first 16 MiB is fragmented, ${INNER} pairs per sample, medians of the later half of ${quick ? 20 : 200} samples, pcp on and off interleaved 3 times`,
+      `page_fault1: 1 GiB, --prefault, --hinting off, ${quick ? 500 : 1500} ms runs, ${reps} interleaved rounds of both shapes at 1, 2, 4, 8 CPUs, medians; --thp never faults order 0 through pcp, --thp always order 9 (pcp's pageblock-order list), falling back to order 0`,
+      `zone lock per op: --cpus 8 --lockstat, both shapes with pcp on and off, ${lockReps} rounds, medians of acquisitions/ops and contentions/ops (ops = pages faulted)`,
+      `kernelDelay: --report-delay 2s, --cpus 8, ${durationMs} ms runs, ${brackets} brackets per shape (reporting, aeration, offControl in rotation), the bracketed method of bench/reporting.ts (tolerance 4%), one shared buffer`,
+    ],
+  };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  console.log(JSON.stringify(await bench({ quick: process.argv.includes('--quick') }), null, 2));
+}
