@@ -1,0 +1,28 @@
+// The test set `npm run mutation` (StrykerJS) runs against each mutant: the
+// one-thread test files of the core modules. Threaded and CLI tests run the
+// compiled dist/ in worker threads or child processes, which a mutant of
+// src/ never reaches, and would only add minutes; the few threaded cases
+// inside these files skip themselves under BALLOON_SIM_MUTATION.
+import { defineConfig } from 'vitest/config';
+
+export const MUTATION_TEST_FILES = [
+  'test/buddy.test.ts',
+  'test/layout.test.ts',
+  'test/sync.test.ts',
+  'test/vring.test.ts',
+  'test/schedule.test.ts',
+  'test/lockstat.test.ts',
+  'test/reporting.test.ts',
+  'test/aeration.test.ts',
+  'test/bench-stats.test.ts',
+];
+
+export default defineConfig({
+  test: {
+    include: MUTATION_TEST_FILES,
+    env: { BALLOON_SIM_MUTATION: '1' },
+    testTimeout: 60_000,
+    pool: 'forks',
+    maxWorkers: 1,
+  },
+});
