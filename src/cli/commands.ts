@@ -25,6 +25,7 @@ import { runHtml } from './html/run-page.js';
 import { compareHtml } from './html/compare-page.js';
 import { campaignHtml } from './html/campaign-page.js';
 import { writeFileSync } from 'node:fs';
+import { CALIBRATE_OPTIONS, runCalibrateCommand } from './calibrate.js';
 
 function usageExit(msg: string): never {
   process.stderr.write(`sim: ${msg}\n`);
@@ -134,6 +135,7 @@ export function buildCli(argv: string[]): Argv {
           }),
       (a) => runStressCommand(withInjects(a as RawFlags), parseRunFlags, a.html === undefined ? undefined : (s) => writeHtml(String(a.html), campaignHtml(s, { settings: stressSettings(a as RawFlags) }))),
     )
+    .command('calibrate', "measure this machine's host costs (first touch per 4 KiB and 2 MiB, MADV_DONTNEED by size, a VM exit, a futex round trip) and write a cost profile for --cost-profile FILE", (y) => y.options(CALIBRATE_OPTIONS), (a) => runCalibrateCommand(a as RawFlags))
     .strict()
     .parserConfiguration({ 'duplicate-arguments-array': false })
     .help()
