@@ -17,6 +17,7 @@ const modules: Record<string, () => Promise<{ bench: (o: { quick?: boolean }) =>
   races: () => import('./races.js'),
   soak: () => import('./soak.js'),
   trace: () => import('./trace.js'),
+  'linux-v5': () => import('./linux-v5.js'),
 };
 
 const args = process.argv.slice(2);
