@@ -69,7 +69,8 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
   notes.push('target: every injection detected in <= 2000 ms (median), i.e. worstDetectMs/targetMs <= 1');
   // Clean swarm campaign.
   const runs = opts.quick ? 20 : 200;
-  const s = await runStress({ ...DEFAULT_CONFIG, seed: 2024 }, { campaignSeed: 2024, runs, durationMs: Infinity, runDurationMs: 300, swarm: true, jobs: 2, shardK: 0, shardN: 1 }, () => undefined);
+  // No host cost profile, as the injection configurations (RACE_BASE_ARGS): races need CPUs that churn.
+  const s = await runStress({ ...DEFAULT_CONFIG, seed: 2024, costProfile: 'none', hostCosts: null }, { campaignSeed: 2024, runs, durationMs: Infinity, runDurationMs: 300, swarm: true, jobs: 2, shardK: 0, shardN: 1 }, () => undefined);
   results['swarm.runs'] = s.runsDone;
   results['swarm.failures'] = s.failures;
   results['swarm.runsPerMinute'] = s.runsPerMinute;

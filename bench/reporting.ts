@@ -9,12 +9,14 @@ import { availableParallelism } from 'node:os';
 import { type Config, DEFAULT_CONFIG } from '../src/sim/config.js';
 import { PAGE_SIZE, createShared } from '../src/shm/layout.js';
 import { GuestMemory } from '../src/mm/memory.js';
+import { DEFAULT_COST_PROFILE, hostCostModel } from '../src/mm/host-costs.js';
 import { runSimulation, sharedBufferFor } from '../src/sim/run.js';
-import { type BenchReport, median, medianInterval, round } from './types.js';
+import { type BenchReport, round } from './types.js';
+import { BRACKET_TOLERANCE, bracketRatios, median, medianInterval } from '../src/base/stats.js';
 
 const MiB = 2 ** 20;
 
-/** Raw device discard bandwidth: GuestMemory.discard of resident pages (what the device does per range), over all of `mem`. */
+/** Raw device discard bandwidth: GuestMemory.discard of resident pages (what the device does per range, with the default profile's modelled madvise cost), over all of `mem`. */
 function rawDiscardGBps(reps: number, mem: GuestMemory): number {
   const pages = mem.views.layout.pages;
   const bytes = pages * PAGE_SIZE;
@@ -23,7 +25,7 @@ function rawDiscardGBps(reps: number, mem: GuestMemory): number {
     mem.markAllResident();
     const t0 = performance.now();
     // in report-sized ranges: order-10 blocks
-    for (let p = 0; p < pages; p += 1024) mem.discard(p, 1024, null);
+    for (let p = 0; p < pages; p += 1024) mem.discard(p, 1024);
     rates.push(bytes / ((performance.now() - t0) / 1000) / 1e9);
   }
   return median(rates);
@@ -58,34 +60,6 @@ export function reclaimWindow(s: Point[], memBytes: number) {
 
 /** Spread of a sample: [min, max]. */
 const span = (xs: number[]): [number, number] => [Math.min(...xs), Math.max(...xs)];
-
-/** Off runs that bracket a hinting run must agree this closely for the pair to count. */
-export const BRACKET_TOLERANCE = 0.04;
-
-/**
- * Bracketed ratios: the runs go off, x, off, y, off, ... (bench() rotates
- * the MODE_CONFIG modes); each middle run is compared with the mean of the off
- * runs just before and just after it (offControl, hinting off as well, checks
- * the method: its ratio should be 1). This machine (a 2-vCPU VM) drifts between throughput levels
- * up to ~1.4x apart over tens of seconds, whatever mode runs; a bracket whose
- * two off runs differ by more than BRACKET_TOLERANCE spans such a change and
- * is set aside (counted, and kept in the unfiltered median). Which brackets
- * count depends only on the off runs, never on the hinting run's result.
- */
-export function bracketRatios(seq: { mode: string; opsPerSec: number }[], tolerance = BRACKET_TOLERANCE) {
-  const out: Record<string, { accepted: number[]; all: number[] }> = {};
-  for (let i = 1; i + 1 < seq.length; i += 2) {
-    const before = seq[i - 1];
-    const x = seq[i];
-    const after = seq[i + 1];
-    if (before.mode !== 'off' || after.mode !== 'off' || x.mode === 'off') throw new Error('bracketRatios: the sequence must alternate off, mode, off, ...');
-    const ratio = x.opsPerSec / ((before.opsPerSec + after.opsPerSec) / 2);
-    const o = (out[x.mode] ??= { accepted: [], all: [] });
-    o.all.push(ratio);
-    if (Math.abs(after.opsPerSec / before.opsPerSec - 1) <= tolerance) o.accepted.push(ratio);
-  }
-  return out;
-}
 
 /**
  * The runs a bracket can hold: hinting off in the middle (offControl, an A/A
@@ -133,7 +107,10 @@ export async function bench(opts: { quick?: boolean; brackets?: number } = {}): 
     const work: Record<string, number[]> = {};
     const pf = async (label: Mode, seed: number) => {
       const { hinting, discard } = MODE_CONFIG[label];
-      const cfg: Config = { ...DEFAULT_CONFIG, cpus: 8, workload: 'page_fault1', memoryBytes: 1024 * MiB, durationMs: run.durationMs, seed, hinting, discard, reportDelayMs: run.delayMs, checkIntervalMs: 0, prefault: true };
+      // --warm: the steady state of a guest that has touched its memory (no
+      // first-touch host faults, which with a host cost profile would be
+      // most of a hinting-off run's work).
+      const cfg: Config = { ...DEFAULT_CONFIG, cpus: 8, workload: 'page_fault1', memoryBytes: 1024 * MiB, durationMs: run.durationMs, seed, hinting, discard, reportDelayMs: run.delayMs, checkIntervalMs: 0, prefault: true, warm: true };
       buffer ??= sharedBufferFor(cfg);
       const r = await runSimulation(cfg, { buffer });
       if (!r.ok) throw new Error(`bench run failed: ${r.rerun}`);
@@ -213,7 +190,10 @@ export async function bench(opts: { quick?: boolean; brackets?: number } = {}): 
     const out = { reclaim: [] as number[], guestFree: [] as number[], returned: [] as number[], lagMs: [] as number[], windowMs: [] as number[], deviceDiscardGBps: [] as number[], raw: [] as number[], vsRaw: [] as number[] };
     let buf: SharedArrayBuffer | undefined;
     for (let rep = 0; rep < reps; rep++) {
-      const cfg: Config = { ...DEFAULT_CONFIG, cpus, workload: 'memhog', memoryBytes: 1024 * MiB, durationMs: 2500, holdMs: 200, seed: 600 + rep, hinting: 'reporting', reportDelayMs: 0, checkIntervalMs: 0 };
+      // --host-thp: the hog's 800 MiB is faulted in 2 MiB at a time, as a
+      // THP-backed host does (with 4 KiB host faults at the default
+      // profile's cost the fill alone would outlast the run).
+      const cfg: Config = { ...DEFAULT_CONFIG, cpus, workload: 'memhog', memoryBytes: 1024 * MiB, durationMs: 2500, holdMs: 200, seed: 600 + rep, hinting: 'reporting', reportDelayMs: 0, checkIntervalMs: 0, hostThp: true };
       buf ??= sharedBufferFor(cfg);
       const r = await runSimulation(cfg, { sampleIntervalMs: 2, buffer: buf });
       if (!r.ok) throw new Error(`bench run failed: ${r.rerun}`);
@@ -237,7 +217,8 @@ export async function bench(opts: { quick?: boolean; brackets?: number } = {}): 
     }
     return out;
   };
-  const rawMem = new GuestMemory(createShared({ cpus: 1, memoryBytes: 256 * MiB, queueSize: 16, ringAlign: 4 }));
+  // The same modelled madvise cost as the runs' device pays (the default profile, host THP).
+  const rawMem = new GuestMemory(createShared({ cpus: 1, memoryBytes: 256 * MiB, queueSize: 16, ringAlign: 4 }), hostCostModel(DEFAULT_COST_PROFILE.costs, true));
   const one = await reclaimRuns(1, opts.quick ? 1 : 5);
   const four = await reclaimRuns(4, opts.quick ? 1 : 3);
   const raw = median([...one.raw, ...four.raw]);
@@ -263,9 +244,9 @@ export async function bench(opts: { quick?: boolean; brackets?: number } = {}): 
     },
     notes: [
       'targets: reportingVsOff >= 0.98, aerationVsOff >= 0.98 (Linux: 0.992 on page_fault1, 16 tasks, 2 s delay); reclaimVsRawDiscard >= 0.5',
-      `page_fault1: 1 GiB, --cpus 8 --prefault, one shared buffer for every run; kernelDelay: --report-delay 2s, ${runs[0].durationMs} ms runs, ${runs[0].brackets} brackets; simDelay: --report-delay 100ms, ${runs[1].durationMs} ms runs, ${runs[1].brackets} brackets. Runs go off, reporting, off, aeration, off, reportingNoDiscard, off, aerationNoDiscard, off, offControl (off again: an A/A check of the method), off, ...; xVsOff is the median of x / mean(off before, off after) over the brackets whose two off runs agree within ${BRACKET_TOLERANCE * 100}% (bracketsAccepted of bracketsRun; acceptedMin/Max its spread; median95Lo/Hi a distribution-free interval for the median from order statistics, median95Coverage its exact coverage, below 0.95 when there are fewer than 6 accepted brackets; allBrackets the median over every bracket). 8 vCPU threads plus the reporter and device share 2 cores here, so every cycle hinting spends is taken from the CPUs. Per mode, medians over its runs: guestCpuNsPerOp (CPU and reporter time on a core per op), reporterCpuMsPerSec, deviceCpuMsPerSec and hintingCpuShare (reporter + device share of all role time on a core) and rolesCoreShare (all roles' time on a core over the window's core capacity), from schedstat over the ops/s window; firstTouchFaultsPerSec and refaultsPerSec (host faults on never-backed and on discarded pages); deviceDiscardMsPerSec and reportedMiBPerSec (settling included). xVsOffPerGuestCpuSec: the same brackets on ops per guest cpu-second, which does not charge the device's (the host's) time to the guest`,
+      `page_fault1: 1 GiB, --cpus 8 --prefault --warm, the default host cost profile, one shared buffer for every run; kernelDelay: --report-delay 2s, ${runs[0].durationMs} ms runs, ${runs[0].brackets} brackets; simDelay: --report-delay 100ms, ${runs[1].durationMs} ms runs, ${runs[1].brackets} brackets. Runs go off, reporting, off, aeration, off, reportingNoDiscard, off, aerationNoDiscard, off, offControl (off again: an A/A check of the method), off, ...; xVsOff is the median of x / mean(off before, off after) over the brackets whose two off runs agree within ${BRACKET_TOLERANCE * 100}% (bracketsAccepted of bracketsRun; acceptedMin/Max its spread; median95Lo/Hi a distribution-free interval for the median from order statistics, median95Coverage its exact coverage, below 0.95 when there are fewer than 6 accepted brackets; allBrackets the median over every bracket). 8 vCPU threads plus the reporter and device share 2 cores here, so every cycle hinting spends is taken from the CPUs. Per mode, medians over its runs: guestCpuNsPerOp (CPU and reporter time on a core per op), reporterCpuMsPerSec, deviceCpuMsPerSec and hintingCpuShare (reporter + device share of all role time on a core) and rolesCoreShare (all roles' time on a core over the window's core capacity), from schedstat over the ops/s window; firstTouchFaultsPerSec and refaultsPerSec (host faults on never-backed and on discarded pages); deviceDiscardMsPerSec and reportedMiBPerSec (settling included). xVsOffPerGuestCpuSec: the same brackets on ops per guest cpu-second, which does not charge the device's (the host's) time to the guest`,
       'reportingNoDiscard, aerationNoDiscard: the same modes with --no-discard (the device validates, checks and acknowledges every report and keeps the memory), in the same rotation: what reporting costs the guest when no memory goes back (no refaults, no discards)',
-      'reclaim: memhog 80% of 1 GiB, --cpus 1, --report-delay 0, series sampled every 2 ms, medians of 5; window from the last sample at the RSS peak to RSS within 2 MiB of guest used; reclaimDeviceDiscardGBPerSec is the device\'s own discard rate in those runs (bytes dropped / time in discard), beside rawDiscardGBPerSec measured alone; each reclaim run is divided by a raw discard measured right after it (500 ms after it, median of 7 passes over 256 MiB) and reclaimVsRawDiscard is the median of those ratios. Cpus4: the same with 4 hogs, whose frees are spread over ~150 ms: there the window follows the guest\'s frees (reclaimCpus4VsGuestFreeRate ~1) and lagAfterLastFreeMsCpus4 is how long RSS stays above guest used after the last free',
+      'reclaim: memhog 80% of 1 GiB, --cpus 1, --report-delay 0, --host-thp with the default host cost profile (the device pays its modelled madvise of 2 MiB huge pages; raw discard is GuestMemory.discard at that same modelled cost), series sampled every 2 ms, medians of 5; window from the last sample at the RSS peak to RSS within 2 MiB of guest used; reclaimDeviceDiscardGBPerSec is the device\'s own discard rate in those runs (bytes dropped / time in discard), beside rawDiscardGBPerSec measured alone; each reclaim run is divided by a raw discard measured right after it (500 ms after it, median of 7 passes over 256 MiB) and reclaimVsRawDiscard is the median of those ratios. Cpus4: the same with 4 hogs, whose frees are spread over ~150 ms: there the window follows the guest\'s frees (reclaimCpus4VsGuestFreeRate ~1) and lagAfterLastFreeMsCpus4 is how long RSS stays above guest used after the last free',
     ],
   };
 }

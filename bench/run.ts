@@ -18,6 +18,7 @@ const modules: Record<string, () => Promise<{ bench: (o: { quick?: boolean }) =>
   soak: () => import('./soak.js'),
   trace: () => import('./trace.js'),
   kernel: () => import('./kernel.js'),
+  'linux-v5': () => import('./linux-v5.js'),
 };
 
 const args = process.argv.slice(2);

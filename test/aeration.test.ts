@@ -24,7 +24,7 @@ class LocalSink implements ReportSink {
     const batch = [];
     for (let i = start; i < start + count; i++) {
       batch.push({ pfn: pfns[i], order: orders[i] });
-      this.mem.discard(pfns[i], 1 << orders[i], null);
+      this.mem.discard(pfns[i], 1 << orders[i]);
     }
     this.calls.push(batch);
     return 'ok';

@@ -1,7 +1,7 @@
-// The arithmetic the reporting benchmark's figures come from (bench/reporting.ts).
+// The arithmetic the benchmarks' and `sim compare`'s figures come from (src/base/stats.ts; bench/reporting.ts's reclaim window).
 import { describe, expect, it } from 'vitest';
-import { BRACKET_TOLERANCE, bracketRatios, reclaimWindow } from '../bench/reporting.js';
-import { medianInterval } from '../bench/types.js';
+import { reclaimWindow } from '../bench/reporting.js';
+import { BRACKET_TOLERANCE, bracketRatios, medianInterval } from '../src/base/stats.js';
 
 const MiB = 2 ** 20;
 

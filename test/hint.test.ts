@@ -92,7 +92,8 @@ describe('free page hint device (free_page_vq)', () => {
   });
 });
 
-const base = (over: Partial<Config>): Config => ({ ...DEFAULT_CONFIG, seed: 7, checkIntervalMs: 200, holdMs: 0, hintIntervalMs: 60_000, ...over });
+// No host cost profile: these runs check the balloon's behaviour, not the host's charges.
+const base = (over: Partial<Config>): Config => ({ ...DEFAULT_CONFIG, seed: 7, checkIntervalMs: 200, holdMs: 0, hintIntervalMs: 60_000, costProfile: 'none', hostCosts: null, ...over });
 
 describe('free page hint end to end', () => {
   it('on an idle guest one run hints (nearly) all free max-order memory and returns it all after DONE', async () => {

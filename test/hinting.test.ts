@@ -6,7 +6,8 @@ import { watermarks, zoneBatchsize, zoneHighsize } from '../src/mm/buddy.js';
 import { type RunResult, runSimulation } from '../src/sim/run.js';
 
 const MiB = 2 ** 20;
-const base: Config = { ...DEFAULT_CONFIG, seed: 11, cpus: 4, memoryBytes: 512 * MiB, reportDelayMs: 50, checkIntervalMs: 200, settleTimeoutMs: 8000 };
+// No host cost profile: these runs check where memory goes, not what the host charges for it.
+const base: Config = { ...DEFAULT_CONFIG, seed: 11, cpus: 4, memoryBytes: 512 * MiB, reportDelayMs: 50, checkIntervalMs: 200, settleTimeoutMs: 8000, costProfile: 'none', hostCosts: null };
 // Long enough for memhog to fill, hold and free even on a busy 2-core machine.
 const memhog = (hinting: Config['hinting'], extra: Partial<Config> = {}) => runSimulation({ ...base, memoryBytes: 256 * MiB, workload: 'memhog', hogShare: 0.8, holdMs: 200, durationMs: 3000, hinting, ...extra });
 const clean = (r: RunResult) => {

@@ -23,7 +23,7 @@ class LocalSink implements ReportSink {
     for (let i = start; i < start + count; i++) {
       batch.push({ pfn: pfns[i], order: orders[i] });
       expect(this.pages[pfns[i] * PAGE_WORDS + PG_FLAGS] & PG_ALLOCATED).toBe(0);
-      if (!this.fail) this.mem.discard(pfns[i], 1 << orders[i], null);
+      if (!this.fail) this.mem.discard(pfns[i], 1 << orders[i]);
     }
     this.calls.push(batch);
     return this.fail ? 'error' : 'ok';

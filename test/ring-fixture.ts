@@ -4,8 +4,8 @@
 
 import { Zone } from '../src/mm/buddy.js';
 import { deviceRangeCheck } from '../src/check/device-range.js';
-import { BalloonDevice, type DeviceOptions, deviceInit } from '../src/host/balloon-device.js';
-import { DEV_VQ_INDEX, createShared, threadIds, type Views } from '../src/shm/layout.js';
+import { BalloonDevice, type DeviceOptions, deviceInit, hostFillByte } from '../src/host/balloon-device.js';
+import { DEV_HOST_FILL, DEV_VQ_INDEX, createShared, threadIds, type Views } from '../src/shm/layout.js';
 import { GuestMemory } from '../src/mm/memory.js';
 import { Sync } from '../src/locking/sync.js';
 import { VringMem, VringVirtqueue } from '../src/virtio/ring.js';
@@ -39,6 +39,8 @@ export function ringFixture(o: FixtureOptions = {}): Fixture {
   zone.init();
   deviceInit(views, { eventIdx: o.eventIdx ?? false, vqNumbering: o.vqNumbering ?? 'linux' });
   const negotiated = negotiateFeatures(views, o.driverFeatures ?? 0xffffffff, o.vqNumbering ?? 'linux', o.poisonVal ?? 0);
+  // What the host's fresh pages hold, as the run's handshake sets it (src/sim/modes/common.ts).
+  views.device[DEV_HOST_FILL] = hostFillByte(views, o.device?.poisonPolicy ?? 'skip');
   const ring = VringMem.fromViews(views);
   const driver = new VringVirtqueue(ring, views.device, { eventIdx: o.eventIdx ?? false, queueIndex: views.device[DEV_VQ_INDEX] });
   const device = new BalloonDevice(views, { queueKind: 'reporting', poisonPolicy: 'skip', spin: 0, sliceMs: 5, rangeCheck: deviceRangeCheck(views.pages), ...o.device });

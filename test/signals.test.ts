@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 
 const CLI = path.resolve(__dirname, '../dist/src/cli/main.js');
 // Small and quick to settle; a long --duration the signal must cut short.
-const SMALL = ['--cpus', '2', '--workload', 'churn', '--memory', '32M', '--report-delay', '10ms', '--settle-timeout', '2s', '--check-interval', '100ms'];
+// No host cost profile: what is tested is the interrupt, not the modelled host.
+const SMALL = ['--cpus', '2', '--workload', 'churn', '--memory', '32M', '--report-delay', '10ms', '--settle-timeout', '2s', '--check-interval', '100ms', '--cost-profile', 'none'];
 
 interface Proc {
   c: ChildProcess;

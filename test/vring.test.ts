@@ -162,7 +162,7 @@ describe('balloon device: discard, oracle, poison, numbering', () => {
   it('GuestMemory.discard drops exactly the resident pages of a range straddling bitmap words, and marks them discarded', () => {
     const f = ringFixture({ queueSize: 8 });
     for (let p = 0; p < 128; p += 2) f.mem.touch(p); // every even page resident
-    const dropped = f.mem.discard(5, 70, null); // pages 5..74: words 0, 1 and 2, partially
+    const dropped = f.mem.discard(5, 70); // pages 5..74: words 0, 1 and 2, partially
     expect(dropped).toBe(35); // even pages in 6..74
     for (let p = 0; p < 128; p++) expect(f.mem.isResident(p), `pfn ${p}`).toBe(p % 2 === 0 && (p < 5 || p >= 75));
     expect(f.mem.touch(6)).toBe(2); // refault
@@ -205,7 +205,7 @@ describe('balloon device: discard, oracle, poison, numbering', () => {
     expect(f.mem.isResident(pfn + 5)).toBe(false);
   });
 
-  it("with PAGE_POISON and poison_val != 0, policy 'skip' keeps the pages (QEMU) and 'fill' discards and writes poison_val", () => {
+  it("with PAGE_POISON and poison_val != 0, policy 'skip' keeps the pages (QEMU) and 'fill' discards, the host's fresh pages then holding poison_val", () => {
     for (const policy of ['skip', 'fill'] as const) {
       const f = ringFixture({ queueSize: 8, poisonVal: 0xaaaaaaaa, device: { poisonPolicy: policy } });
       expect(f.negotiated & bit(VIRTIO_BALLOON_F_PAGE_POISON)).not.toBe(0);

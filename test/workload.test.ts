@@ -47,7 +47,7 @@ describe('content stamps', () => {
     const cpu = new Cpu(w.views, zoneAs(w, 0), 0, w.cfg, 1);
     const pfn = cpu.allocBlock(3);
     const seq = cpu.touchBlock(pfn, 3);
-    cpu.mem.discard(pfn + 5, 1, null);
+    cpu.mem.discard(pfn + 5, 1);
     expect(() => cpu.freeBlock(pfn, 3, seq)).toThrow(/reads as zeros/);
   });
 
@@ -57,7 +57,7 @@ describe('content stamps', () => {
     expect(cpu.mem.touch(10)).toBe(1);
     expect(cpu.mem.touch(10)).toBe(0);
     expect(cpu.mem.residentPages()).toBe(1);
-    cpu.mem.discard(10, 1, null);
+    cpu.mem.discard(10, 1);
     expect(cpu.mem.residentPages()).toBe(0);
     expect(cpu.mem.touch(10)).toBe(2);
   });
@@ -74,7 +74,7 @@ describe('host fault counters', () => {
     expect([m[b + METRIC_HOST_FAULTS], m[b + METRIC_REFAULTS]]).toEqual([4, 0]);
     cpu.touchBlock(pfn, 2); // resident now: no fault of either kind
     expect([m[b + METRIC_HOST_FAULTS], m[b + METRIC_REFAULTS]]).toEqual([4, 0]);
-    cpu.mem.discard(pfn + 1, 2, null);
+    cpu.mem.discard(pfn + 1, 2);
     cpu.touchBlock(pfn, 2);
     expect([m[b + METRIC_HOST_FAULTS], m[b + METRIC_REFAULTS]]).toEqual([4, 2]);
   });
@@ -149,7 +149,9 @@ describe('hot CPU paths once hinting starts', () => {
   // cost the hinting-on vs off benchmarks charged to hinting.
   it('do not deoptimize when refaults begin (node --trace-deopt)', () => {
     const cli = path.resolve(__dirname, '../dist/src/cli/main.js');
-    const args = ['--trace-deopt', cli, '--cpus', '2', '--workload', 'page_fault1', '--memory', '64M', '--duration', '1500ms', '--report-delay', '200ms', '--capacity', '8', '--seed', '4'];
+    // --warm: every page starts host-backed, so the fault path first runs
+    // when the first discard lands (the CPUs warm it up on scratch memory).
+    const args = ['--trace-deopt', cli, '--cpus', '2', '--workload', 'page_fault1', '--memory', '64M', '--duration', '1500ms', '--report-delay', '200ms', '--capacity', '8', '--seed', '4', '--warm'];
     const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 60_000, maxBuffer: 64 * 2 ** 20 });
     expect(r.status).toBe(0);
     // The run did refault: the path under test ran.

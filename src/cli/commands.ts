@@ -7,7 +7,7 @@
 
 import yargs, { type Argv } from 'yargs';
 import { type Config, rerunCommand } from '../sim/config.js';
-import { runCompareCommand } from './compare.js';
+import { COMPARE_OPTIONS, runCompareCommand } from './compare.js';
 import { formatLockstat, parseLockstatFlags } from './lockstat-report.js';
 import { configLines, resultText, toJson } from './report.js';
 import { renderChart } from './chart.js';
@@ -25,6 +25,7 @@ import { runHtml } from './html/run-page.js';
 import { compareHtml } from './html/compare-page.js';
 import { campaignHtml } from './html/campaign-page.js';
 import { writeFileSync } from 'node:fs';
+import { CALIBRATE_OPTIONS, runCalibrateCommand } from './calibrate.js';
 
 function usageExit(msg: string): never {
   process.stderr.write(`sim: ${msg}\n`);
@@ -121,7 +122,7 @@ export function buildCli(argv: string[]): Argv {
     .scriptName('sim')
     .usage('$0 [run] --cpus N --workload W [--memory SIZE] [--duration TIME] [--hinting MODE] [--seed S] [--json]')
     .command(['run', '$0'], 'run a simulation (default command)', (y) => y.options({ ...RUN_OPTIONS, ...TRACE_OPTIONS }), (a) => runCommand(withInjects(a as RawFlags)))
-    .command('compare', 'run one workload and seed with hinting off and each hinting mode; print them side by side', (y) => y.options({ ...RUN_OPTIONS, hinting: { type: 'string', describe: 'not accepted: compare runs every hinting mode' } }), (a) => runCompareCommand(withInjects(a as RawFlags), parseRunFlags, a.html === undefined ? undefined : (c) => writeHtml(String(a.html), compareHtml(c))))
+    .command('compare', 'what each hinting mode costs: bracketed runs (off, mode, off) of one workload and seed on one buffer, --repeat rounds with an A/A control; the median ratio to off with a 95% interval and a verdict in words', (y) => y.options({ ...RUN_OPTIONS, ...COMPARE_OPTIONS }), (a) => runCompareCommand(withInjects(a as RawFlags), parseRunFlags, a.html === undefined ? undefined : (c) => writeHtml(String(a.html), compareHtml(c))))
     .command(
       'stress',
       'many short runs across the cores, each with its own seed (--swarm: a random configuration per run); stops at the first failure and prints the command that reruns it; `sim stress merge FILES...` combines the --json files of a sharded campaign',
@@ -134,6 +135,7 @@ export function buildCli(argv: string[]): Argv {
           }),
       (a) => runStressCommand(withInjects(a as RawFlags), parseRunFlags, a.html === undefined ? undefined : (s) => writeHtml(String(a.html), campaignHtml(s, { settings: stressSettings(a as RawFlags) }))),
     )
+    .command('calibrate', "measure this machine's host costs (first touch per 4 KiB and 2 MiB, MADV_DONTNEED by size, a VM exit, a futex round trip) and write a cost profile for --cost-profile FILE", (y) => y.options(CALIBRATE_OPTIONS), (a) => runCalibrateCommand(a as RawFlags))
     .strict()
     .parserConfiguration({ 'duplicate-arguments-array': false })
     .help()

@@ -14,6 +14,7 @@ import { collectRepeated, injectionHelp, parseInjections } from '../check/inject
 import { UsageError } from '../base/errors.js';
 import { fmtBytes, fmtDuration, parsePercent } from '../base/units.js';
 import { validateConfig } from '../sim/validate.js';
+import { DEFAULT_COST_PROFILE, type HostCostProfile, parseCostProfile } from '../mm/host-costs.js';
 
 const r = RANGES;
 const d = DEFAULT_CONFIG;
@@ -65,6 +66,9 @@ export const RUN_OPTIONS = {
   'lockstat-sort': { type: 'string', describe: `lockstat order: ${LOCKSTAT_SORTS.join(', ')} (default: wait-total; proc: contentions, as the kernel); implies --lockstat` },
   'lockstat-format': { type: 'string', describe: `lockstat output: ${LOCKSTAT_FORMATS.join(', ')} (proc = the /proc/lock_stat text; default table); implies --lockstat` },
   html: { type: 'string', describe: 'write a self-contained HTML report to FILE (charts and the end tables; every script inlined, opens offline)' },
+  'cost-profile': { type: 'string', default: 'default', describe: "host costs: a profile FILE from `sim calibrate --out FILE`, default (the shipped profile; its provenance is printed) or none (no fixed cost: a refault only zero-fills). A fault is a VM exit + the host's page fault on the faulting CPU's thread; a discard is one madvise on the device's; each discard that unmapped memory is a TLB-flush interrupt on every CPU (paid at its next allocation); each kick and interrupt a VM exit (the interrupt on the reporter it wakes). docs/DESIGN.md §16" },
+  warm: { type: 'boolean', default: false, describe: 'start as a guest that has run a while: every page was touched once, so the host backs all guest memory (host RSS starts at the guest size) and hinting off takes no host fault (implies --prefault); sim compare and the benchmarks measure this steady state' },
+  'host-thp': { type: 'boolean', default: false, describe: 'the host backs guest memory with transparent huge pages: a fault where the whole 2 MiB is unbacked maps (and zeroes) 2 MiB at once, at the profile\'s 2 MiB fault cost' },
 } as const;
 
 /** Flags of `sim run` only: the event trace of one run. */
@@ -153,11 +157,23 @@ export function parseRunFlags(a: RawFlags): Config {
     replay: a.replay === undefined ? '' : String(a.replay),
     inject: parseInjections(a.inject),
     traceEvents: parseTraceFlags(a).traceEvents,
+    ...costProfileFlag(a['cost-profile']),
+    hostThp: Boolean(a['host-thp']),
+    warm: Boolean(a.warm),
   });
   if (a.html !== undefined) outputFileFlag('html', a.html);
   // A schedule to replay must parse and belong to this configuration (exit 2 otherwise).
   if (cfg.replay) loadReplay(cfg.replay, { rerun: rerunCommand(cfg), strategy: cfg.sched }, (p) => readFileSync(p, 'utf8'));
   return cfg;
+}
+
+/** --cost-profile FILE|default|none: the profile, read and validated (a bad file: one line naming the field, exit 2). */
+export function costProfileFlag(raw: unknown): { costProfile: string; hostCosts: HostCostProfile | null } {
+  const s = raw === undefined ? 'default' : String(raw);
+  if (s === 'default') return { costProfile: 'default', hostCosts: DEFAULT_COST_PROFILE };
+  if (s === 'none') return { costProfile: 'none', hostCosts: null };
+  if (s.trim() === '' || !existsSync(s) || statSync(s).isDirectory()) throw new UsageError(`--cost-profile: '${s}' is not a file; accepted: a profile file (sim calibrate --out FILE), default or none`);
+  return { costProfile: s, hostCosts: parseCostProfile(readFileSync(s, 'utf8'), `--cost-profile ${s}`) };
 }
 
 function byteFlag(flag: string, raw: unknown): number {

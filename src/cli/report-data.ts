@@ -81,7 +81,7 @@ export function deviceTable(d: DeviceCounters): DataTable {
   return {
     id: 'device',
     title: 'device',
-    head: ['chains', 'descriptors', 'discarded', 'rss dropped', 'discard time', 'hints', 'kicks', 'interrupts', 'bad input'],
+    head: ['chains', 'descriptors', 'discarded', 'rss dropped', 'discard time', 'madvise', 'tlb flushes', 'hints', 'kicks', 'interrupts', 'bad input'],
     rows: [
       [
         cell(d.chains, num, 'device.chains'),
@@ -89,6 +89,8 @@ export function deviceTable(d: DeviceCounters): DataTable {
         cell(d.bytesDiscarded, fmtBytes, 'device.bytesDiscarded'),
         cell(d.pagesDropped * 4096, fmtBytes, 'device.pagesDropped', 4096),
         cell(d.discardNsTotal, ns, 'device.discardNsTotal'),
+        cell(d.madviseCalls ?? 0, num, 'device.madviseCalls'),
+        cell(d.tlbFlushes ?? 0, num, 'device.tlbFlushes'),
         cell(d.hints, num, 'device.hints'),
         cell(d.kicks, num, 'device.kicks'),
         cell(d.interrupts, num, 'device.interrupts'),

@@ -9,6 +9,7 @@ import type { CpuTimeStats, RoleCpuTime } from '../sim/cputime.js';
 import { schedJson, schedLines } from './schedule-report.js';
 import { fmtBytes, fmtDuration } from '../base/units.js';
 import { reportDelayMs } from '../sim/modes/index.js';
+import { costSummary } from '../mm/host-costs.js';
 import { cpuTable, deviceLine, deviceTable, freeBlocksTable, freeMemoryLine, hostLine, ns, num, oracleTable, textRows } from './report-data.js';
 
 export function configLines(c: Config): string[] {
@@ -18,9 +19,18 @@ export function configLines(c: Config): string[] {
       `pcp=${c.pcp ? `on(batch=${c.pcpBatch || 'auto'},high=${c.pcpHigh || 'auto'})` : 'off'} thp=${c.thp} region=${c.regionBytes ? fmtBytes(c.regionBytes) : 'auto'} hog=${Math.round(c.hogShare * 1000) / 10}% hold=${fmtDuration(c.holdMs)} ` +
       `check-interval=${c.checkIntervalMs ? fmtDuration(c.checkIntervalMs) : 'end-only'} wait-timeout=${fmtDuration(c.waitTimeoutMs)} spin=${c.spin} queue-size=${c.queueSize} ring-align=${c.ringAlign} poison=${c.poison ? '0x' + c.poisonByte.toString(16) : 'off'} lockstat=${c.lockstat ? 'on' : 'off'} ` +
       `event-idx=${c.eventIdx ? 'on' : 'off'} vq-numbering=${c.vqNumbering} poison-policy=${c.poisonPolicy} discard=${c.discard ? 'on' : 'off'} ` +
-      `report-delay=${c.reportDelayMs === null ? `auto(${fmtDuration(reportDelayMs(c))})` : fmtDuration(c.reportDelayMs)} capacity=${c.capacity} report-order=${c.reportOrder} settle-timeout=${fmtDuration(c.settleTimeoutMs)} page-poison-feature=${c.pagePoisonFeature ? 'on' : 'off'} prefault=${c.prefault ? 'on' : 'off'} inject=${c.inject?.length ? c.inject.join(',') : 'none'}` +
+      `report-delay=${c.reportDelayMs === null ? `auto(${fmtDuration(reportDelayMs(c))})` : fmtDuration(c.reportDelayMs)} capacity=${c.capacity} report-order=${c.reportOrder} settle-timeout=${fmtDuration(c.settleTimeoutMs)} page-poison-feature=${c.pagePoisonFeature ? 'on' : 'off'} prefault=${c.prefault ? 'on' : 'off'}${c.warm ? ' warm=on' : ''} inject=${c.inject?.length ? c.inject.join(',') : 'none'}` +
       (c.hinting === 'hint' ? ` hint-interval=${fmtDuration(c.hintIntervalMs)} hint-action=${c.hintAction} hint-done-after=${fmtDuration(c.hintDoneAfterMs)} hint-shrink=${c.hintShrinkBlocks}` : ''),
+    hostCostLine(c),
   ];
+}
+
+/** Which host cost profile the run used, where it was measured, and its costs. */
+export function hostCostLine(c: Pick<Config, 'costProfile' | 'hostCosts' | 'hostThp'>): string {
+  const thp = ` host-thp=${c.hostThp ? 'on' : 'off'}`;
+  if (c.hostCosts === null || c.hostCosts === undefined) return `host costs: none (--cost-profile none: a fault only zero-fills its page, no fixed cost anywhere)${thp}`;
+  const p = c.hostCosts.provenance;
+  return `host costs: ${c.costProfile === 'default' ? 'default profile' : `profile ${c.costProfile}`} (${p.machine}; ${p.date}; ${p.command}): ${costSummary(c.hostCosts.costs)};${thp}`;
 }
 
 export function table(rows: string[][]): string {

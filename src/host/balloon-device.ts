@@ -13,14 +13,20 @@
 // PAGE_POISON policy (explicit): with VIRTIO_BALLOON_F_PAGE_POISON negotiated
 // and poison_val != 0 the device must never hand the guest zeros for a
 // reported page. 'skip' does what QEMU does: it does not discard at all (the
-// page stays resident with its poison). 'fill' discards and writes poison_val
-// into the fresh pages instead of zeros. With poison_val == 0 (or no
-// PAGE_POISON) a discard reads back as zeros either way.
+// page stays resident with its poison). 'fill' discards, and the host's fresh
+// pages hold poison_val instead of zeros (DEV_HOST_FILL, set at the
+// handshake: hostFillByte). With poison_val == 0 (or no PAGE_POISON) a
+// discarded page reads back as zeros either way.
+//
+// The discard itself is one MADV_DONTNEED per reported range, as QEMU calls
+// ram_block_discard_range() per in_sg entry: it drops residency only (no byte
+// is written on this thread) and costs what the host cost profile says
+// (GuestMemory.discard, src/mm/host-costs.ts).
 
 // Queue numbering and the feature handshake: src/virtio/balloon-abi.ts.
 
 import { HINTS_MAX, HINT_ORDER_MASK, VIRTIO_BALLOON_F_PAGE_POISON, VIRTIO_BALLOON_F_REPORTING, bit, hasFeature, type VqNumbering } from '../virtio/balloon-abi.js';
-import { DEV_ACTUAL, DEV_BAD_BASE, DEV_CHAINS, DEV_FEATURES_NEGOTIATED, DEV_FEATURES_OFFERED, DEV_FREE_PAGE_HINT_CMD_ID, DEV_KICK, DEV_NOTIFY_QUEUE, DEV_NUM_PAGES, DEV_POISON_VAL, DEV_STATUS, DEV_VQ_INDEX, DEV_WORDS, INJECTED_DEVICE_DOUBLE_USED, MAX_ORDER, METRIC_EXTRA, METRIC_INJECTED, PAGE_SHIFT, PAGE_SIZE, metricBase, threadIds, type Views } from '../shm/layout.js';
+import { DEV_ACTUAL, DEV_BAD_BASE, DEV_CHAINS, DEV_FEATURES_NEGOTIATED, DEV_FEATURES_OFFERED, DEV_FREE_PAGE_HINT_CMD_ID, DEV_KICK, DEV_NOTIFY_QUEUE, DEV_NUM_PAGES, DEV_POISON_VAL, DEV_STATUS, DEV_VQ_INDEX, DEV_WORDS, DEV_TLB_FLUSH_GEN, DEV_HOST_FILL, INJECTED_DEVICE_DOUBLE_USED, MAX_ORDER, METRIC_EXTRA, METRIC_INJECTED, PAGE_SHIFT, PAGE_SIZE, metricBase, threadIds, type Views } from '../shm/layout.js';
 import { GuestMemory } from '../mm/memory.js';
 import { waitWhileEquals } from '../locking/sync.js';
 import { TK_BAD_INPUT, TK_CHAIN, TK_DISCARD, TK_PUSH, TK_RANGE, tracer } from '../locking/trace.js';
@@ -47,7 +53,7 @@ export const BAD_DIRECTION = badIndex('direction');
 export const BAD_HINT_LEN = badIndex('hint-len');
 export const BAD_HINT_ORDER = badIndex('hint-order');
 export const BAD_NOTIFY_QUEUE = badIndex('notify-queue');
-if (DEV_BAD_BASE + BAD_KINDS.length > DEV_WORDS) throw new Error('device: bad-input counters overrun the device region');
+if (DEV_BAD_BASE + BAD_KINDS.length > DEV_TLB_FLUSH_GEN || DEV_HOST_FILL >= DEV_WORDS) throw new Error('device: bad-input counters overrun the host cost words or the device region');
 
 // Device counters in the device thread's metric slot (Float64: bytes overflow Int32).
 export const DEVM_DESCRIPTORS = 0;
@@ -58,12 +64,14 @@ export const DEVM_INTERRUPTS = 4;
 export const DEVM_KICKS = 5;
 export const DEVM_BYTES_POISON_SKIPPED = 6;
 export const DEVM_USED = 7;
-/** Host time spent dropping pages (GuestMemory.discard), ns: the device's own share of a report round trip. */
+/** Host time spent dropping pages (GuestMemory.discard: the modelled madvise cost), ns: the device's own share of a report round trip. */
 export const DEVM_DISCARD_NS = 8;
 /** Bytes validated and acknowledged but kept resident because discarding is off (--no-discard). */
 export const DEVM_BYTES_KEPT = 9;
 /** Ranges the device-allocated-range oracle checked (DeviceOptions.rangeCheck). */
 export const DEVM_RANGE_CHECKS = 10;
+/** MADV_DONTNEED calls (one per discarded range, as QEMU's ram_block_discard_range per in_sg entry). */
+export const DEVM_MADVISE_CALLS = 11;
 
 export const POISON_POLICIES = ['skip', 'fill'] as const;
 export type PoisonPolicy = (typeof POISON_POLICIES)[number];
@@ -125,6 +133,18 @@ export function keepReason(poisonVal: number, o: Pick<DeviceOptions, 'poisonPoli
   return o.discard === false ? KEEP_NO_DISCARD : null;
 }
 
+/**
+ * The byte the host's fresh pages hold once the handshake is done (written
+ * to DEV_HOST_FILL before any role runs): poison_val with --poison-policy
+ * fill and PAGE_POISON negotiated with a non-zero poison_val, else 0 (the
+ * host maps zero pages).
+ */
+export function hostFillByte(views: Views, poisonPolicy: PoisonPolicy): number {
+  const negotiated = views.device[DEV_FEATURES_NEGOTIATED] >>> 0;
+  const poisonVal = hasFeature(negotiated, VIRTIO_BALLOON_F_PAGE_POISON) ? views.device[DEV_POISON_VAL] : 0;
+  return poisonVal !== 0 && poisonPolicy === 'fill' ? poisonVal & 0xff : 0;
+}
+
 export interface DeviceCounters {
   queueKind: QueueKind;
   vqNumbering: VqNumbering;
@@ -143,6 +163,10 @@ export interface DeviceCounters {
   discardNsTotal: number;
   /** Ranges the device-allocated-range oracle checked. */
   rangeChecks: number;
+  /** MADV_DONTNEED calls (one per discarded range). */
+  madviseCalls: number;
+  /** Remote TLB flushes the discards caused (kvm_flush_remote_tlbs: every vCPU took one each). */
+  tlbFlushes: number;
   hints: number;
   kicks: number;
   interrupts: number;
@@ -177,6 +201,8 @@ export function readDeviceCounters(views: Views, queueKind: QueueKind, vqNumberi
     bytesKept: m[b + DEVM_BYTES_KEPT],
     discardNsTotal: m[b + DEVM_DISCARD_NS],
     rangeChecks: m[b + DEVM_RANGE_CHECKS],
+    madviseCalls: m[b + DEVM_MADVISE_CALLS],
+    tlbFlushes: Atomics.load(d, DEV_TLB_FLUSH_GEN),
     hints: m[b + DEVM_HINTS],
     kicks: m[b + DEVM_KICKS],
     interrupts: m[b + DEVM_INTERRUPTS],
@@ -202,10 +228,6 @@ export class BalloonDevice {
   protected readonly mb: number;
   /** True when serve() stopped at its budget with chains still available. */
   pending = false;
-  /** Validated ranges of the current chain waiting to be discarded: one run of adjacent pages. */
-  private runPfn = 0;
-  private runPages = 0;
-  private runPoison: number | null = null;
 
   constructor(
     readonly views: Views,
@@ -338,12 +360,8 @@ export class BalloonDevice {
         continue;
       }
       const v = this.reportRange(c.addr[k], c.len[k]);
-      if (v !== null) {
-        this.flushDiscard();
-        return v;
-      }
+      if (v !== null) return v;
     }
-    this.flushDiscard();
     return null;
   }
 
@@ -387,13 +405,9 @@ export class BalloonDevice {
         }
         const gpa = hi * 4294967296 + (lo - order);
         const v = this.reportRange(gpa, PAGE_SIZE << order);
-        if (v !== null) {
-          this.flushDiscard();
-          return v;
-        }
+        if (v !== null) return v;
       }
     }
-    this.flushDiscard();
     return null;
   }
 
@@ -433,30 +447,22 @@ export class BalloonDevice {
       this.m[this.mb + (keep === KEEP_POISON ? DEVM_BYTES_POISON_SKIPPED : DEVM_BYTES_KEPT)] += len;
       return null;
     }
-    const fill = poisonVal === 0 ? null : poisonVal;
-    // Adjacent ranges of one chain are discarded as one run (one fill call:
-    // large fills take V8's fastest path); the chain's used element is pushed
-    // only after flushDiscard(), so the driver never sees an ack before the discard.
-    if (this.runPages > 0 && (this.runPfn + this.runPages !== pfn || this.runPoison !== fill)) this.flushDiscard();
-    if (this.runPages === 0) {
-      this.runPfn = pfn;
-      this.runPoison = fill;
-    }
-    this.runPages += count;
+    // One madvise per range, before the chain's used element is pushed, so
+    // the driver never sees an ack before the discard.
     this.m[this.mb + DEVM_BYTES_DISCARDED] += len;
+    this.discard(pfn, count);
     return null;
   }
 
-  /** Discard the pending run of validated, oracle-checked pages. */
-  flushDiscard(): void {
-    if (this.runPages === 0) return;
+  /** MADV_DONTNEED of one validated, oracle-checked range (ram_block_discard_range), timed and traced. */
+  protected discard(pfn: number, count: number): void {
     const t0 = performance.now();
-    const dropped = this.mem.discard(this.runPfn, this.runPages, this.runPoison);
+    const dropped = this.mem.discard(pfn, count);
     const t1 = performance.now();
-    if (tracer !== null) tracer.emit(TK_DISCARD, tracer.usOf(t0), (t1 - t0) * 1000, this.runPfn, this.runPages, dropped);
+    if (tracer !== null) tracer.emit(TK_DISCARD, tracer.usOf(t0), (t1 - t0) * 1000, pfn, count, dropped);
     this.m[this.mb + DEVM_PAGES_DROPPED] += dropped;
     this.m[this.mb + DEVM_DISCARD_NS] += (t1 - t0) * 1e6;
-    this.runPages = 0;
+    this.m[this.mb + DEVM_MADVISE_CALLS]++;
   }
 
   /**

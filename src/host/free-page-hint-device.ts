@@ -231,7 +231,6 @@ export class FreePageHintDevice extends BalloonDevice {
       const before = this.m[this.mb + DEVM_BYTES_DISCARDED];
       const skippedBefore = this.m[this.mb + DEVM_BYTES_POISON_SKIPPED];
       const v = this.reportRange(addr, len);
-      this.flushDiscard();
       if (v !== null) return v;
       const acted = this.m[this.mb + DEVM_BYTES_DISCARDED] - before + (this.m[this.mb + DEVM_BYTES_POISON_SKIPPED] - skippedBefore);
       if (acted > 0) this.counted(acted >>> PAGE_SHIFT);

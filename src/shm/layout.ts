@@ -24,7 +24,9 @@
 //   device      device config space, feature words, kick/interrupt doorbells
 //               and device counters (DEV_* words).
 //   reporting   reporter state machine and counters (REP_* words).
-//   host        host view: resident bitmap then discarded bitmap (1 bit per page each).
+//   host        host view: resident bitmap then discarded bitmap (1 bit per page each),
+//               then one Int32 lock word per 2 MiB (the host's page-table lock
+//               for --host-thp faults, src/mm/memory.ts).
 //   metrics     per-thread Float64 metric slots (METRIC_* fields), 64-byte padded.
 //   violations  a small shared record of the first oracle violation (VIO_*).
 //   sched       the seeded scheduler (--sched, src/sched/): control words,
@@ -49,7 +51,7 @@ export const PAGEBLOCK_ORDER = 9;
 /** PAGE_ALLOC_COSTLY_ORDER: orders above it are costly; pcp lists hold orders up to it (and pageblock order). */
 export const PAGE_ALLOC_COSTLY_ORDER = 3;
 export const LAYOUT_MAGIC = 0x42414c4e; // 'BALN'
-export const LAYOUT_VERSION = 7; // 4: lockstat slot layout (LS_*), LOCK_SITE; 5: sched region; 6: pcp lists per order, aeration boundaries; 7: trace region
+export const LAYOUT_VERSION = 8; // 4: lockstat slot layout (LS_*), LOCK_SITE; 5: sched region; 6: pcp lists per order, aeration boundaries; 7: trace region; 8: host THP fault locks, DEV_TLB_FLUSH_GEN, DEV_HOST_FILL
 export const CACHE_LINE = 64;
 export const NIL = -1; // "no page" in free-list links
 
@@ -213,6 +215,20 @@ export const DEV_HINT_STATUS = 8;
 export const DEV_HINT_RUN_ID = 9;
 /** Device status: 0 down, 1 serving. */
 export const DEV_STATUS = 64;
+/**
+ * Host cost model (src/mm/host-costs.ts): bumped (Atomics.add) by the host
+ * after every MADV_DONTNEED that unmapped something, standing for
+ * kvm_flush_remote_tlbs(); each CPU pays one TLB-flush interrupt per bump at
+ * its next allocation (src/sim/workload.ts). Own cache line: written by the
+ * device, read by every CPU.
+ */
+export const DEV_TLB_FLUSH_GEN = 112;
+/**
+ * The byte a fresh host page holds (0; poison_val with --poison-policy fill
+ * and PAGE_POISON negotiated): written once at set-up, before any role
+ * runs; read by GuestMemory for faults and for reads of unbacked pages.
+ */
+export const DEV_HOST_FILL = 113;
 /** Device counters (Int32). */
 export const DEV_CHAINS = 65;
 export const DEV_BAD_BASE = 66; // bad guest input counters by kind, BAD_KINDS order (src/host/balloon-device.ts), up to DEV_WORDS
@@ -310,6 +326,8 @@ export interface Layout {
   reporting: Region;
   hostResident: Region;
   hostWords: number; // Int32 words per host bitmap
+  /** Int32 index within views.hostResident of the first THP fault lock word (one per 2 MiB, after both bitmaps). */
+  hostHugeLockBase: number;
   metrics: Region;
   violations: Region;
   /** The scheduler's region (its parts: schedParts; 0 bytes with --sched off). */
@@ -448,7 +466,9 @@ export function computeLayout(params: LayoutParams): Layout {
   // Two bitmaps of one bit per page: resident (host RSS), then discarded
   // (a later guest touch of a discarded page is a refault).
   const hostWords = Math.ceil(pages / 32);
-  const hostResident = take(2 * hostWords * 4);
+  // ... then one lock word per 2 MiB for the host's THP faults (--host-thp).
+  const hostHugeWords = Math.ceil(pages / (1 << PAGEBLOCK_ORDER));
+  const hostResident = take((2 * hostWords + hostHugeWords) * 4);
   const metrics = take(threads * METRIC_SLOT_BYTES);
   const violations = take(VIO_WORDS * 4);
   const sParts = schedParts(threads, params.schedLogSteps ?? 0);
@@ -474,6 +494,7 @@ export function computeLayout(params: LayoutParams): Layout {
     reporting,
     hostResident,
     hostWords,
+    hostHugeLockBase: 2 * hostWords,
     metrics,
     violations,
     sched,
@@ -535,6 +556,8 @@ export function assertLayout(l: Layout): void {
 export function waitWordOffsets(l: Layout): number[] {
   const out = [l.header.offset + HDR_STATE_GEN * 4, l.device.offset + DEV_KICK * 4, l.device.offset + DEV_INTERRUPT * 4, l.device.offset + DEV_CONFIG_GEN * 4, l.reporting.offset + REP_REQUEST_GEN * 4, l.reporting.offset + REP_HINT_LIST_GEN * 4];
   for (let i = 0; i < l.locks; i++) out.push(l.locksRegion.offset + i * CACHE_LINE + LOCK_WORD * 4);
+  // The host THP fault locks (one Int32 per 2 MiB): the first stands for all, they are contiguous.
+  out.push(l.hostResident.offset + l.hostHugeLockBase * 4);
   return out;
 }
 

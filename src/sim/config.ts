@@ -8,6 +8,7 @@ import { PAGE_SIZE } from '../shm/layout.js';
 import { zoneBatchsize } from '../mm/buddy.js';
 import type { InjectionName } from '../check/inject.js';
 import type { SchedParams } from '../sched/control.js';
+import { DEFAULT_COST_PROFILE, type HostCostProfile } from '../mm/host-costs.js';
 
 export const WORKLOADS = ['page_fault1', 'churn', 'memhog', 'memfill', 'fragment'] as const;
 export type Workload = (typeof WORKLOADS)[number];
@@ -93,6 +94,18 @@ export interface Config {
   inject: InjectionName[];
   /** --trace: events each thread's trace ring keeps (src/locking/trace.ts); 0: tracing off, no trace region. Not part of the rerun command: tracing changes no decision. */
   traceEvents: number;
+  /** --cost-profile: 'default' (the shipped profile), 'none' (no fixed host cost) or a profile file's path (src/mm/host-costs.ts). */
+  costProfile: string;
+  /** The host cost profile in force (loaded from costProfile); null with 'none'. */
+  hostCosts: HostCostProfile | null;
+  /** --host-thp: the host backs guest memory with transparent huge pages (faults 2 MiB at a time where none of it is backed). */
+  hostThp: boolean;
+  /**
+   * --warm: the guest has run a while and touched all its memory once, so the
+   * host backs all of it at the start (no first-touch host faults with
+   * hinting off); implies prefault's write of the simulator's own pages.
+   */
+  warm: boolean;
 }
 
 export const THP_MODES = ['never', 'always'] as const;
@@ -206,6 +219,10 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   replay: '',
   inject: [],
   traceEvents: 0,
+  costProfile: 'default',
+  hostCosts: DEFAULT_COST_PROFILE,
+  hostThp: false,
+  warm: false,
 };
 
 /** Events per thread ring with --trace and no --trace-events (48 bytes each: 1.5 MiB per thread). */
@@ -257,6 +274,9 @@ export function rerunCommand(c: Config): string {
   // --replay is not part of the configuration: the rerun reproduces the same
   // schedule from the seed (the schedule file pins it against code changes).
   for (const name of c.inject ?? []) parts.push('--inject', name);
+  if (c.costProfile !== undefined && c.costProfile !== d.costProfile) parts.push('--cost-profile', c.costProfile);
+  if (c.hostThp) parts.push('--host-thp');
+  if (c.warm) parts.push('--warm');
   return parts.join(' ');
 }
 

@@ -16,6 +16,7 @@ import { modeOf } from './modes/index.js';
 import { HDR_READY, HDR_RUN_STATE, HDR_STATE_GEN, METRIC_OS_TID, RUN_ABORT, RUN_INIT, RUN_RUNNING, RUN_SETTLING, type Views, metricBase, openShared, threadIds } from '../shm/layout.js';
 import { ORACLES, OracleViolation, type Violation } from '../base/errors.js';
 import { TK_VIOLATION, TraceLockObserver, TraceWriter, setTracer } from '../locking/trace.js';
+import { hostCostModel, setHostCosts } from '../mm/host-costs.js';
 
 export type RoleName = 'cpu' | 'reporter' | 'device';
 
@@ -62,6 +63,9 @@ export function runRole(task: RoleTask): RoleResult {
   let trace: TraceWriter | null = null;
   try {
     views = openShared(task.sab, layoutParams(config));
+    // This thread's host costs (src/mm/host-costs.ts), before anything that
+    // pays them is built: busy-work iterations at this thread's own rate.
+    setHostCosts(hostCostModel(config.hostCosts?.costs ?? null, config.hostThp ?? false));
     const thread = roleThreadId(task);
     const sync = new Sync(views, thread, { spin: config.spin, waitTimeoutMs: config.waitTimeoutMs });
     const lockStat = config.lockstat ? new LockStat(views, thread) : null;

@@ -235,10 +235,10 @@ class Run {
     this.hooks.interrupt?.removeEventListener('abort', this.onInterrupt);
   }
 
-  /** Prefault or poison guest memory before the roles start. */
+  /** Prefault, warm or poison guest memory before the roles start. */
   private prepareMemory(): void {
     const { cfg, views } = this;
-    if (cfg.prefault && !cfg.poison && this.hooks.buffer === undefined) {
+    if ((cfg.prefault || cfg.warm) && !cfg.poison && this.hooks.buffer === undefined) {
       // Our process's page faults on the shared buffer are Linux's, not the
       // modelled host's: take them all now, outside the measured run. The
       // host model's resident bitmap is untouched. (A reused buffer was just
@@ -249,6 +249,11 @@ class Run {
       // Boot with page poisoning: every free page is written with the pattern,
       // which faults all of guest memory in on the host.
       this.mem.fillPoison(0, views.layout.pages, cfg.poisonByte);
+      this.mem.markAllResident();
+    } else if (cfg.warm) {
+      // A guest that has run a while: it touched every page once (their
+      // bytes are zero, as the host's fresh pages were), so the host backs
+      // all of guest memory and no touch faults until something is discarded.
       this.mem.markAllResident();
     }
   }

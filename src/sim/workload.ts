@@ -9,7 +9,7 @@ import { type Zone } from '../mm/buddy.js';
 import type { Config } from './config.js';
 
 /** What a CPU's workload reads of the run's configuration. */
-export type WorkloadParams = Pick<Config, 'workload' | 'cpus' | 'regionBytes' | 'hogShare' | 'holdMs' | 'poison' | 'poisonByte' | 'thp'>;
+export type WorkloadParams = Pick<Config, 'workload' | 'cpus' | 'regionBytes' | 'hogShare' | 'holdMs' | 'poison' | 'poisonByte' | 'thp'> & Partial<Pick<Config, 'warm'>>;
 import { HDR_RUN_STATE, HDR_STATE_GEN, MAX_ORDER, METRIC_ALLOCS, METRIC_ALLOC_FAILS, METRIC_ALLOC_NS_MAX, METRIC_ALLOC_NS_TOTAL, METRIC_ALLOC_SAMPLES, METRIC_FREES, METRIC_HIST_BASE, METRIC_HOST_FAULTS, METRIC_LOOPS, METRIC_OPS, METRIC_OWNERSHIP_CHECKS, METRIC_PAGES_TOUCHED, METRIC_POISON_CHECKS, METRIC_REFAULTS, METRIC_STAMP_CHECKS, NIL, PAGE_SIZE, RUN_RUNNING, metricBase, type Views, METRIC_THP_FALLBACKS, PAGEBLOCK_ORDER, ZONE_ISOLATED_PAGES } from '../shm/layout.js';
 import { record } from '../base/hist.js';
 import { GuestMemory } from '../mm/memory.js';
@@ -17,6 +17,9 @@ import { Rng } from '../base/rng.js';
 import { clockMs, waitWhileEquals } from '../locking/sync.js';
 import { OracleViolation } from '../base/errors.js';
 import { CM_ALLOC_FAIL_ISOLATED } from '../mm/reporter-common.js';
+import { burn } from '../base/burn.js';
+import { DEV_TLB_FLUSH_GEN, createShared } from '../shm/layout.js';
+import { NO_HOST_COSTS } from '../mm/host-costs.js';
 
 /** Default per-CPU region of page_fault1 (will-it-scale maps 128 MiB). */
 export const PAGE_FAULT1_REGION_BYTES = 128 * 2 ** 20;
@@ -61,6 +64,25 @@ class Held {
   }
 }
 
+/**
+ * JIT (docs/DESIGN.md §14): run GuestMemory.touch's fault path (first
+ * touches, refaults, resident touches) on a small scratch memory of this
+ * thread, at no modelled cost. Where every guest page starts host-backed,
+ * the first real fault comes with the first discard, seconds into the run;
+ * a path V8 never saw by then would deoptimize every CPU thread's hottest
+ * code when hinting begins.
+ */
+function warmFaultPath(hostThp: boolean): void {
+  const v = createShared({ cpus: 1, memoryBytes: 4 * 2 ** 20, queueSize: 2, ringAlign: 4 });
+  const m = new GuestMemory(v, { ...NO_HOST_COSTS, hostThp });
+  const pages = v.layout.pages;
+  for (let round = 0; round < 24; round++) {
+    for (let p = 0; p < pages; p++) m.touch(p);
+    for (let p = 0; p < pages; p++) m.touch(p);
+    m.discard(0, pages);
+  }
+}
+
 export class Cpu {
   readonly mem: GuestMemory;
   readonly rng: Rng;
@@ -69,6 +91,9 @@ export class Cpu {
   private seq = 1;
   readonly held = new Held();
   readonly header: Int32Array;
+  /** Remote TLB flushes (DEV_TLB_FLUSH_GEN) this CPU has paid for, and what one costs it (host cost model). */
+  private tlbSeen: number;
+  private readonly tlbFlushIters: number;
 
   constructor(
     readonly views: Views,
@@ -82,6 +107,12 @@ export class Cpu {
     this.m = views.metrics;
     this.mb = metricBase(cpu);
     this.header = views.header;
+    this.tlbSeen = views.device[DEV_TLB_FLUSH_GEN];
+    this.tlbFlushIters = this.mem.costs.tlbFlushIters;
+    // Every page starts host-backed (--warm, --poison): no touch faults
+    // until the host discards something, so give the fault path its type
+    // feedback now, before the run (docs/DESIGN.md §14).
+    if (cfg.warm === true || cfg.poison) warmFaultPath(this.mem.costs.hostThp);
   }
 
   running(): boolean {
@@ -90,6 +121,14 @@ export class Cpu {
 
   /** Allocate one block, timing it into the alloc-latency histogram. NIL on failure. */
   allocBlock(order: number): number {
+    // The host's remote TLB flushes since this CPU last looked: each made
+    // this vCPU exit, flush and re-enter (kvm_flush_remote_tlbs' IPI), busy
+    // time on this thread. Taken here, at most one op late; arithmetic with
+    // no branch (burn() runs its body at least once), so nothing first runs
+    // when the first flush comes (docs/DESIGN.md §14).
+    const gen = this.views.device[DEV_TLB_FLUSH_GEN];
+    burn((gen - this.tlbSeen) * this.tlbFlushIters);
+    this.tlbSeen = gen;
     const t0 = performance.now();
     let pfn = this.zone.alloc(order, this.cpu);
     // Free page hint: reclaim from the balloon's shrinker, then retry (src/guest/free-page-hint.ts).
@@ -146,7 +185,7 @@ export class Cpu {
     const bad = this.mem.checkPoison(pfn, 1 << order, this.cfg.poisonByte);
     this.m[this.mb + METRIC_POISON_CHECKS] += 1 << order;
     if (bad >= 0) {
-      const word = this.mem.i32[bad * (PAGE_SIZE / 4)] >>> 0;
+      const word = this.mem.readWord(bad * (PAGE_SIZE / 4)) >>> 0;
       const why = word === 0 ? 'reads as zeros: the host discarded it and handed back a zero page (PAGE_POISON not honoured?)' : `holds 0x${word.toString(16)}: a free page was written`;
       throw new OracleViolation({ oracle: 'poison', message: `cpu ${this.cpu} allocated pfn ${bad} (block ${pfn} order ${order}) whose poison 0x${this.cfg.poisonByte.toString(16)} is gone: it ${why}`, pfn: bad, cpu: this.cpu });
     }

@@ -15,9 +15,13 @@ import { Sync, bump, waitWhileEquals, publishRunState } from '../locking/sync.js
 import { ENOSPC, VringMem, VringVirtqueue } from '../virtio/ring.js';
 import { negotiateFeatures } from '../virtio/balloon-abi.js';
 
-/** A config for a device-only harness run (no CPUs run; cpus=1 sizes the layout). */
+/**
+ * A config for a device-only harness run (no CPUs run; cpus=1 sizes the
+ * layout). No host cost profile: the harness measures the ring and the
+ * device's own work, not the modelled host's (src/mm/host-costs.ts).
+ */
 export function harnessConfig(over: Partial<Config> = {}): Config {
-  return { ...DEFAULT_CONFIG, seed: 1, cpus: 1, hinting: 'reporting', memoryBytes: 64 * 2 ** 20, ...over };
+  return { ...DEFAULT_CONFIG, seed: 1, cpus: 1, hinting: 'reporting', memoryBytes: 64 * 2 ** 20, costProfile: 'none', hostCosts: null, ...over };
 }
 
 /** Main thread: shared buffer with a free zone, a reset device, features negotiated, run state RUNNING. */

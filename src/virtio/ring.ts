@@ -30,6 +30,8 @@
 import { DEV_INTERRUPT, DEV_KICK, DEV_NOTIFY_QUEUE, type Views } from '../shm/layout.js';
 import { SP_RING_AVAIL, SP_RING_USED, bump, clockMs, schedPoint, waitWhileEquals } from '../locking/sync.js';
 import { OracleViolation } from '../base/errors.js';
+import { burn } from '../base/burn.js';
+import { hostCosts } from '../mm/host-costs.js';
 
 // ---- include/uapi/linux/virtio_ring.h ----
 export const VRING_DESC_F_NEXT = 1;
@@ -172,6 +174,11 @@ export class VringVirtqueue {
   /** `len` of the last used element returned by getBuf(). */
   lastLen = 0;
   readonly dev: Int32Array;
+  /** Host cost model (src/mm/host-costs.ts): a kick is a VM exit on this (the driver's) thread; so is each interrupt it takes. */
+  private readonly kickIters = hostCosts.kickIters;
+  private readonly interruptIters = hostCosts.interruptIters;
+  /** Interrupts (DEV_INTERRUPT) this driver has taken. */
+  private irqSeen = 0;
 
   constructor(
     readonly ring: VringMem,
@@ -180,6 +187,7 @@ export class VringVirtqueue {
   ) {
     this.num = ring.num;
     this.dev = doorbells;
+    this.irqSeen = Atomics.load(doorbells, DEV_INTERRUPT);
     this.extraNext = new Uint16Array(this.num);
     this.chainLen = new Uint16Array(this.num);
     this.tokens = new Float64Array(this.num);
@@ -257,6 +265,9 @@ export class VringVirtqueue {
     Atomics.store(this.dev, DEV_NOTIFY_QUEUE, this.opts.queueIndex);
     // WAKE: the kick counter is the device's wait word (Atomics.add + notify).
     bump(this.dev, DEV_KICK);
+    // The notify write traps: a VM exit (handled by KVM's ioeventfd), paid
+    // by the kicking vCPU.
+    burn(this.kickIters);
   }
 
   /** virtqueue_kick: notify if the device asked for it. Returns whether it notified. */
@@ -277,6 +288,11 @@ export class VringVirtqueue {
    * the driver never made available is a broken invariant ('ring' violation).
    */
   getBuf(): number {
+    // The used-buffer interrupts raised since the last collection were taken
+    // by the guest (an exit and an injection on entry each), on this thread.
+    const irq = Atomics.load(this.dev, DEV_INTERRUPT);
+    burn((irq - this.irqSeen) * this.interruptIters);
+    this.irqSeen = irq;
     const r = this.ring;
     // ACQUIRE: the device stored used.ring[] before publishing used idx.
     const usedIdx = Atomics.load(r.u16, r.usedIdxI);

@@ -96,9 +96,9 @@ export function compareCharts(c: CompareResult): ChartOrAbsent[] {
     const ops = metrics.find((m) => m.path === 'opsPerSec');
     const off = ops?.values.find((v) => v.label === 'off');
     if (ops && off && off.value > 0) {
-      charts.push({ id: 'chart-ops-ratio', title: 'ops/s relative to hinting off', option: barsOption('ops/s vs off', ops.values.map((v) => ({ label: v.label, value: sig(v.value / off.value) })), 'ratio to off', 1), series: ['ops/s vs off'], caption: 'one run per mode: point ratios, no interval (the comparison reports none; repeat it before reading much into a few percent).' });
+      charts.push({ id: 'chart-ops-ratio', title: 'ops/s relative to hinting off', option: barsOption('ops/s vs off', ops.values.map((v) => ({ label: v.label, value: sig(v.value / off.value) })), 'ratio to off', 1), series: ['ops/s vs off'], caption: 'point ratios, no interval (the comparison reports none for every mode: a bracket was set aside, or one run per mode); repeat it (--repeat) before reading much into a few percent.' });
     }
-    charts.push({ id: 'chart-intervals', title: 'per-mode ratios with 95% intervals', why: 'this comparison carries no interval fields (one run per mode)' });
+    charts.push({ id: 'chart-intervals', title: 'per-mode ratios with 95% intervals', why: 'this comparison carries no interval for every mode (a bracket set aside, or one run per mode)' });
   }
   for (const path of FEATURED) {
     const m = metrics.find((x) => x.path === path && !x.hasInterval);
@@ -133,6 +133,7 @@ export function compareHtml(c: CompareResult): string {
     `<h1>balloon-sim compare: ${esc(c.config.workload)}, ${c.config.cpus} CPUs, seed ${c.seed}${verdict}</h1>`,
     linesHtml(configLines(c.config), 'config'),
     `<pre>modes: ${esc(c.modes.map((m) => m.mode).join(', '))}</pre>`,
+    ...(c.verdicts?.length ? [linesHtml(c.verdicts, 'verdicts')] : []),
   ].join('\n');
   const rows = compareTableRows(c);
   const side: DataTable = { id: 'compare', title: 'side by side', head: rows[0], rows: rows.slice(1).map((r) => r.map((t) => ({ text: t }))) };

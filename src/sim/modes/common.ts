@@ -3,8 +3,8 @@
 
 import { driverDeclaresPoison, injected } from '../../check/inject.js';
 import { deviceRangeCheck } from '../../check/device-range.js';
-import { type DeviceOptions, type QueueKind, deviceInit } from '../../host/balloon-device.js';
-import { DEV_FEATURES_OFFERED, DEV_VQ_INDEX, type Views } from '../../shm/layout.js';
+import { type DeviceOptions, type QueueKind, deviceInit, hostFillByte } from '../../host/balloon-device.js';
+import { DEV_FEATURES_OFFERED, DEV_HOST_FILL, DEV_VQ_INDEX, type Views } from '../../shm/layout.js';
 import { VIRTIO_BALLOON_F_PAGE_POISON, bit, negotiateFeatures } from '../../virtio/balloon-abi.js';
 import type { Config } from '../config.js';
 import type { RoleContext } from './mode.js';
@@ -33,12 +33,18 @@ export function setUpBalloonDevice(views: Views, c: Config, o: HandshakeOptions 
   const driverFeatures = poison ? 0xffffffff : 0xffffffff & ~bit(VIRTIO_BALLOON_F_PAGE_POISON);
   const negotiated = negotiateFeatures(views, driverFeatures, c.vqNumbering, poison ? Math.imul(c.poisonByte, 0x01010101) : 0);
   if (o.queueIndex) views.device[DEV_VQ_INDEX] = o.queueIndex(views, negotiated);
+  // What a fresh host page holds from now on (GuestMemory reads it when built).
+  views.device[DEV_HOST_FILL] = hostFillByte(views, c.poisonPolicy);
 }
 
 /** The device's options for a run of this mode. */
 export function deviceOptions(ctx: RoleContext, queueKind: QueueKind): DeviceOptions {
   const c = ctx.config;
-  return { queueKind, poisonPolicy: c.poisonPolicy, spin: c.spin, sliceMs: 50, doubleUsed: injected(c, 'device-double-used'), discard: c.discard, rangeCheck: deviceRangeCheck(ctx.views.pages) };
+  // BALLOON_SIM_SELFTEST=no-range-check (a harness self-test, not a feature):
+  // the device runs without its oracle, so a test can show the stamp oracle
+  // alone still catches a discard of a page in use (the host's zero page).
+  const rangeCheck = process.env.BALLOON_SIM_SELFTEST === 'no-range-check' ? undefined : deviceRangeCheck(ctx.views.pages);
+  return { queueKind, poisonPolicy: c.poisonPolicy, spin: c.spin, sliceMs: 50, doubleUsed: injected(c, 'device-double-used'), discard: c.discard, ...(rangeCheck ? { rangeCheck } : {}) };
 }
 
 /** The scheduler cannot run these modes yet: their device runs on wall-clock timers. */
