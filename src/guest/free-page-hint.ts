@@ -16,11 +16,17 @@
 //    callback, so its interrupts are suppressed (VRING_AVAIL_F_NO_INTERRUPT)
 //    and the driver never waits for the device: used buffers are detached at
 //    the next send.
-//  - the shrinker frees blocks off free_page_list, in flight or not. It is
-//    called from reclaim: on a CPU's allocation that finds the zone below its
-//    low watermark (where kswapd and direct reclaim would run shrink_slab),
-//    and again after an allocation failed (direct reclaim before the OOM
-//    path). Upstream registers it only with DEFLATE_ON_OOM; we always do.
+//  - the shrinker frees blocks off free_page_list, in flight or not
+//    (virtballoon_probe registers it with FREE_PAGE_HINT, on the ground that
+//    free pages may be reused while the host still processes them). It runs
+//    from shrink_slab(), which reclaim calls from shrink_node(): kswapd
+//    (woken by __alloc_pages_slowpath() when an allocation finds the zone
+//    below its low watermark; balance_pgdat -> kswapd_shrink_node) and
+//    direct reclaim (try_to_free_pages, after the allocation failed). Here
+//    kswapd's work is done inline by the allocating CPU (Zone.reclaim), until
+//    the zone is back at its high watermark, and again after a failed
+//    allocation (Zone.shrinker); each call frees at most --hint-shrink blocks
+//    (upstream scales nr_to_scan by the reclaim priority).
 // So a block the shrinker frees may still sit in the ring: a CPU can reuse
 // it before the host discards it. That is the race Firecracker's
 // docs/ballooning.md describes; QEMU's dirty logging makes it harmless there.
