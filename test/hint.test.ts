@@ -297,10 +297,10 @@ describe('free page hint end to end', () => {
       expect(r.errors).toEqual([]);
       expect(r.violations).toEqual([]);
       const h = r.hinting!.hint!;
-      expect(h.runs).toBeGreaterThan(2);
-      expect(h.device!.rangesActedOn).toBeGreaterThan(0);
+      expect(h.runs, 'hint runs the driver started').toBeGreaterThan(2);
+      expect(h.device!.rangesActedOn, 'ranges the device acted on').toBeGreaterThan(0);
       for (const o of ['stamp', 'ownership', 'conservation', 'free-list', oracle]) expect(r.checks.find((c) => c.oracle === o)!.runs, o).toBeGreaterThan(0);
-      expect(r.memory.freeBytes).toBe(64 * MiB);
+      expect(r.memory.freeBytes, 'free memory at the end').toBe(64 * MiB);
     }, 20_000);
   }
 });
