@@ -13,6 +13,7 @@ const modules: Record<string, () => Promise<{ bench: (o: { quick?: boolean }) =>
   vring: () => import('./vring.js'),
   lockstat: () => import('./lockstat.js'),
   hint: () => import('./hint.js'),
+  hintrace: () => import('./hint-race.js'),
   sched: () => import('./sched.js'),
   races: () => import('./races.js'),
   soak: () => import('./soak.js'),

@@ -25,7 +25,7 @@ describe('sim command line: bad input is one line naming the flag, exit 2', () =
     [['--report-delay', 'soon'], /^sim: --report-delay: 'soon' is not a duration/],
     [['--hog', '150%'], /^sim: --hog: '150%' is not accepted/],
     [['--frobnicate', '1'], /^sim: Unknown argument: frobnicate/],
-    [['--hinting', 'off', '--no-discard'], /^sim: --no-discard: applies to --hinting reporting and aeration \(hint has --hint-action\); not off$/],
+    [['--hinting', 'off', '--no-discard'], /^sim: --no-discard: applies to --hinting reporting and aeration \(hint has --hint-device\); not off$/],
     [['compare', '--no-discard'], /^sim: --no-discard: not accepted by compare/],
     [['--inject', 'poison-unaware', '--poison', '--no-discard'], /^sim: --inject: poison-unaware does its harm through memory the host discards; it cannot show with --no-discard$/],
   ];

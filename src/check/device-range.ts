@@ -8,8 +8,10 @@
 
 import type { Violation } from '../base/errors.js';
 import { MAX_ORDER, PAGE_WORDS, PG_FLAGS } from '../shm/layout.js';
-import { ORDER_SHIFT, PG_ALLOCATED } from '../mm/page.js';
+import { allocatedBlockOf } from './live-data.js';
+import { ORDER_SHIFT, PG_ALLOCATED, PG_BALLOON, PG_STATE_MASK } from '../mm/page.js';
 import type { RangeCheck } from '../host/balloon-device.js';
+import { BLOCK_ALLOCATED, BLOCK_BALLOON, BLOCK_FREE } from '../host/free-page-hint-device.js';
 
 
 export function deviceRangeCheck(pages: Int32Array): RangeCheck {
@@ -32,5 +34,47 @@ function allocatedViolation(head: number, order: number, pfn: number, count: num
     oracle: 'device-allocated-range',
     message: `device was asked to discard pfn ${pfn}..${pfn + count - 1}, but the allocated order-${order} block at pfn ${head} overlaps it`,
     pfn: Math.max(head, pfn),
+  };
+}
+
+/**
+ * The device-allocated-range oracle with --hint-uffd-wp: the device discards
+ * only pages its write-tracking check found unwritten, and a page a CPU
+ * allocated but has not written yet is safe to discard (the write lands on a
+ * fresh zero page after it). So the violation is a page about to be
+ * discarded that holds live data (src/check/live-data.ts: written by the CPU
+ * that holds it, before this check): the write came between the device's
+ * write-tracking check and its discard, and the discard loses it.
+ */
+export function uffdDiscardCheck(pages: Int32Array, live: Uint8Array): (pfn: number, count: number) => Violation | null {
+  return (pfn, count) => {
+    for (let p = pfn; p < pfn + count; p++) {
+      if (Atomics.load(live, p) === 0) continue;
+      const b = allocatedBlockOf(pages, p);
+      return {
+        oracle: 'device-allocated-range',
+        message: `device is discarding pfn ${pfn}..${pfn + count - 1}, which its write-tracking check found unwritten, but pfn ${p} holds data ${b ? `cpu ${b.owner} wrote into its order-${b.order} block at pfn ${b.head}` : 'a CPU wrote'} since (the write came between the check and the discard): its contents are lost`,
+        pfn: p,
+        ...(b ? { cpu: b.owner } : {}),
+      };
+    }
+    return null;
+  };
+}
+
+/**
+ * Statistics for the hint device (not an oracle): what the guest holds at a
+ * hinted range's first page now: BLOCK_BALLOON (still the balloon's), or the
+ * balloon freed it (the shrinker, or DONE) and it is free (BLOCK_FREE) or
+ * (partly) allocated to a CPU (BLOCK_ALLOCATED).
+ */
+export function hintBlockState(pages: Int32Array): (pfn: number) => number {
+  return (pfn) => {
+    const f = pages[pfn * PAGE_WORDS + PG_FLAGS];
+    if ((f & PG_STATE_MASK) === PG_BALLOON) return BLOCK_BALLOON;
+    // A hinted range is one max-order block: only heads inside it can be allocated.
+    const end = Math.min(pfn + (1 << (MAX_ORDER - 1)), pages.length / PAGE_WORDS);
+    for (let p = pfn; p < end; p++) if ((pages[p * PAGE_WORDS + PG_FLAGS] & PG_ALLOCATED) !== 0) return BLOCK_ALLOCATED;
+    return BLOCK_FREE;
   };
 }

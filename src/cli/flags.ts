@@ -6,7 +6,7 @@ import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
-import { type Config, DEFAULT_CONFIG, DEFAULT_TRACE_EVENTS, HINTING_MODES, RANGES, SCHED_STRATEGIES, THP_MODES, WORKLOADS, choiceFlag, durationFlag, intFlag, powerOfTwoFlag, rerunCommand, sizeFlag } from '../sim/config.js';
+import { type Config, DEFAULT_CONFIG, DEFAULT_TRACE_EVENTS, HINT_DEVICES, HINT_UFFD_WP, HINTING_MODES, RANGES, SCHED_STRATEGIES, THP_MODES, WORKLOADS, choiceFlag, durationFlag, intFlag, powerOfTwoFlag, rerunCommand, sizeFlag } from '../sim/config.js';
 import { PAGE_SIZE } from '../shm/layout.js';
 import { LOCKSTAT_FORMATS, LOCKSTAT_SORTS, parseLockstatFlags } from './lockstat-report.js';
 import { loadReplay } from '../sched/control.js';
@@ -53,9 +53,13 @@ export const RUN_OPTIONS = {
   prefault: { type: 'boolean', default: d.prefault, describe: "write all guest memory at set-up so the simulator process's own first-touch page faults (Linux, not the modelled host) stay out of the measured run" },
   chart: { type: 'boolean', describe: 'print the host RSS vs guest used chart at the end (default: on a TTY with hinting on)' },
   'hint-interval': { type: 'string', default: fmtDuration(d.hintIntervalMs), describe: 'hint: the device starts a hint run (new free_page_hint_cmd_id, config interrupt) at start and then every this long (10ms..1h)' },
-  'hint-action': { type: 'string', default: d.hintAction, describe: 'hint: what the device does with a hinted range: discard (Firecracker: drop the backing) or migrate (QEMU live migration: skip sending it)' },
-  'hint-done-after': { type: 'string', default: fmtDuration(d.hintDoneAfterMs), describe: 'hint: the device writes VIRTIO_BALLOON_CMD_ID_DONE this long after the driver\'s STOP; the balloon holds its pages until then (0..1h)' },
-  'hint-shrink': { type: 'string', default: String(d.hintShrinkBlocks), describe: `hint: max-order blocks the balloon's shrinker gives back per call from a CPU whose allocation failed (${r.hintShrinkBlocks.min}..${r.hintShrinkBlocks.max})` },
+  'hint-device': { type: 'string', default: d.hintDevice, describe: `hint: the VMM serving the free_page_vq: ${HINT_DEVICES.join(', ')} (firecracker: discard every hinted range, MADV_DONTNEED; qemu: live migration, a hinted page is cleared from the migration bitmap, STOP at every bitmap sync (--hint-interval), DONE when the migration ends; simplified: the device thread is the migration thread and a round sends what its bitmap still holds at its end)` },
+  'hint-action': { type: 'string', hidden: true, describe: 'replaced by --hint-device' },
+  'hint-ack-on-stop': { type: 'boolean', default: d.hintAckOnStop, describe: "hint, firecracker: acknowledge_on_stop, DONE as soon as the driver's STOP is seen (--no-hint-ack-on-stop: the host holds the pages until it says stop, --hint-done-after later)" },
+  'hint-done-after': { type: 'string', default: fmtDuration(d.hintDoneAfterMs), describe: "hint, firecracker with --no-hint-ack-on-stop: the host writes VIRTIO_BALLOON_CMD_ID_DONE this long after the driver's STOP; the balloon holds its pages until then (0..1h)" },
+  'hint-shrink': { type: 'string', default: String(d.hintShrinkBlocks), describe: `hint: max-order blocks the balloon's shrinker frees per call, from reclaim below the low watermark and from a failed allocation (simplified: kswapd's work is done inline by the allocating CPU, no reclaim priorities) (${r.hintShrinkBlocks.min}..${r.hintShrinkBlocks.max})` },
+  'hint-uffd-wp': { type: 'string', default: d.hintUffdWp, describe: `hint, firecracker: mitigation (a), userfaultfd write protection: pages written since the run started are not discarded: ${HINT_UFFD_WP.join(', ')} (split: check and discard are separate device steps; serialized: the write fault waits for the device's check+discard; simplified: one fault per block, taken before it is written, handled on the vCPU)` },
+  'hint-shrink-acked-only': { type: 'boolean', default: d.hintShrinkAckedOnly, describe: 'hint: mitigation (b), guest side: a block goes on free_page_list only once the device used it, so the shrinker never frees a block in flight (upstream lists it at the kick)' },
   sched: { type: 'string', default: d.sched, describe: `seeded scheduler: ${SCHED_STRATEGIES.join(', ')} (random/pct: one role runs at a time, the seed picks who runs at every sync point; logical time)` },
   'pct-depth': { type: 'string', default: String(d.pctDepth), describe: `--sched pct: bug depth d, d-1 priority change points (${r.pctDepth.min}..${r.pctDepth.max})` },
   replay: { type: 'string', describe: 'replay a schedule: a file or a bsched1.… string from a failing --sched run (same configuration); exit 3 if the run diverges from it' },
@@ -149,9 +153,12 @@ export function parseRunFlags(a: RawFlags): Config {
     poisonPolicy: choiceFlag('poison-policy', a['poison-policy'], ['skip', 'fill'] as const),
     discard: a.discard !== false,
     hintIntervalMs: durationFlag('hint-interval', a['hint-interval'], r.hintIntervalMs),
-    hintAction: choiceFlag('hint-action', a['hint-action'], ['discard', 'migrate'] as const),
+    hintDevice: hintDeviceFlag(a),
+    hintAckOnStop: a['hint-ack-on-stop'] !== false,
     hintDoneAfterMs: durationFlag('hint-done-after', a['hint-done-after'], r.hintDoneAfterMs),
     hintShrinkBlocks: intFlag('hint-shrink', a['hint-shrink'], r.hintShrinkBlocks),
+    hintUffdWp: choiceFlag('hint-uffd-wp', a['hint-uffd-wp'] ?? d.hintUffdWp, HINT_UFFD_WP),
+    hintShrinkAckedOnly: Boolean(a['hint-shrink-acked-only']),
     sched: choiceFlag('sched', a.sched ?? d.sched, SCHED_STRATEGIES),
     pctDepth: intFlag('pct-depth', a['pct-depth'] ?? d.pctDepth, r.pctDepth),
     replay: a.replay === undefined ? '' : String(a.replay),
@@ -174,6 +181,12 @@ export function costProfileFlag(raw: unknown): { costProfile: string; hostCosts:
   if (s === 'none') return { costProfile: 'none', hostCosts: null };
   if (s.trim() === '' || !existsSync(s) || statSync(s).isDirectory()) throw new UsageError(`--cost-profile: '${s}' is not a file; accepted: a profile file (sim calibrate --out FILE), default or none`);
   return { costProfile: s, hostCosts: parseCostProfile(readFileSync(s, 'utf8'), `--cost-profile ${s}`) };
+}
+
+/** --hint-device; the old --hint-action is refused with what replaced it. */
+function hintDeviceFlag(a: RawFlags): Config['hintDevice'] {
+  if (a['hint-action'] !== undefined) throw new UsageError(`--hint-action: replaced by --hint-device; accepted: --hint-device ${HINT_DEVICES.join(' or ')} (discard = firecracker, migrate = qemu)`);
+  return choiceFlag('hint-device', a['hint-device'] ?? d.hintDevice, HINT_DEVICES);
 }
 
 function byteFlag(flag: string, raw: unknown): number {

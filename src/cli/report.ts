@@ -19,8 +19,8 @@ export function configLines(c: Config): string[] {
       `pcp=${c.pcp ? `on(batch=${c.pcpBatch || 'auto'},high=${c.pcpHigh || 'auto'})` : 'off'} thp=${c.thp} region=${c.regionBytes ? fmtBytes(c.regionBytes) : 'auto'} hog=${Math.round(c.hogShare * 1000) / 10}% hold=${fmtDuration(c.holdMs)} ` +
       `check-interval=${c.checkIntervalMs ? fmtDuration(c.checkIntervalMs) : 'end-only'} wait-timeout=${fmtDuration(c.waitTimeoutMs)} spin=${c.spin} queue-size=${c.queueSize} ring-align=${c.ringAlign} poison=${c.poison ? '0x' + c.poisonByte.toString(16) : 'off'} lockstat=${c.lockstat ? 'on' : 'off'} ` +
       `event-idx=${c.eventIdx ? 'on' : 'off'} vq-numbering=${c.vqNumbering} poison-policy=${c.poisonPolicy} discard=${c.discard ? 'on' : 'off'} ` +
-      `report-delay=${c.reportDelayMs === null ? `auto(${fmtDuration(reportDelayMs(c))})` : fmtDuration(c.reportDelayMs)} capacity=${c.capacity} report-order=${c.reportOrder} settle-timeout=${fmtDuration(c.settleTimeoutMs)} page-poison-feature=${c.pagePoisonFeature ? 'on' : 'off'} prefault=${c.prefault ? 'on' : 'off'}${c.warm ? ' warm=on' : ''} inject=${c.inject?.length ? c.inject.join(',') : 'none'}` +
-      (c.hinting === 'hint' ? ` hint-interval=${fmtDuration(c.hintIntervalMs)} hint-action=${c.hintAction} hint-done-after=${fmtDuration(c.hintDoneAfterMs)} hint-shrink=${c.hintShrinkBlocks}` : ''),
+      `report-delay=${c.reportDelayMs === null ? `auto(${fmtDuration(reportDelayMs(c))})` : fmtDuration(c.reportDelayMs)} capacity=${c.capacity} report-order=${c.reportOrder} settle-timeout=${fmtDuration(c.settleTimeoutMs)} page-poison-feature=${c.pagePoisonFeature ? 'on' : 'off'} prefault=${c.prefault ? 'on' : 'off'} inject=${c.inject?.length ? c.inject.join(',') : 'none'}` +
+      (c.hinting === 'hint' ? ` hint-device=${c.hintDevice} hint-interval=${fmtDuration(c.hintIntervalMs)}${c.hintDevice === 'firecracker' ? ` hint-ack-on-stop=${c.hintAckOnStop ? 'on' : 'off'} hint-done-after=${fmtDuration(c.hintDoneAfterMs)} hint-uffd-wp=${c.hintUffdWp}` : ''} hint-shrink=${c.hintShrinkBlocks} hint-shrink-acked-only=${c.hintShrinkAckedOnly ? 'on' : 'off'}` : ''),
     hostCostLine(c),
   ];
 }
@@ -89,12 +89,21 @@ export function hintLines(mode: string, x: HintStats, settleMs?: number, settled
     out.push(`  distinct blocks ${num(x.distinctBlocks)} (${fmtBytes(x.distinctBytes)}, ${pct(x.distinctShareOfMemory)} of memory), duplicates ${num(x.duplicateBlocks)}: duplicate ratio ${x.duplicateRatio.toFixed(4)}; ${num(x.naiveAllocFailures)} times no block to take`);
   } else {
     const d = x.device;
-    out.push(`hinting: hint (FREE_PAGE_HINT, action ${d?.action ?? '?'}): ${num(x.runs)} runs, ${num(x.blocksHinted)} blocks = ${fmtBytes(x.bytesHinted)} hinted, ${fmtBytes(x.bytesPerRun)} per run; balloon held at most ${fmtBytes(x.heldBytesMax)}`);
-    out.push(`  run duration (cmd id -> STOP used) p50 ${ms(x.runMs.p50)} max ${ms(x.runMs.max)} mean ${ms(x.runMs.mean)}; runs ended: ${x.runEnds.allocationFailed} allocation failed, ${x.runEnds.newCmdId} new cmd id, ${x.runEnds.other} other`);
-    out.push(`  distinct blocks ${num(x.distinctBlocks)} (${fmtBytes(x.distinctBytes)}), duplicates ${num(x.duplicateBlocks)} (ratio ${x.duplicateRatio.toFixed(3)}); DONE handled ${x.donesHandled}, ${num(x.blocksFreedOnDone)} blocks freed on DONE; ring-full waits ${num(x.ringFullWaits)}`);
-    out.push(`  shrinker: ${num(x.shrinker.calls)} calls returned ${num(x.shrinker.blocksReturned)} blocks (${fmtBytes(x.shrinker.bytesReturned)}); CPU allocation failures ${num(x.cpuAllocFailures)}, of them with the balloon holding pages it could not return: ${num(x.shrinker.emptyWhileBalloonHeld)}`);
-    if (d) out.push(`  device: ${d.idsWritten} cmd ids written, ${d.starts} started, ${d.stops} stopped, ${d.dones} DONE; ${num(d.rangesActedOn)} ranges acted on (${fmtBytes(d.pagesHinted * 4096)}), ${num(d.rangesIgnored)} stale ranges and ${d.staleIds} stale ids ignored; device run mean ${ms(d.runMsMean)} max ${ms(d.runMsMax)}`);
-    if (x.migrateSkippedPages !== undefined) out.push(`  migrate: a pre-copy pass would skip ${num(x.migrateSkippedPages)} pages (${fmtBytes(x.migrateSkippedPages * 4096)}) cleared from the dirty bitmap`);
+    const vmm = d ? (d.kind === 'qemu' ? 'qemu, live migration' : `firecracker, acknowledge_on_stop ${d.ackOnStop ? 'on' : 'off'}${d.uffdWp !== 'off' ? `, uffd-wp ${d.uffdWp}` : ''}`) : '?';
+    out.push(`hinting: hint (FREE_PAGE_HINT, ${vmm}): ${num(x.runs)} runs, ${num(x.blocksHinted)} blocks = ${fmtBytes(x.bytesHinted)} hinted, ${fmtBytes(x.bytesPerRun)} per run; balloon held at most ${fmtBytes(x.heldBytesMax)}`);
+    out.push(`  run duration (cmd id -> STOP sent) p50 ${ms(x.runMs.p50)} max ${ms(x.runMs.max)} mean ${ms(x.runMs.mean)}; runs ended: ${x.runEnds.allocationFailed} allocation failed, ${x.runEnds.newCmdId} new cmd id, ${x.runEnds.other} other`);
+    out.push(`  distinct blocks ${num(x.distinctBlocks)} (${fmtBytes(x.distinctBytes)}), duplicates ${num(x.duplicateBlocks)} (ratio ${x.duplicateRatio.toFixed(3)}); DONE handled ${x.donesHandled}, ${num(x.blocksFreedOnDone)} blocks freed on DONE; ${num(x.listedAtKick)} blocks listed at their kick; ring full: ${num(x.ringFullFrees)} blocks freed at once${x.ringFullWaits > 0 ? ` (${num(x.ringFullWaits)} with acked-only)` : ''}; ${num(x.idsDropped)} ids not queued`);
+    const sh = x.shrinker;
+    out.push(`  shrinker: reclaim below the low watermark ${num(sh.reclaimCalls)} calls freed ${num(sh.reclaimBlocks)} blocks; after a failed allocation ${num(sh.calls)} calls freed ${num(sh.blocksReturned)} blocks; per call mean ${ms(sh.nsMean / 1e6)} max ${ms(sh.nsMax / 1e6)}; CPU allocation failures ${num(x.cpuAllocFailures)}, of them with the balloon holding pages it could not return: ${num(sh.emptyWhileBalloonHeld)}`);
+    if (d) {
+      out.push(`  device: ${d.idsWritten} cmd ids written, ${d.starts} started, ${d.stops} stopped, ${d.dones} DONE; ${num(d.rangesActedOn)} ranges acted on (${fmtBytes(d.pagesHinted * 4096)}), ${num(d.rangesIgnored)} stale ranges and ${d.staleIds} stale ids ignored; device run mean ${ms(d.runMsMean)} max ${ms(d.runMsMax)}`);
+      out.push(`  ranges whose block the shrinker had already freed when the device reached them: ${num(d.rangesGuestFreed)}, of them (partly) allocated to a CPU again: ${num(d.rangesGuestReused)}`);
+      if (d.uffd) out.push(`  uffd write protection (${d.uffdWp}): ${num(d.uffd.checks)} ranges checked, ${num(d.uffd.skippedRanges)} with written pages, ${num(d.uffd.skippedPages)} pages (${fmtBytes(d.uffd.skippedPages * 4096)}) not discarded; vCPU write faults ${num(x.uffdFaults?.faults ?? 0)} (${ms((x.uffdFaults?.nsTotal ?? 0) / 1e6)} in all)`);
+      if (d.migration) {
+        const g = d.migration;
+        out.push(`  migration: ${num(g.syncs)} bitmap syncs; ${num(g.bulkPages)} pages in the bulk stage; ${num(g.pagesSent)} pages sent (${num(g.finalPages)} in the final stop-and-copy); ${num(g.pagesSkipped)} pages skipped thanks to hints, of them ${num(g.pagesResent)} written later and re-sent; migration oracle checked ${num(g.checks)} hinted pages; ${num(g.stopsByOtherId)} runs stopped by an id other than STOP`);
+      }
+    }
   }
   if (settleMs !== undefined && settled !== undefined) out.push(`  ${settled ? 'settled' : 'NOT settled'} in ${settleMs} ms (balloon empty after DONE)`);
   return out;

@@ -1,15 +1,18 @@
 // Balloon pages, shared by the free page hint driver (src/guest/free-page-hint.ts)
 // and the naive loop (src/guest/naive.ts): a hinted block is allocated by the
 // balloon: its head page is PG_BALLOON (owner: the reporter thread), counted
-// in ZONE_BALLOON_PAGES. Once the device has used (acknowledged) its buffer,
-// the block goes on the balloon's free_page_list (ZONE_BALLOON_LIST_HEAD,
-// linked through PG_NEXT). State change and list change happen under the
-// zone lock, so the structural oracles (also under the zone lock) see them
-// agree. Linux keeps the list under its own free_page_list_lock; one lock
-// here is a simplification. Also the driver's metric fields (HM_*, CM_*).
+// in ZONE_BALLOON_PAGES. It goes on the balloon's free_page_list
+// (ZONE_BALLOON_LIST_HEAD, linked through PG_NEXT) right after its kick, as
+// Linux's get_free_page_and_send() does (balloon_page_push), or, with the
+// guest-side mitigation --hint-shrink-acked-only, once the device has used
+// its buffer. State change and list change happen under the zone lock, so
+// the structural oracles (also under the zone lock) see them agree. Linux
+// keeps the list under its own free_page_list_lock; one lock here is a
+// simplification. Also the driver's metric fields (HM_*, CM_*).
 
 import { type Zone } from '../mm/buddy.js';
-import { LOCK_ZONE, MAX_ORDER, METRIC_EXTRA, NIL, PAGE_WORDS, PG_FLAGS, PG_NEXT, ZONE_BALLOON_LIST_BLOCKS, ZONE_BALLOON_LIST_HEAD, ZONE_BALLOON_PAGES, ZONE_FREE_PAGES, ZONE_WMARK_MIN } from '../shm/layout.js';
+import { LOCK_ZONE, MAX_ORDER, METRIC_EXTRA, NIL, PAGE_WORDS, PG_FLAGS, PG_NEXT, REP_HINT_LIST_GEN, ZONE_BALLOON_LIST_BLOCKS, ZONE_BALLOON_LIST_HEAD, ZONE_BALLOON_PAGES, ZONE_FREE_PAGES, ZONE_WMARK_MIN, type Views } from '../shm/layout.js';
+import { bump } from '../locking/sync.js';
 import { GuestMemory } from '../mm/memory.js';
 import { ORDER_SHIFT, describeFlags, PG_BALLOON, PG_STATE_MASK } from '../mm/page.js';
 import { SITE_HINT_ALLOC, SITE_HINT_FREE } from '../locking/sites.js';
@@ -42,11 +45,20 @@ export const HM_END_OTHER = HM + 11; // runs ended by a stop of the simulation o
 export const HM_HELD_PAGES_MAX = HM + 12; // most pages the balloon held at once
 export const HM_NAIVE_ALLOC_FAILS = HM + 13; // naive: no block to take (pressure)
 export const HM_ROUND_TRIPS = HM + 14; // naive: report round trips
+export const HM_RING_FULL_FREES = HM + 15; // get_free_page_and_send(): num_free <= 1, the block was freed at once and the loop went on
+export const HM_ID_DROPPED = HM + 16; // send_cmd_id_start/stop: virtqueue_add_outbuf failed (-ENOSPC), the id was not sent (upstream logs it and goes on)
+export const HM_LISTED_AT_KICK = HM + 17; // blocks put on free_page_list right after their kick (upstream), before the device used them
 // CPU metric fields (Float64), in each CPU's slot.
 export const CM_SHRINK_CALLS = METRIC_EXTRA + 8;
 export const CM_SHRINK_BLOCKS = METRIC_EXTRA + 9;
 /** The shrinker had nothing to return although the balloon held pages (in flight past SHRINK_WAIT_MS). */
 export const CM_SHRINK_EMPTY_HELD = METRIC_EXTRA + 10;
+/** Shrinker calls from reclaim below the low watermark (kswapd / direct reclaim's shrink_slab), and the blocks they freed. */
+export const CM_RECLAIM_CALLS = METRIC_EXTRA + 11;
+export const CM_RECLAIM_BLOCKS = METRIC_EXTRA + 12;
+/** Time in the shrinker (both paths), ns: total and the longest call. */
+export const CM_SHRINK_NS_TOTAL = METRIC_EXTRA + 13;
+export const CM_SHRINK_NS_MAX = METRIC_EXTRA + 14;
 
 /** Take a block of `order` for the balloon: no retry, no warn, no reserves (fail rather than go below min). */
 export function allocBalloonBlock(zone: Zone, order: number, thread: number): number {
@@ -104,7 +116,32 @@ export function freeBalloonBlocks(zone: Zone, mem: GuestMemory | null, poisonByt
   }
 }
 
-/** Pop up to `max` acknowledged blocks off the balloon's free_page_list into `out`. Returns how many. */
+/**
+ * balloon_page_push(&vb->free_page_list, page): put a balloon block on the
+ * free_page_list, where the shrinker and DONE find it. Wakes shrinkers
+ * waiting for blocks (REP_HINT_LIST_GEN).
+ */
+export function listBalloonBlocks(zone: Zone, views: Views, pfns: ArrayLike<number>, n: number, thread: number): void {
+  if (n === 0) return;
+  const z = zone.zone;
+  const p = zone.pages;
+  zone.sync.lock(LOCK_ZONE, SITE_HINT_ALLOC);
+  try {
+    for (let i = 0; i < n; i++) {
+      const pfn = pfns[i];
+      checkBalloon(zone, pfn, thread, 'balloon_page_push');
+      p[pfn * PAGE_WORDS + PG_NEXT] = z[ZONE_BALLOON_LIST_HEAD];
+      z[ZONE_BALLOON_LIST_HEAD] = pfn;
+      z[ZONE_BALLOON_LIST_BLOCKS]++;
+    }
+  } finally {
+    zone.sync.unlock(LOCK_ZONE);
+  }
+  // WAKE: the zone unlock published the list; tell shrinkers waiting for blocks.
+  bump(views.reporting, REP_HINT_LIST_GEN);
+}
+
+/** Pop up to `max` blocks off the balloon's free_page_list into `out` (newest first, as balloon_page_pop). Returns how many. */
 export function popBalloonList(zone: Zone, out: Int32Array, max: number, thread: number): number {
   const z = zone.zone;
   const p = zone.pages;
@@ -130,6 +167,8 @@ export interface HintDriverOptions {
   spin: number;
   serving: () => boolean;
   poisonByte: number | null;
+  /** Mitigation (b), --hint-shrink-acked-only: list a block only once the device used it (hint driver only). */
+  ackedOnly?: boolean;
 }
 
 /** Distinct/duplicate accounting over max-order blocks (a statistic of the driver, not simulation state). */

@@ -1,77 +1,166 @@
 // VIRTIO_BALLOON_F_FREE_PAGE_HINT, the guest's side (Linux
-// drivers/virtio/virtio_balloon.c: report_free_page_func, send_cmd_id_start,
-// send_free_pages, get_free_page_and_send, send_cmd_id_stop,
-// return_free_pages_to_mm, the free page shrinker). The device's side is
-// src/host/free-page-hint-device.ts; balloon page bookkeeping is
+// drivers/virtio/virtio_balloon.c: report_free_page_func,
+// virtio_balloon_report_free_page, send_cmd_id_start, send_free_pages,
+// get_free_page_and_send, send_cmd_id_stop, return_free_pages_to_mm, and the
+// shrinker: virtio_balloon_shrinker_scan / shrink_free_pages). The device's
+// side is src/host/free-page-hint-device.ts; balloon page bookkeeping is
 // src/guest/balloon-pages.ts.
 //
-// The shrinker rule. A CPU whose allocation fails calls the balloon's
-// shrinker (Zone.shrinker, from Cpu.allocBlock), which frees up to
-// --hint-shrink acknowledged blocks back to the buddy allocator, and the CPU
-// retries; it repeats while the shrinker gives blocks back (at most
-// SHRINK_RETRIES_MAX rounds). If the list is empty but blocks are still in
-// flight, the shrinker waits (at most SHRINK_WAIT_MS) for the driver to move
-// acknowledged ones onto it. Only acknowledged blocks are returned: Linux's
-// shrinker frees blocks straight off free_page_list even while the device may
-// still be processing them, which is harmless for QEMU (migration dirty
-// logging re-sends a page written later) but would let a discarding device
-// (Firecracker) drop a page a CPU already uses. A shrinker call that returns
-// nothing while the balloon holds pages is counted (allocFailuresBalloonHeld):
-// that is an allocation that could have succeeded without hinting.
+// As upstream runs it (the default):
+//  - get_free_page_and_send(): detach the used buffers, allocate one max-order
+//    block (no retry, no reserves); if the ring has more than one free entry
+//    ("1 entry reserved for the cmd id"), add it as a device-writable buffer,
+//    kick, and put the block on free_page_list AT ONCE, before the host has
+//    read it; if not, free the block and go on looping.
+//  - send_cmd_id_stop(): add the STOP id and return. The free_page_vq has no
+//    callback, so its interrupts are suppressed (VRING_AVAIL_F_NO_INTERRUPT)
+//    and the driver never waits for the device: used buffers are detached at
+//    the next send.
+//  - the shrinker frees blocks off free_page_list, in flight or not
+//    (virtballoon_probe registers it with FREE_PAGE_HINT, on the ground that
+//    free pages may be reused while the host still processes them). It runs
+//    from shrink_slab(), which reclaim calls from shrink_node(): kswapd
+//    (woken by __alloc_pages_slowpath() when an allocation finds the zone
+//    below its low watermark; balance_pgdat -> kswapd_shrink_node) and
+//    direct reclaim (try_to_free_pages, after the allocation failed). Here
+//    kswapd's work is done inline by the allocating CPU (Zone.reclaim), until
+//    the zone is back at its high watermark, and again after a failed
+//    allocation (Zone.shrinker); each call frees at most --hint-shrink blocks
+//    (upstream scales nr_to_scan by the reclaim priority).
+// So a block the shrinker frees may still sit in the ring: a CPU can reuse
+// it before the host discards it. That is the race Firecracker's
+// docs/ballooning.md describes; QEMU's dirty logging makes it harmless there.
+//
+// Mitigation (b), --hint-shrink-acked-only (this simulator's earlier rule): a
+// block goes on free_page_list only once the device has used its buffer; the
+// queue then keeps interrupts on, the driver waits for every buffer after its
+// STOP, and a shrinker called after a failed allocation waits (bounded) for
+// in-flight blocks to be acknowledged. An allocation that fails while the
+// balloon holds pages the shrinker could not return is counted
+// (emptyWhileBalloonHeld): one that could have succeeded without hinting.
 
 import { type Zone } from '../mm/buddy.js';
 import { record } from '../base/hist.js';
-import { DEV_CONFIG_GEN, DEV_FEATURES_NEGOTIATED, DEV_FREE_PAGE_HINT_CMD_ID, DEV_VQ_INDEX, HDR_RUN_STATE, LOCK_ZONE, METRIC_HIST_BASE, NIL, PAGE_SIZE, PAGE_WORDS, PG_NEXT, REP_HINT_DRIVER_STATE, REP_HINT_LIST_GEN, RUN_RUNNING, ZONE_BALLOON_LIST_BLOCKS, ZONE_BALLOON_LIST_HEAD, ZONE_BALLOON_PAGES, metricBase, type Views } from '../shm/layout.js';
+import { DEV_CONFIG_GEN, DEV_FEATURES_NEGOTIATED, DEV_FREE_PAGE_HINT_CMD_ID, DEV_VQ_INDEX, HDR_RUN_STATE, METRIC_HIST_BASE, NIL, PAGE_SIZE, REP_HINT_DRIVER_STATE, REP_HINT_LIST_GEN, RUN_RUNNING, ZONE_BALLOON_LIST_BLOCKS, ZONE_BALLOON_PAGES, ZONE_FREE_PAGES, ZONE_WMARK_HIGH, metricBase, type Views } from '../shm/layout.js';
 import { GuestMemory } from '../mm/memory.js';
-import { LivenessError, bump, waitWhileEquals } from '../locking/sync.js';
+import { LivenessError, clockMs, waitWhileEquals } from '../locking/sync.js';
 import { ENOSPC, VIRTIO_RING_F_EVENT_IDX, VringMem, VringVirtqueue } from '../virtio/ring.js';
 import { hasFeature, VIRTIO_BALLOON_CMD_ID_DONE, VIRTIO_BALLOON_CMD_ID_STOP } from '../virtio/balloon-abi.js';
-import { SITE_HINT_ALLOC } from '../locking/sites.js';
-import { TK_HINT_BLOCK, TK_HINT_DONE, TK_HINT_RUN, tracer } from '../locking/trace.js';
-import { CM_SHRINK_BLOCKS, CM_SHRINK_CALLS, CM_SHRINK_EMPTY_HELD, HINT_BLOCK_ORDER, HINT_DRV_HOLDING, HINT_DRV_IDLE, HINT_DRV_RUNNING, HM_BLOCKS, HM_BLOCKS_FREED_DONE, HM_DONES, HM_END_ALLOC_FAIL, HM_END_NEW_ID, HM_END_OTHER, HM_HELD_PAGES_MAX, HM_RING_FULL_WAITS, HM_RUNS, HM_RUN_NS_MAX, HM_RUN_NS_TOTAL, type HintDriverOptions, SHRINK_WAIT_MS, SentBlocks, allocBalloonBlock, checkBalloon, freeBalloonBlocks, popBalloonList } from './balloon-pages.js';
+import { TK_HINT_BLOCK, TK_HINT_DONE, TK_HINT_RUN, TK_SHRINK, tracer } from '../locking/trace.js';
+import {
+  CM_RECLAIM_BLOCKS,
+  CM_RECLAIM_CALLS,
+  CM_SHRINK_BLOCKS,
+  CM_SHRINK_CALLS,
+  CM_SHRINK_EMPTY_HELD,
+  CM_SHRINK_NS_MAX,
+  CM_SHRINK_NS_TOTAL,
+  HINT_BLOCK_ORDER,
+  HINT_DRV_HOLDING,
+  HINT_DRV_IDLE,
+  HINT_DRV_RUNNING,
+  HM_BLOCKS,
+  HM_BLOCKS_FREED_DONE,
+  HM_DONES,
+  HM_END_ALLOC_FAIL,
+  HM_END_NEW_ID,
+  HM_END_OTHER,
+  HM_HELD_PAGES_MAX,
+  HM_ID_DROPPED,
+  HM_LISTED_AT_KICK,
+  HM_RING_FULL_FREES,
+  HM_RING_FULL_WAITS,
+  HM_RUNS,
+  HM_RUN_NS_MAX,
+  HM_RUN_NS_TOTAL,
+  type HintDriverOptions,
+  SHRINK_WAIT_MS,
+  SentBlocks,
+  allocBalloonBlock,
+  freeBalloonBlocks,
+  listBalloonBlocks,
+  popBalloonList,
+} from './balloon-pages.js';
 
-/** The balloon's shrinker, installed on each CPU's Zone (see the rule at the top). */
+/** The balloon's shrinker, installed on each CPU's Zone (see the rules at the top). */
 export interface ShrinkerOptions {
   /** Pattern freed pages are poisoned with, or null (no page poisoning). */
   poisonByte: number | null;
-  /** Blocks returned per call (--hint-shrink). */
+  /** Blocks freed per call (--hint-shrink). */
   blocksPerCall: number;
   /** Bound on every wait. */
   waitTimeoutMs: number;
+  /** Mitigation (b): blocks are listed only once acknowledged; a direct-reclaim call waits (bounded) for in-flight ones. */
+  ackedOnly: boolean;
 }
 
-export function makeShrinker(views: Views, zone: Zone, o: ShrinkerOptions, thread: number): (order: number, cpu: number) => number {
+/** Where the shrinker was called from. */
+export type ShrinkFrom = 'reclaim' | 'direct';
+
+/**
+ * virtio_balloon_shrinker_scan() -> shrink_free_pages() ->
+ * return_free_pages_to_mm(): pop blocks off free_page_list and free them,
+ * whether the device has used them or not (upstream), or only acknowledged
+ * ones (--hint-shrink-acked-only, where only those are listed). 'reclaim':
+ * from an allocation below the low watermark, stops once the zone is back at
+ * its high watermark (kswapd's balance target); 'direct': after a failed
+ * allocation. Returns the blocks freed.
+ */
+export function makeShrinker(views: Views, zone: Zone, o: ShrinkerOptions, thread: number): (from: ShrinkFrom, order: number) => number {
   const m = views.metrics;
   const mb = metricBase(thread);
   const z = zone.zone;
   const rep = views.reporting;
   const mem = new GuestMemory(views);
   const poison = o.poisonByte;
-  const buf = new Int32Array(o.blocksPerCall);
+  const buf = new Int32Array(1);
   const running = () => Atomics.load(views.header, HDR_RUN_STATE) === RUN_RUNNING;
-  const shrinkOnce = () => {
-    const n = popBalloonList(zone, buf, buf.length, thread);
-    freeBalloonBlocks(zone, mem, poison, buf, n, thread);
+  const shrinkOnce = (from: ShrinkFrom, order: number) => {
+    let n = 0;
+    // One block per pop: a reclaim call stops as soon as the zone is balanced
+    // for the order asked (kswapd's pgdat_balanced: the high watermark, with
+    // room for the allocation).
+    while (n < o.blocksPerCall) {
+      if (from === 'reclaim' && Atomics.load(z, ZONE_FREE_PAGES) - (1 << order) >= Atomics.load(z, ZONE_WMARK_HIGH)) break;
+      if (popBalloonList(zone, buf, 1, thread) === 0) break;
+      freeBalloonBlocks(zone, mem, poison, buf, 1, thread);
+      n++;
+    }
     return n;
   };
-  return () => {
-    m[mb + CM_SHRINK_CALLS]++;
-    let freed = shrinkOnce();
-    if (freed === 0 && Atomics.load(z, ZONE_BALLOON_PAGES) > 0) {
-      // Blocks in flight: wait (bounded) for the driver to publish acknowledged ones.
-      const deadline = performance.now() + Math.min(SHRINK_WAIT_MS, o.waitTimeoutMs);
+  return (from, order) => {
+    // Racy peek: nothing listed and nothing held means nothing to do (the
+    // common case below the low watermark with no hinting going on).
+    if (Atomics.load(z, ZONE_BALLOON_PAGES) === 0) return 0;
+    const t0 = performance.now(); // statistics only (shrinker latency), never a decision
+    let freed = shrinkOnce(from, order);
+    if (from === 'direct' && freed === 0 && Atomics.load(z, ZONE_BALLOON_PAGES) > 0) {
+      // The balloon holds blocks, none listed: in flight (--hint-shrink-acked-only),
+      // or between their allocation and their kick. Wait (bounded) for the
+      // driver to list some. clockMs(): logical time under --sched.
+      const deadline = clockMs() + Math.min(SHRINK_WAIT_MS, o.waitTimeoutMs);
       for (;;) {
         const gen = Atomics.load(rep, REP_HINT_LIST_GEN);
         // Racy peeks; popBalloonList re-reads the list under the zone lock.
         if (Atomics.load(z, ZONE_BALLOON_LIST_BLOCKS) > 0 || Atomics.load(z, ZONE_BALLOON_PAGES) === 0) break;
-        const left = deadline - performance.now();
+        const left = deadline - clockMs();
         if (left <= 0 || !running()) break;
         waitWhileEquals(rep, REP_HINT_LIST_GEN, gen, left, () => !running());
       }
-      freed = shrinkOnce();
+      freed = shrinkOnce(from, order);
       if (freed === 0 && Atomics.load(z, ZONE_BALLOON_PAGES) > 0) m[mb + CM_SHRINK_EMPTY_HELD]++;
     }
-    m[mb + CM_SHRINK_BLOCKS] += freed;
+    const ns = (performance.now() - t0) * 1e6;
+    if (from === 'reclaim') {
+      m[mb + CM_RECLAIM_CALLS]++;
+      m[mb + CM_RECLAIM_BLOCKS] += freed;
+    } else {
+      m[mb + CM_SHRINK_CALLS]++;
+      m[mb + CM_SHRINK_BLOCKS] += freed;
+    }
+    m[mb + CM_SHRINK_NS_TOTAL] += ns;
+    if (ns > m[mb + CM_SHRINK_NS_MAX]) m[mb + CM_SHRINK_NS_MAX] = ns;
+    if (tracer !== null && freed > 0) tracer.instant(TK_SHRINK, freed, from === 'reclaim' ? 1 : 2);
     return freed;
   };
 }
@@ -84,14 +173,16 @@ export class FreePageHintDriver {
   private readonly dev: Int32Array;
   private readonly mem: GuestMemory;
   private readonly sent: SentBlocks;
+  private readonly ackedOnly: boolean;
   /** vb->cmd_id_active */
   cmdIdActive = VIRTIO_BALLOON_CMD_ID_STOP;
-  /** Blocks in flight (the ring's per-buffer data pointers): pfn -> 1. */
+  /** --hint-shrink-acked-only: blocks in flight, not yet listed (the ring's per-buffer data pointers). */
   private readonly inFlight = new Set<number>();
   private readonly acked: Int32Array;
   private lastConfigGen = 0;
   private readonly addr = new Float64Array(1);
   private readonly len = new Float64Array(1);
+  private readonly one = new Int32Array(1);
   /** Guest page holding cmd_id_active (word 0) and cmd_id_stop (word 1). */
   readonly idPfn: number;
 
@@ -104,6 +195,11 @@ export class FreePageHintDriver {
     this.dev = views.device;
     const negotiated = this.dev[DEV_FEATURES_NEGOTIATED] >>> 0;
     this.vq = new VringVirtqueue(VringMem.fromViews(views), this.dev, { eventIdx: hasFeature(negotiated, VIRTIO_RING_F_EVENT_IDX), queueIndex: this.dev[DEV_VQ_INDEX] });
+    this.ackedOnly = opts.ackedOnly === true;
+    // init_vqs(): the free_page_vq is created with a NULL callback, so the
+    // ring asks for no interrupts. Mitigation (b) waits for the device and
+    // needs them.
+    if (!this.ackedOnly) this.vq.disableCb();
     this.m = views.metrics;
     this.mb = metricBase(thread);
     this.mem = new GuestMemory(views);
@@ -118,7 +214,7 @@ export class FreePageHintDriver {
     Atomics.store(this.views.reporting, REP_HINT_DRIVER_STATE, s);
   }
 
-  /** virtio_balloon_cmd_id_received(): re-read the config only after a config interrupt. */
+  /** virtio_balloon_cmd_id_received(): the command id in config space. */
   cmdIdReceived(): number {
     // Do not consume the config generation here: run() re-reads it before each
     // onConfigChange(), so a new id that ends a run early (HM_END_NEW_ID) still
@@ -127,32 +223,21 @@ export class FreePageHintDriver {
     return Atomics.load(this.dev, DEV_FREE_PAGE_HINT_CMD_ID) >>> 0;
   }
 
-  /** Detach every used buffer; acknowledged blocks go on the balloon's free_page_list. */
+  /**
+   * "Detach all the used buffers from the vq" (the loop at the top of
+   * send_cmd_id_start/stop and get_free_page_and_send). Upstream drops them:
+   * their blocks are listed already. With --hint-shrink-acked-only the
+   * acknowledged blocks go on free_page_list now.
+   */
   detachUsed(): void {
     let n = 0;
     for (let t = this.vq.getBuf(); t >= 0; t = this.vq.getBuf()) {
-      if (t === 0) continue; // a cmd id buffer
+      if (t === 0 || !this.ackedOnly) continue; // a cmd id buffer, or a block listed at its kick
       const pfn = t - 1;
       this.inFlight.delete(pfn);
       this.acked[n++] = pfn;
     }
-    if (n === 0) return;
-    const z = this.zone.zone;
-    const p = this.zone.pages;
-    this.zone.sync.lock(LOCK_ZONE, SITE_HINT_ALLOC);
-    try {
-      for (let i = 0; i < n; i++) {
-        const pfn = this.acked[i];
-        checkBalloon(this.zone, pfn, this.thread, 'balloon_page_push');
-        p[pfn * PAGE_WORDS + PG_NEXT] = z[ZONE_BALLOON_LIST_HEAD];
-        z[ZONE_BALLOON_LIST_HEAD] = pfn;
-        z[ZONE_BALLOON_LIST_BLOCKS]++;
-      }
-    } finally {
-      this.zone.sync.unlock(LOCK_ZONE);
-    }
-    // WAKE: the zone unlock published the list; tell shrinkers waiting for blocks.
-    bump(this.views.reporting, REP_HINT_LIST_GEN);
+    listBalloonBlocks(this.zone, this.views, this.acked, n, this.thread);
   }
 
   private waitOneUsed(): 'ready' | 'stopped' {
@@ -161,6 +246,7 @@ export class FreePageHintDriver {
     return r;
   }
 
+  /** send_cmd_id_start / send_cmd_id_stop: one le32 id in a device-readable buffer, then kick. */
   private addIdBuffer(word: number, id: number): void {
     const g = this.views.guestI32;
     // Plain store into guest memory; the avail idx store in add() publishes it.
@@ -168,12 +254,19 @@ export class FreePageHintDriver {
     this.addr[0] = this.idPfn * PAGE_SIZE + 4 * word;
     this.len[0] = 4;
     let head = this.vq.addOutbuf(this.addr, this.len, 1, 0);
-    // The one descriptor kept free guarantees room; if a stop of the simulation left the
-    // ring full, wait (bounded) for room rather than lose the id.
-    while (head === ENOSPC) {
-      if (this.waitOneUsed() === 'stopped') return;
-      this.detachUsed();
-      head = this.vq.addOutbuf(this.addr, this.len, 1, 0);
+    if (head === ENOSPC && this.ackedOnly) {
+      // Mitigation (b) keeps interrupts on: wait (bounded) for room rather than lose the id.
+      while (head === ENOSPC) {
+        if (this.waitOneUsed() === 'stopped') return;
+        this.detachUsed();
+        head = this.vq.addOutbuf(this.addr, this.len, 1, 0);
+      }
+    }
+    if (head === ENOSPC) {
+      // Upstream: virtqueue_add_outbuf() failed, dev_err("Failed to send a
+      // start/stop id") and the work goes on. The device never sees this id.
+      this.m[this.mb + HM_ID_DROPPED]++;
+      return;
     }
     this.vq.kick();
   }
@@ -190,58 +283,36 @@ export class FreePageHintDriver {
     this.detachUsed();
     this.cmdIdActive = id;
     this.addIdBuffer(0, id);
-    // send_free_pages(): bounded by twice the max-order blocks of the zone (the
-    // shrinker may hand blocks back that the loop takes again).
-    const bound = 2 * (this.views.layout.pages >> HINT_BLOCK_ORDER) + 64;
+    // send_free_pages(): upstream loops until the allocation fails or the id
+    // changes. Bounded here: twice the zone's max-order blocks (the shrinker
+    // hands blocks back that the loop takes again) plus room for the
+    // ring-full frees while the device catches up.
+    const bound = 2 * (this.views.layout.pages >> HINT_BLOCK_ORDER) + 4 * this.vq.num + 64;
     let end = HM_END_OTHER;
     for (let i = 0; i < bound && this.opts.serving(); i++) {
       if (this.cmdIdReceived() !== this.cmdIdActive) {
         end = HM_END_NEW_ID;
         break;
       }
-      // get_free_page_and_send()
-      this.detachUsed();
-      const pfn = allocBalloonBlock(this.zone, HINT_BLOCK_ORDER, this.thread);
-      if (pfn === NIL) {
+      if (!this.getFreePageAndSend()) {
         end = HM_END_ALLOC_FAIL;
         break;
       }
-      const held = Atomics.load(this.zone.zone, ZONE_BALLOON_PAGES);
-      if (held > m[mb + HM_HELD_PAGES_MAX]) m[mb + HM_HELD_PAGES_MAX] = held;
-      // "There is always 1 entry reserved for the cmd id to use." Linux frees the
-      // block when the ring is that full; here the driver waits for the device.
-      let stopped = false;
-      while (this.vq.numFree <= 1) {
-        m[mb + HM_RING_FULL_WAITS]++;
-        if (this.waitOneUsed() === 'stopped') {
-          stopped = true;
-          break;
-        }
-        this.detachUsed();
-      }
-      if (stopped) {
-        freeBalloonBlocks(this.zone, this.mem, this.opts.poisonByte, [pfn], 1, this.thread);
-        break;
-      }
-      this.addr[0] = pfn * PAGE_SIZE;
-      this.len[0] = PAGE_SIZE << HINT_BLOCK_ORDER;
-      this.vq.addInbuf(this.addr, this.len, 1, pfn + 1);
-      this.inFlight.add(pfn);
-      this.vq.kick();
-      m[mb + HM_BLOCKS]++;
-      if (tracer !== null) tracer.instant(TK_HINT_BLOCK, pfn, HINT_BLOCK_ORDER);
-      this.sent.note(m, mb, pfn);
     }
     m[mb + end]++;
     const blocksSent = m[mb + HM_BLOCKS];
-    // send_cmd_id_stop()
+    // send_cmd_id_stop(), and virtio_balloon_report_free_page() returns.
+    this.detachUsed();
     this.addIdBuffer(1, VIRTIO_BALLOON_CMD_ID_STOP);
-    // Every buffer before the STOP is used before it (in order): wait for all.
-    while (this.vq.inFlight > 0 && this.opts.serving()) {
-      if (this.waitOneUsed() === 'stopped') break;
+    if (this.ackedOnly) {
+      // Mitigation (b): every buffer before the STOP is used before it (in
+      // order): wait for all, so every block is listed for the shrinker and DONE.
+      while (this.vq.inFlight > 0 && this.opts.serving()) {
+        if (this.waitOneUsed() === 'stopped') break;
+        this.detachUsed();
+      }
       this.detachUsed();
     }
-    this.detachUsed();
     const ns = (performance.now() - t0) * 1e6;
     m[mb + HM_RUN_NS_TOTAL] += ns;
     if (ns > m[mb + HM_RUN_NS_MAX]) m[mb + HM_RUN_NS_MAX] = ns;
@@ -250,11 +321,48 @@ export class FreePageHintDriver {
     this.state(Atomics.load(this.zone.zone, ZONE_BALLOON_PAGES) > 0 ? HINT_DRV_HOLDING : HINT_DRV_IDLE);
   }
 
-  /** return_free_pages_to_mm(vb, ULONG_MAX): free every balloon block (after DONE, or at exit). */
-  returnAll(): number {
-    // After STOP every buffer was used; at exit the device may have stopped:
-    // in-flight blocks are freed too (no CPU runs any more by then).
+  /** get_free_page_and_send(): false when the allocation failed (all free memory taken). */
+  private getFreePageAndSend(): boolean {
+    const m = this.m;
+    const mb = this.mb;
     this.detachUsed();
+    const pfn = allocBalloonBlock(this.zone, HINT_BLOCK_ORDER, this.thread);
+    if (pfn === NIL) return false;
+    const held = Atomics.load(this.zone.zone, ZONE_BALLOON_PAGES);
+    if (held > m[mb + HM_HELD_PAGES_MAX]) m[mb + HM_HELD_PAGES_MAX] = held;
+    this.one[0] = pfn;
+    // "There is always 1 entry reserved for the cmd id to use."
+    if (this.vq.numFree <= 1) {
+      // No room: free the block and keep looping (the next call detaches
+      // what the device used meanwhile).
+      m[mb + HM_RING_FULL_FREES]++;
+      if (this.ackedOnly) m[mb + HM_RING_FULL_WAITS]++;
+      freeBalloonBlocks(this.zone, this.mem, this.opts.poisonByte, this.one, 1, this.thread);
+      return true;
+    }
+    this.addr[0] = pfn * PAGE_SIZE;
+    this.len[0] = PAGE_SIZE << HINT_BLOCK_ORDER;
+    this.vq.addInbuf(this.addr, this.len, 1, pfn + 1);
+    this.vq.kick();
+    if (this.ackedOnly) this.inFlight.add(pfn);
+    else {
+      // balloon_page_push(&vb->free_page_list, page) right after the kick:
+      // from here the shrinker may free the block while the host has not
+      // read it yet (the race Firecracker documents).
+      listBalloonBlocks(this.zone, this.views, this.one, 1, this.thread);
+      m[mb + HM_LISTED_AT_KICK]++;
+    }
+    m[mb + HM_BLOCKS]++;
+    if (tracer !== null) tracer.instant(TK_HINT_BLOCK, pfn, HINT_BLOCK_ORDER);
+    this.sent.note(m, mb, pfn);
+    return true;
+  }
+
+  /** return_free_pages_to_mm(vb, ULONG_MAX): free every block on free_page_list (after DONE, or at exit). */
+  returnAll(): number {
+    // Upstream frees the listed blocks whether the device used them or not;
+    // at exit the device may have stopped and no CPU runs any more.
+    if (this.ackedOnly) this.detachUsed();
     const out = new Int32Array(Math.max(1, this.zone.zone[ZONE_BALLOON_PAGES] >> HINT_BLOCK_ORDER));
     let total = 0;
     for (;;) {
@@ -274,7 +382,7 @@ export class FreePageHintDriver {
       const freed = this.returnAll();
       this.m[this.mb + HM_BLOCKS_FREED_DONE] += freed;
       if (tracer !== null) tracer.instant(TK_HINT_DONE, freed);
-      if (this.inFlight.size === 0) this.state(HINT_DRV_IDLE);
+      this.state(Atomics.load(this.zone.zone, ZONE_BALLOON_PAGES) > 0 ? HINT_DRV_HOLDING : HINT_DRV_IDLE);
     } else if (id !== VIRTIO_BALLOON_CMD_ID_STOP && id !== this.cmdIdActive) {
       this.reportFreePage(id);
     }
@@ -308,4 +416,3 @@ export class FreePageHintDriver {
     this.state(HINT_DRV_IDLE);
   }
 }
-

@@ -439,19 +439,28 @@ export class BalloonDevice {
     // The range is not discarded: the run stops on the violation, and a
     // discard would only add a second, derived stamp failure.
     if (v !== null) return v;
+    this.actOnRange(pfn, count);
+    return null;
+  }
+
+  /**
+   * Act on a validated, checked range: keep it (PAGE_POISON skip policy,
+   * --no-discard) or queue its discard (flushDiscard() drops it).
+   */
+  protected actOnRange(pfn: number, count: number): void {
+    const len = count * PAGE_SIZE;
     const poisonVal = hasFeature(this.negotiated, VIRTIO_BALLOON_F_PAGE_POISON) ? Atomics.load(this.dev, DEV_POISON_VAL) : 0;
     // Kept: validated and oracle-checked like any other range and
     // acknowledged with the chain; only the madvise is left out.
     const keep = keepReason(poisonVal, this.opts);
     if (keep !== null) {
       this.m[this.mb + (keep === KEEP_POISON ? DEVM_BYTES_POISON_SKIPPED : DEVM_BYTES_KEPT)] += len;
-      return null;
+      return;
     }
     // One madvise per range, before the chain's used element is pushed, so
     // the driver never sees an ack before the discard.
     this.m[this.mb + DEVM_BYTES_DISCARDED] += len;
     this.discard(pfn, count);
-    return null;
   }
 
   /** MADV_DONTNEED of one validated, oracle-checked range (ram_block_discard_range), timed and traced. */

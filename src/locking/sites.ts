@@ -18,6 +18,9 @@ export const SITE_NAMES = [
   'hint_alloc', // guest: free page hint allocating balloon blocks
   'hint_free', // guest: free page hint returning them
   'balloon_react', // guest: aeration's balloon_lock around fill, kick and wait
+  'uffd_fault', // host: a vCPU's userfaultfd write-protect fault (--hint-uffd-wp serialized)
+  'uffd_discard', // host: the hint device's write-tracking check and discard (--hint-uffd-wp serialized)
+  'uffd_arm', // host: write-protecting guest memory for a hint run
 ] as const;
 export type SiteName = (typeof SITE_NAMES)[number];
 
@@ -32,6 +35,9 @@ export const SITE_REPORT_DRAIN = site('report_drain');
 export const SITE_HINT_ALLOC = site('hint_alloc');
 export const SITE_HINT_FREE = site('hint_free');
 export const SITE_BALLOON_REACT = site('balloon_react');
+export const SITE_UFFD_FAULT = site('uffd_fault');
+export const SITE_UFFD_DISCARD = site('uffd_discard');
+export const SITE_UFFD_ARM = site('uffd_arm');
 
 if (SITE_NAMES.length > LOCKSTAT_SITES) throw new Error(`locking: ${SITE_NAMES.length} call sites do not fit the ${LOCKSTAT_SITES} lockstat slots`);
 

@@ -88,7 +88,9 @@ export const SP_EXIT = 12;
 export const SP_CHECK = 13;
 /** A racy read-modify-write split by an injection (lost-wakeup): the point where another thread may run in between. */
 export const SP_STATE = 14;
-export const SP_NAMES = ['?', 'lock', 'unlock', 'trylock', 'wait', 'block', 'wake', 'ring-avail', 'ring-used', 'page', 'phase', 'start', 'exit', 'check', 'state'];
+/** The free page hint device between two steps it takes apart (--hint-uffd-wp split: the write-tracking check, then the discard). */
+export const SP_HINT_STEP = 15;
+export const SP_NAMES = ['?', 'lock', 'unlock', 'trylock', 'wait', 'block', 'wake', 'ring-avail', 'ring-used', 'page', 'phase', 'start', 'exit', 'check', 'state', 'hint-step'];
 
 let scheduler: SchedHooks | null = null;
 

@@ -74,7 +74,15 @@ export const TK_COUNTER_MEM = 21;
 export const TK_COUNTER_NR_FREE = 22;
 /** Instant: the device counted bad guest input. a kind index (BAD_KINDS). */
 export const TK_BAD_INPUT = 23;
-export const TK_COUNT = 24;
+/** Instant: the free page hint shrinker freed balloon blocks. a blocks, b 1 from reclaim below the low watermark, 2 after a failed allocation. */
+export const TK_SHRINK = 24;
+/** Instant: a vCPU took userfaultfd write-protect faults (--hint-uffd-wp). a first pfn, b pages that faulted. */
+export const TK_WP_FAULT = 25;
+/** Instant: the hint device's write-tracking check (--hint-uffd-wp). a pfn, b pages, c pages skipped (written since the run started). */
+export const TK_WP_CHECK = 26;
+/** Instant: QEMU's migration bitmap sync (--hint-device qemu). a round, b pages sent in the round that ended, c pages harvested from the dirty log. */
+export const TK_MIG_SYNC = 27;
+export const TK_COUNT = 28;
 
 /** Ends of a hint run, in TK_HINT_RUN's c. */
 export const HINT_END_NAMES = ['allocation failed', 'new cmd id', 'other'];

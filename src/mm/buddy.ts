@@ -149,6 +149,17 @@ export class Zone {
    * unless a mode installs it.
    */
   reclaim: ((order: number, thread: number) => void) | null = null;
+  /**
+   * Free page hint: the host's write tracking, taken on the vCPU before it
+   * writes the pages [pfn, pfn + count) of a block (KVM dirty logging, a
+   * userfaultfd write-protect fault; src/host/hint-tracking.ts). Called by
+   * the CPU's workload.
+   */
+  pagesWritten: ((pfn: number, count: number) => void) | null = null;
+  /** Free page hint's oracles (src/check/live-data.ts): the CPU has written [pfn, pfn + count); its data is live. */
+  pagesStamped: ((pfn: number, count: number) => void) | null = null;
+  /** Free page hint's oracles: the CPU frees [pfn, pfn + count); its data is dead. */
+  dataFreed: ((pfn: number, count: number) => void) | null = null;
   /** Injection `keep-reported-on-merge`: a merge does not clear PageReported. */
   keepReportedOnMerge = false;
   /** Aeration v1: lowest order with a boundary (AERATOR_MIN_ORDER). */

@@ -38,6 +38,11 @@
 //               oldest first) and a small control header; TRACE_* below, the
 //               writer and reader in src/locking/trace.ts. Empty (0 bytes)
 //               when --trace is off.
+//   hinttrack   --hinting hint with --hint-device qemu or --hint-uffd-wp: one
+//               byte per page in each of HINT_TRACK_MAPS maps (HTM_* below):
+//               the host's write tracking (userfaultfd write-protect, KVM
+//               dirty log) and the migration oracle's record of live data.
+//               Empty (0 bytes) otherwise.
 //   guest       pages * 4096 bytes of real guest memory.
 
 import { HIST_BUCKETS } from '../base/hist.js';
@@ -51,7 +56,7 @@ export const PAGEBLOCK_ORDER = 9;
 /** PAGE_ALLOC_COSTLY_ORDER: orders above it are costly; pcp lists hold orders up to it (and pageblock order). */
 export const PAGE_ALLOC_COSTLY_ORDER = 3;
 export const LAYOUT_MAGIC = 0x42414c4e; // 'BALN'
-export const LAYOUT_VERSION = 8; // 4: lockstat slot layout (LS_*), LOCK_SITE; 5: sched region; 6: pcp lists per order, aeration boundaries; 7: trace region; 8: host THP fault locks, DEV_TLB_FLUSH_GEN, DEV_HOST_FILL
+export const LAYOUT_VERSION = 9; // 4: lockstat slot layout (LS_*), LOCK_SITE; 5: sched region; 6: pcp lists per order, aeration boundaries; 7: trace region; 8: host THP fault locks, DEV_TLB_FLUSH_GEN, DEV_HOST_FILL; 9: hinttrack region, uffd.lock
 export const CACHE_LINE = 64;
 export const NIL = -1; // "no page" in free-list links
 
@@ -94,23 +99,26 @@ export const LOCK_SITE = 3;
 export const LOCK_LINE_WORDS = CACHE_LINE / 4;
 
 /** Lock classes (lock_stat "class name"). */
-export const LOCK_CLASSES = ['zone.lock', 'balloon_lock', 'vq.lock', 'pcp.lock'] as const;
+export const LOCK_CLASSES = ['zone.lock', 'balloon_lock', 'vq.lock', 'pcp.lock', 'uffd.lock'] as const;
 export type LockClassName = (typeof LOCK_CLASSES)[number];
 export const LOCKCLASS_ZONE = 0;
 export const LOCKCLASS_BALLOON = 1;
 export const LOCKCLASS_VQ = 2;
 export const LOCKCLASS_PCP = 3;
+/** The host's userfaultfd handler (--hint-uffd-wp serialized): write-protect faults and the hint device's check+discard, one at a time. */
+export const LOCKCLASS_UFFD = 4;
 
 /** Lock instances: fixed ones, then one pcp lock per CPU. */
 export const LOCK_ZONE = 0;
 export const LOCK_BALLOON = 1;
 export const LOCK_VQ = 2;
-export const LOCK_PCP0 = 3;
+export const LOCK_UFFD = 3;
+export const LOCK_PCP0 = 4;
 
-/** Lock class of lock instance `lock` (fixed instances are their own class; the rest are pcp locks). */
-export const lockClassOf = (lock: number): number => (lock < LOCK_PCP0 ? lock : LOCKCLASS_PCP);
+/** Lock class of lock instance `lock` (fixed instances name their class; the rest are pcp locks). */
+export const lockClassOf = (lock: number): number => (lock === LOCK_UFFD ? LOCKCLASS_UFFD : lock < LOCK_PCP0 ? lock : LOCKCLASS_PCP);
 /** A lock instance's name: its class, and the CPU for a pcp lock (`pcp.lock[3]`). */
-export const lockName = (lock: number): string => (lock < LOCK_PCP0 ? LOCK_CLASSES[lock] : `${LOCK_CLASSES[LOCKCLASS_PCP]}[${lock - LOCK_PCP0}]`);
+export const lockName = (lock: number): string => (lock < LOCK_PCP0 ? LOCK_CLASSES[lockClassOf(lock)] : `${LOCK_CLASSES[LOCKCLASS_PCP]}[${lock - LOCK_PCP0}]`);
 
 // ---- lockstat slot: Float64 fields per (lock class, thread), see src/locking/lockstat.ts ----
 // Only the owning thread writes its slot (plain stores, no atomics: the hot
@@ -213,6 +221,8 @@ export const DEV_CONFIG_GEN = 48;
 export const DEV_HINT_STATUS = 8;
 /** Free page hint: the command id of the run the device is in (START) or last asked for. */
 export const DEV_HINT_RUN_ID = 9;
+/** Free page hint, --hint-uffd-wp: 1 while guest memory is write-protected for a hint run (vCPU writes to untracked pages fault). */
+export const DEV_HINT_WP_ARMED = 10;
 /** Device status: 0 down, 1 serving. */
 export const DEV_STATUS = 64;
 /**
@@ -296,6 +306,8 @@ export interface LayoutParams {
   memoryBytes: number;
   queueSize: number;
   ringAlign: number;
+  /** The hinttrack region (hint mode with --hint-device qemu or --hint-uffd-wp): true gives it one byte per page per map. */
+  hintTrack?: boolean;
   /** Steps the scheduler's decision log holds (0: --sched off, no sched region). */
   schedLogSteps?: number;
   /** Events each thread's trace ring holds (0: --trace off, no trace region). */
@@ -335,6 +347,8 @@ export interface Layout {
   schedParts: SchedParts;
   /** The trace rings (traceBytes; 0 bytes with --trace off). */
   trace: Region;
+  /** Free page hint's per-page maps (HINT_TRACK_MAPS x pages bytes; 0 bytes unless LayoutParams.hintTrack). */
+  hintTrack: Region;
   guest: Region;
   totalBytes: number;
 }
@@ -421,6 +435,18 @@ export function traceBytes(threads: number, events: number): number {
 /** Float64 index (within views.trace, which starts after the control header) of `thread`'s ring header. */
 export const traceRingBase = (thread: number, events: number) => thread * (TRACE_RING_HDR_WORDS + events * TRACE_EVENT_WORDS);
 
+// ---- hinttrack region (free page hint: --hint-device qemu, --hint-uffd-wp) ----
+// One byte per page per map, map m at byte m * pages. Bytes are written and
+// read with Atomics (Uint8Array) by the vCPU that writes a page and by the
+// device thread; src/host/hint-tracking.ts and src/check/migration.ts use them.
+/** userfaultfd write-protect tracking: 1 = written since the hint run armed write protection (Firecracker + UFFD). */
+export const HTM_UFFD_WRITTEN = 0;
+/** KVM dirty log: 1 = written since the last migration bitmap sync (QEMU). */
+export const HTM_DIRTY_LOG = 1;
+/** The migration oracle's record (src/check/migration.ts): 1 = holds data the CPU that holds the page wrote (set on a write, cleared when it frees the page) (QEMU). */
+export const HTM_LIVE = 2;
+export const HINT_TRACK_MAPS = 3;
+
 /** Thread ids: CPUs are 0..cpus-1, then the reporter, the device and main. */
 export const threadIds = (cpus: number) => ({ reporter: cpus, device: cpus + 1, main: cpus + 2 });
 
@@ -474,6 +500,7 @@ export function computeLayout(params: LayoutParams): Layout {
   const sParts = schedParts(threads, params.schedLogSteps ?? 0);
   const sched = take(sParts.bytes);
   const trace = take(traceBytes(threads, params.traceEvents ?? 0));
+  const hintTrack = take(params.hintTrack ? HINT_TRACK_MAPS * pages : 0);
   const guest = take(memoryBytes, PAGE_SIZE);
   const layout: Layout = {
     params: { ...params },
@@ -500,6 +527,7 @@ export function computeLayout(params: LayoutParams): Layout {
     sched,
     schedParts: sParts,
     trace,
+    hintTrack,
     guest,
     totalBytes: alignUp(off, PAGE_SIZE),
   };
@@ -523,6 +551,7 @@ export function assertLayout(l: Layout): void {
     ['violations', l.violations, 4],
     ['sched', l.sched, 64],
     ['trace', l.trace, 64],
+    ['hinttrack', l.hintTrack, 64],
     ['guest', l.guest, PAGE_SIZE],
   ];
   let prevEnd = 0;
@@ -586,6 +615,8 @@ export interface Views {
   guestF64: Float64Array;
   /** Guest memory as Int32 words: stamps and poison patterns. */
   guestI32: Int32Array;
+  /** Free page hint's per-page maps (HTM_*), map m at [m * pages, (m + 1) * pages); empty unless the layout has the hinttrack region. */
+  hintTrack: Uint8Array;
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -616,6 +647,7 @@ export function buildViews(sab: SharedArrayBuffer, layout: Layout): Views {
     // Element counts stay below 2^32 for any guest up to 16 GiB (2^31 Int32 words).
     guestF64: new Float64Array(sab, layout.guest.offset, layout.guest.bytes / 8),
     guestI32: new Int32Array(sab, layout.guest.offset, layout.guest.bytes / 4),
+    hintTrack: new Uint8Array(sab, layout.hintTrack.offset, layout.hintTrack.bytes),
   };
 }
 

@@ -78,10 +78,27 @@ export interface Config {
   // ---- free page hint (--hinting hint / naive; src/guest/free-page-hint.ts, src/host/free-page-hint-device.ts) ----
   /** The device starts a hint run (new free_page_hint_cmd_id) at start and then every this long. */
   hintIntervalMs: number;
-  /** What the device does with a hinted range: 'discard' (Firecracker) or 'migrate' (QEMU live migration: skip sending it). */
-  hintAction: 'discard' | 'migrate';
-  /** The device writes VIRTIO_BALLOON_CMD_ID_DONE this long after it received the driver's STOP. */
+  /**
+   * The VMM behind the free_page_vq (src/host/free-page-hint-device.ts):
+   * 'firecracker' discards every hinted range (MADV_DONTNEED); 'qemu' is live
+   * migration: a hinted page is cleared from the migration bitmap, STOP at
+   * every bitmap sync, DONE when the migration ends.
+   */
+  hintDevice: HintDeviceKind;
+  /** Firecracker's acknowledge_on_stop: DONE as soon as the driver's STOP is seen (false: the host holds the pages, DONE --hint-done-after later). */
+  hintAckOnStop: boolean;
+  /** Firecracker with --no-hint-ack-on-stop: the host says stop (writes DONE) this long after the driver's STOP. */
   hintDoneAfterMs: number;
+  /**
+   * Mitigation (a), Firecracker + userfaultfd write protection (its
+   * docs/ballooning.md): pages written since the run started are not
+   * discarded. 'split': the write-tracking check and the discard are two
+   * steps of the device thread; 'serialized': the vCPU's write fault and the
+   * device's check+discard are serialized by the UFFD handler.
+   */
+  hintUffdWp: HintUffdWp;
+  /** Mitigation (b), guest side: a block goes on free_page_list only once the device used it, so the shrinker frees acknowledged blocks only. */
+  hintShrinkAckedOnly: boolean;
   /** Blocks the balloon's shrinker gives back per call. */
   hintShrinkBlocks: number;
   /** Seeded scheduler (src/sched/): 'off' runs free; 'random' or 'pct' runs one role at a time. */
@@ -107,6 +124,11 @@ export interface Config {
    */
   warm: boolean;
 }
+
+export const HINT_DEVICES = ['firecracker', 'qemu'] as const;
+export type HintDeviceKind = (typeof HINT_DEVICES)[number];
+export const HINT_UFFD_WP = ['off', 'split', 'serialized'] as const;
+export type HintUffdWp = (typeof HINT_UFFD_WP)[number];
 
 export const THP_MODES = ['never', 'always'] as const;
 export type ThpMode = (typeof THP_MODES)[number];
@@ -211,8 +233,11 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   poisonPolicy: 'skip',
   discard: true,
   hintIntervalMs: 1000,
-  hintAction: 'discard',
+  hintDevice: 'firecracker',
+  hintAckOnStop: true,
   hintDoneAfterMs: 100,
+  hintUffdWp: 'off',
+  hintShrinkAckedOnly: false,
   hintShrinkBlocks: 4,
   sched: 'off',
   pctDepth: 3,
@@ -266,9 +291,12 @@ export function rerunCommand(c: Config): string {
   if (c.poisonPolicy !== d.poisonPolicy) parts.push('--poison-policy', c.poisonPolicy);
   if (!c.discard) parts.push('--no-discard');
   if (c.hintIntervalMs !== d.hintIntervalMs) parts.push('--hint-interval', fmtDuration(c.hintIntervalMs));
-  if (c.hintAction !== d.hintAction) parts.push('--hint-action', c.hintAction);
+  if (c.hintDevice !== d.hintDevice) parts.push('--hint-device', c.hintDevice);
+  if (c.hintAckOnStop !== d.hintAckOnStop) parts.push(c.hintAckOnStop ? '--hint-ack-on-stop' : '--no-hint-ack-on-stop');
   if (c.hintDoneAfterMs !== d.hintDoneAfterMs) parts.push('--hint-done-after', fmtDuration(c.hintDoneAfterMs));
   if (c.hintShrinkBlocks !== d.hintShrinkBlocks) parts.push('--hint-shrink', String(c.hintShrinkBlocks));
+  if (c.hintUffdWp !== d.hintUffdWp) parts.push('--hint-uffd-wp', c.hintUffdWp);
+  if (c.hintShrinkAckedOnly !== d.hintShrinkAckedOnly) parts.push(c.hintShrinkAckedOnly ? '--hint-shrink-acked-only' : '--no-hint-shrink-acked-only');
   if (c.sched !== d.sched) parts.push('--sched', c.sched);
   if (c.sched === 'pct' && c.pctDepth !== d.pctDepth) parts.push('--pct-depth', String(c.pctDepth));
   // --replay is not part of the configuration: the rerun reproduces the same
@@ -295,4 +323,7 @@ export function schedParams(c: Config): SchedParams {
   return { seed: c.seed, cpus: c.cpus, hinting: c.hinting !== 'off', strategy: c.sched, pctDepth: c.pctDepth, durationMs: c.durationMs, settleTimeoutMs: c.settleTimeoutMs, checkIntervalMs: c.checkIntervalMs, waitTimeoutMs: c.waitTimeoutMs, rerun: rerunCommand(c) };
 }
 
-export const layoutParams = (c: Config) => ({ cpus: c.cpus, memoryBytes: c.memoryBytes, queueSize: c.queueSize, ringAlign: c.ringAlign, schedLogSteps: c.sched !== undefined && c.sched !== 'off' ? SCHED_LOG_STEPS : 0, traceEvents: c.traceEvents ?? 0 });
+export const layoutParams = (c: Config) => ({ cpus: c.cpus, memoryBytes: c.memoryBytes, queueSize: c.queueSize, ringAlign: c.ringAlign, schedLogSteps: c.sched !== undefined && c.sched !== 'off' ? SCHED_LOG_STEPS : 0, traceEvents: c.traceEvents ?? 0, hintTrack: hintTracks(c) });
+
+/** Free page hint's per-page maps are needed (the hinttrack region): QEMU's migration model or Firecracker's UFFD write tracking. */
+export const hintTracks = (c: Config): boolean => c.hinting === 'hint' && (c.hintDevice === 'qemu' || (c.hintUffdWp !== undefined && c.hintUffdWp !== 'off'));

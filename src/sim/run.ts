@@ -590,6 +590,8 @@ class Run {
     }
     const hinting = this.mode.hasDevice ? this.mode.stats(views, cfg, this.notes) : undefined;
     if (hinting) {
+      // Free page hint with --hint-device qemu: the hinted pages the migration oracle checked.
+      this.checks.get('migration')!.runs += hinting.hint?.device?.migration?.checks ?? 0;
       hinting.settleMs = Math.round(this.settleMs);
       if (this.settleResult) hinting.settle = this.settleResult.summary;
     }

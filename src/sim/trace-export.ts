@@ -38,6 +38,10 @@ import {
   TK_RANGE,
   TK_REPORT,
   TK_SCHED,
+  TK_SHRINK,
+  TK_WP_FAULT,
+  TK_WP_CHECK,
+  TK_MIG_SYNC,
   TK_VIOLATION,
 } from '../locking/trace.js';
 import { MAX_ORDER, lockName, threadIds } from '../shm/layout.js';
@@ -134,6 +138,14 @@ function convert(e: RawTraceEvent, tid: number, cpus: number, meta: TraceMeta, o
       return instant('DONE handled', 'hint', { blocksFreed: e.a });
     case TK_HINT_CMD:
       return instant(e.a === 1 ? 'start hint run' : e.a === 2 ? 'STOP received' : 'DONE written', 'hint', { cmdId: e.b });
+    case TK_SHRINK:
+      return instant('shrinker', 'hint', { blocksFreed: e.a, from: e.b === 1 ? 'reclaim below low watermark' : 'failed allocation' });
+    case TK_WP_FAULT:
+      return instant('uffd write fault', 'hint', { pfn: e.a, pages: e.b, lastPfn: e.a + e.b - 1 });
+    case TK_WP_CHECK:
+      return instant('write-tracking check', 'hint', { pfn: e.a, pages: e.b, skipped: e.c, lastPfn: e.a + e.b - 1 });
+    case TK_MIG_SYNC:
+      return instant('bitmap sync', 'hint', { round: e.a, pagesSent: e.b, pagesDirty: e.c });
     case TK_SCHED: {
       const kind = Math.floor(e.c / 4294967296);
       return instant(`switch to ${threadName(e.b, cpus)}`, 'sched', { step: e.a, point: SP_NAMES[kind] ?? String(kind), object: e.c % 4294967296 });

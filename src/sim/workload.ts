@@ -208,6 +208,9 @@ export class Cpu {
     let refaults = 0;
     let firstTouches = 0;
     const n = 1 << order;
+    // Free page hint: the host's write tracking (a fault taken on this vCPU) before the writes.
+    const written = this.zone.pagesWritten;
+    if (written !== null) written(pfn, n);
     for (let p = pfn; p < pfn + n; p++) {
       // Counted without branches (f is 0, 1 or 2): see GuestMemory.touch on
       // why paths that first run once hinting starts are kept out of here.
@@ -218,6 +221,8 @@ export class Cpu {
       mem.writeStamp(p, this.cpu, this.seq);
       this.seq = (this.seq + 1) | 0;
     }
+    const stamped = this.zone.pagesStamped;
+    if (stamped !== null) stamped(pfn, n);
     this.m[this.mb + METRIC_PAGES_TOUCHED] += n;
     this.m[this.mb + METRIC_REFAULTS] += refaults;
     this.m[this.mb + METRIC_HOST_FAULTS] += firstTouches;
@@ -233,6 +238,8 @@ export class Cpu {
     }
     this.m[this.mb + METRIC_STAMP_CHECKS] += n;
     this.m[this.mb + METRIC_OWNERSHIP_CHECKS]++;
+    const freed = this.zone.dataFreed;
+    if (freed !== null) freed(pfn, n);
     // kernel_poison_pages() on free: the page holds the pattern until reused.
     if (this.cfg.poison) this.mem.fillPoison(pfn, n, this.cfg.poisonByte);
     this.zone.free(pfn, order, this.cpu);

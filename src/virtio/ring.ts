@@ -179,6 +179,8 @@ export class VringVirtqueue {
   private readonly interruptIters = hostCosts.interruptIters;
   /** Interrupts (DEV_INTERRUPT) this driver has taken. */
   private irqSeen = 0;
+  /** Interrupts suppressed (VRING_AVAIL_F_NO_INTERRUPT in avail_flags_shadow): see disableCb(). */
+  private cbDisabled = false;
 
   constructor(
     readonly ring: VringMem,
@@ -200,6 +202,23 @@ export class VringVirtqueue {
     Atomics.store(r.u16, r.availFlagsI, 0);
     Atomics.store(r.u16, r.usedEventI, 0);
     Atomics.store(r.u16, r.availIdxI, 0);
+  }
+
+  /**
+   * A queue with no callback (Linux vring_create_virtqueue_split with
+   * callback NULL, as virtio_balloon's free_page_vq): the driver never wants
+   * an interrupt. avail.flags gets VRING_AVAIL_F_NO_INTERRUPT; with
+   * EVENT_IDX Linux writes used_event 0 (virtqueue_disable_cb_split's "hack"
+   * value) and never moves it again, since getBuf() only publishes
+   * used_event while callbacks are on.
+   */
+  disableCb(): void {
+    this.cbDisabled = true;
+    const r = this.ring;
+    // Seq-cst stores: a device that reads the flags (or used_event) after
+    // this sees them; one that read them before may still interrupt once.
+    if (this.opts.eventIdx) Atomics.store(r.u16, r.usedEventI, 0);
+    else Atomics.store(r.u16, r.availFlagsI, VRING_AVAIL_F_NO_INTERRUPT);
   }
 
   /** virtqueue_add_outbuf: one chain of `count` device-readable buffers. Returns the head or ENOSPC. */
@@ -316,7 +335,7 @@ export class VringVirtqueue {
     // With EVENT_IDX, ask for an interrupt when the next entry is used
     // (virtqueue_enable_cb_prepare: virtio_store_mb(used_event)). Seq-cst
     // store, ordered before our next read of used idx in waitUsed().
-    if (this.opts.eventIdx) Atomics.store(r.u16, r.usedEventI, this.lastUsedIdx);
+    if (this.opts.eventIdx && !this.cbDisabled) Atomics.store(r.u16, r.usedEventI, this.lastUsedIdx);
     this.lastLen = len;
     return this.tokens[id];
   }

@@ -17,9 +17,10 @@ import type { StrategyParams } from '../strategy.js';
 /**
  * Class of each SP_* kind (index = kind), -1: never a change point. Classes:
  * 0 lock, 1 page, 2 event (wait/block/wake), 3 ring (avail/used publish),
- * 4 state (a split read-modify-write, or the reporter's pass end).
+ * 4 state (a split read-modify-write, the reporter's pass end, or the
+ * hint device between its write-tracking check and its discard).
  */
-export const CP_CLASS_OF_KIND = [-1, 0, 0, 0, 2, 2, 2, 3, 3, 1, -1, -1, -1, -1, 4];
+export const CP_CLASS_OF_KIND = [-1, 0, 0, 0, 2, 2, 2, 3, 3, 1, -1, -1, -1, -1, 4, 4];
 /**
  * Estimated choice steps of each class per step of budget: the mix measured
  * over the injection configurations at --cpus 2 (lock 0.3-0.7, page

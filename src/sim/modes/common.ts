@@ -47,8 +47,8 @@ export function deviceOptions(ctx: RoleContext, queueKind: QueueKind): DeviceOpt
   return { queueKind, poisonPolicy: c.poisonPolicy, spin: c.spin, sliceMs: 50, doubleUsed: injected(c, 'device-double-used'), discard: c.discard, ...(rangeCheck ? { rangeCheck } : {}) };
 }
 
-/** The scheduler cannot run these modes yet: their device runs on wall-clock timers. */
-export const notScheduled = (c: Config): string | null => (c.sched !== 'off' ? `--sched: ${c.sched} supports --hinting off, reporting and aeration; not ${c.hinting} (its device runs on wall-clock timers)` : null);
+/** The scheduler cannot run these modes yet (naive: its loop waits on wall-clock slices). */
+export const notScheduled = (c: Config): string | null => (c.sched !== 'off' ? `--sched: ${c.sched} supports --hinting off, reporting, aeration and hint; not ${c.hinting}` : null);
 
 /** --no-discard belongs to the page reporting modes. */
-export const noDiscardRefused = (c: Config): string | null => (!c.discard ? `--no-discard: applies to --hinting reporting and aeration (hint has --hint-action); not ${c.hinting}` : null);
+export const noDiscardRefused = (c: Config): string | null => (!c.discard ? `--no-discard: applies to --hinting reporting and aeration (hint has --hint-device); not ${c.hinting}` : null);

@@ -6,7 +6,9 @@
 import { type HistBucket, nonEmptyBuckets, slotPercentiles } from '../../base/hist.js';
 import { readHintDeviceCounters, type HintDeviceCounters } from '../../host/free-page-hint-device.js';
 import { METRIC_ALLOC_FAILS, METRIC_HIST_BASE, PAGE_SIZE, metricBase, threadIds, type Views } from '../../shm/layout.js';
-import { CM_SHRINK_BLOCKS, CM_SHRINK_CALLS, CM_SHRINK_EMPTY_HELD, HINT_BLOCK_ORDER, HM_BLOCKS, HM_BLOCKS_FREED_DONE, HM_DISTINCT_BLOCKS, HM_DONES, HM_DUP_BLOCKS, HM_END_ALLOC_FAIL, HM_END_NEW_ID, HM_END_OTHER, HM_HELD_PAGES_MAX, HM_NAIVE_ALLOC_FAILS, HM_RING_FULL_WAITS, HM_ROUND_TRIPS, HM_RUNS, HM_RUN_NS_MAX, HM_RUN_NS_TOTAL } from '../../guest/balloon-pages.js';
+import { CM_RECLAIM_BLOCKS, CM_RECLAIM_CALLS, CM_SHRINK_BLOCKS, CM_SHRINK_CALLS, CM_SHRINK_EMPTY_HELD, CM_SHRINK_NS_MAX, CM_SHRINK_NS_TOTAL, HINT_BLOCK_ORDER, HM_BLOCKS, HM_BLOCKS_FREED_DONE, HM_DISTINCT_BLOCKS, HM_DONES, HM_DUP_BLOCKS, HM_END_ALLOC_FAIL, HM_END_NEW_ID, HM_END_OTHER, HM_HELD_PAGES_MAX, HM_ID_DROPPED, HM_LISTED_AT_KICK, HM_NAIVE_ALLOC_FAILS, HM_RING_FULL_FREES, HM_RING_FULL_WAITS, HM_ROUND_TRIPS, HM_RUNS, HM_RUN_NS_MAX, HM_RUN_NS_TOTAL } from '../../guest/balloon-pages.js';
+import { CM_UFFD_WP_FAULTS, CM_UFFD_WP_NS } from '../../host/hint-tracking.js';
+import type { Config } from '../config.js';
 import { CM_REPORT_REQUESTS, RM_BLOCKS, RM_FAILS, RM_ISOLATE_WMARK, RM_LOCK_HOLD_NS, RM_PAGES, RM_PASSES, RM_REPORTS, RM_REQUESTS_AT_PASS_END, RM_REREPORTED, RM_RT_NS_MAX, RM_RT_NS_TOTAL, RM_SET_REPORTED, RM_SKIPPED_WMARK, CM_ALLOC_FAIL_ISOLATED, RM_ISOLATED_BELOW_MIN, RM_ISOLATED_PAGES_MAX } from '../../mm/reporter-common.js';
 
 /** The settled property, as the end table and JSON show it (`hinting.settle`). */
@@ -106,17 +108,30 @@ export interface HintStats {
   donesHandled: number;
   blocksFreedOnDone: number;
   ringFullWaits: number;
+  /** get_free_page_and_send() found the ring full (num_free <= 1): the block was freed at once and the loop went on. */
+  ringFullFrees: number;
+  /** Blocks put on free_page_list right after their kick (upstream; 0 with --hint-shrink-acked-only). */
+  listedAtKick: number;
+  /** Command ids virtqueue_add_outbuf could not queue (-ENOSPC: upstream logs and goes on). */
+  idsDropped: number;
   runEnds: { allocationFailed: number; newCmdId: number; other: number };
-  shrinker: { calls: number; blocksReturned: number; bytesReturned: number; emptyWhileBalloonHeld: number };
+  /**
+   * The balloon's shrinker on the CPUs. calls/blocksReturned: after a failed
+   * allocation (direct reclaim); reclaimCalls/reclaimBlocks: from
+   * allocations below the low watermark (where kswapd / direct reclaim run
+   * shrink_slab; calls that found the balloon empty are not counted);
+   * latency over both.
+   */
+  shrinker: { calls: number; blocksReturned: number; bytesReturned: number; emptyWhileBalloonHeld: number; reclaimCalls: number; reclaimBlocks: number; nsMean: number; nsMax: number };
   cpuAllocFailures: number;
   naiveAllocFailures: number;
+  /** --hint-uffd-wp: write-protect faults the vCPUs took (one per page's first write in a run) and their time. */
+  uffdFaults?: { faults: number; nsTotal: number };
   device?: HintDeviceCounters;
-  /** migrate: pages a pre-copy pass would skip (cleared from the dirty bitmap). */
-  migrateSkippedPages?: number;
 }
 
 /** The free page hint driver's counters (hint, naive), its device's (hint), and the shrinker's on every CPU. */
-export function readHintStats(views: Views, naive: boolean, hintAction: 'discard' | 'migrate'): HintStats {
+export function readHintStats(views: Views, naive: boolean, c: Pick<Config, 'hintDevice' | 'hintAckOnStop' | 'hintUffdWp'>): HintStats {
   const cpus = views.layout.params.cpus;
   const m = views.metrics;
   const b = metricBase(threadIds(cpus).reporter);
@@ -124,16 +139,26 @@ export function readHintStats(views: Views, naive: boolean, hintAction: 'discard
   const runs = naive ? m[b + HM_ROUND_TRIPS] : m[b + HM_RUNS];
   const blocks = m[b + HM_BLOCKS];
   const blockBytes = PAGE_SIZE << HINT_BLOCK_ORDER;
-  const shrink = { calls: 0, blocksReturned: 0, bytesReturned: 0, emptyWhileBalloonHeld: 0 };
+  const shrink = { calls: 0, blocksReturned: 0, bytesReturned: 0, emptyWhileBalloonHeld: 0, reclaimCalls: 0, reclaimBlocks: 0, nsMean: 0, nsMax: 0 };
   let cpuFails = 0;
-  for (let c = 0; c < cpus; c++) {
-    const cb = metricBase(c);
+  let shrinkNs = 0;
+  const uffd = { faults: 0, nsTotal: 0 };
+  for (let i = 0; i < cpus; i++) {
+    const cb = metricBase(i);
     shrink.calls += m[cb + CM_SHRINK_CALLS];
     shrink.blocksReturned += m[cb + CM_SHRINK_BLOCKS];
     shrink.emptyWhileBalloonHeld += m[cb + CM_SHRINK_EMPTY_HELD];
+    shrink.reclaimCalls += m[cb + CM_RECLAIM_CALLS];
+    shrink.reclaimBlocks += m[cb + CM_RECLAIM_BLOCKS];
+    shrinkNs += m[cb + CM_SHRINK_NS_TOTAL];
+    shrink.nsMax = Math.max(shrink.nsMax, m[cb + CM_SHRINK_NS_MAX]);
     cpuFails += m[cb + METRIC_ALLOC_FAILS];
+    uffd.faults += m[cb + CM_UFFD_WP_FAULTS];
+    uffd.nsTotal += m[cb + CM_UFFD_WP_NS];
   }
   shrink.bytesReturned = shrink.blocksReturned * blockBytes;
+  const shrinkCalls = shrink.calls + shrink.reclaimCalls;
+  shrink.nsMean = shrinkCalls > 0 ? shrinkNs / shrinkCalls : 0;
   const out: HintStats = {
     runs,
     blocksHinted: blocks,
@@ -150,14 +175,18 @@ export function readHintStats(views: Views, naive: boolean, hintAction: 'discard
     donesHandled: m[b + HM_DONES],
     blocksFreedOnDone: m[b + HM_BLOCKS_FREED_DONE],
     ringFullWaits: m[b + HM_RING_FULL_WAITS],
+    ringFullFrees: m[b + HM_RING_FULL_FREES],
+    listedAtKick: m[b + HM_LISTED_AT_KICK],
+    idsDropped: m[b + HM_ID_DROPPED],
     runEnds: { allocationFailed: m[b + HM_END_ALLOC_FAIL], newCmdId: m[b + HM_END_NEW_ID], other: m[b + HM_END_OTHER] },
     shrinker: shrink,
     cpuAllocFailures: cpuFails,
     naiveAllocFailures: m[b + HM_NAIVE_ALLOC_FAILS],
   };
   if (!naive) {
-    out.device = readHintDeviceCounters(views, hintAction);
-    if (hintAction === 'migrate') out.migrateSkippedPages = out.device.migrateSkippedPages;
+    const uffdWp = c.hintDevice === 'firecracker' ? c.hintUffdWp : 'off';
+    out.device = readHintDeviceCounters(views, { kind: c.hintDevice, ackOnStop: c.hintAckOnStop, uffdWp });
+    if (uffdWp !== 'off') out.uffdFaults = uffd;
   }
   return out;
 }
