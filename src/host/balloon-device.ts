@@ -20,11 +20,11 @@
 // Queue numbering and the feature handshake: src/virtio/balloon-abi.ts.
 
 import { HINTS_MAX, HINT_ORDER_MASK, VIRTIO_BALLOON_F_PAGE_POISON, VIRTIO_BALLOON_F_REPORTING, bit, hasFeature, type VqNumbering } from '../virtio/balloon-abi.js';
-import { DEV_ACTUAL, DEV_BAD_BASE, DEV_CHAINS, DEV_FEATURES_NEGOTIATED, DEV_FEATURES_OFFERED, DEV_FREE_PAGE_HINT_CMD_ID, DEV_KICK, DEV_NOTIFY_QUEUE, DEV_NUM_PAGES, DEV_POISON_VAL, DEV_STATUS, DEV_VQ_INDEX, DEV_WORDS, INJECTED_DEVICE_DOUBLE_USED, MAX_ORDER, METRIC_EXTRA, METRIC_INJECTED, PAGE_SHIFT, PAGE_SIZE, metricBase, threadIds, type Views } from '../shm/layout.js';
+import { DEV_ACTUAL, DEV_BAD_BASE, DEV_TOLERATED_BASE, DEV_TOLERATED_WORDS, DEV_CHAINS, DEV_FEATURES_NEGOTIATED, DEV_FEATURES_OFFERED, DEV_FREE_PAGE_HINT_CMD_ID, DEV_KICK, DEV_NOTIFY_QUEUE, DEV_NUM_PAGES, DEV_POISON_VAL, DEV_STATUS, DEV_VQ_INDEX, DEV_WORDS, INJECTED_DEVICE_DOUBLE_USED, MAX_ORDER, METRIC_EXTRA, METRIC_INJECTED, PAGE_SHIFT, PAGE_SIZE, metricBase, threadIds, type Views } from '../shm/layout.js';
 import { GuestMemory } from '../mm/memory.js';
 import { waitWhileEquals } from '../locking/sync.js';
 import { TK_BAD_INPUT, TK_CHAIN, TK_DISCARD, TK_PUSH, TK_RANGE, tracer } from '../locking/trace.js';
-import { Chain, POP_BAD, POP_CHAIN, POP_DROPPED, RING_BAD_KINDS, VIRTIO_RING_F_EVENT_IDX, VRING_DESC_F_WRITE, VirtQueue, VringMem } from '../virtio/ring.js';
+import { Chain, POP_BAD, POP_CHAIN, POP_DROPPED, RING_BAD_KINDS, RING_TOLERATED_KINDS, VIRTIO_RING_F_EVENT_IDX, VRING_DESC_F_WRITE, VirtQueue, VringMem } from '../virtio/ring.js';
 import { type Violation } from '../base/errors.js';
 
 /** Bad guest input by kind: the ring's kinds, then the balloon handler's. Counted at DEV_BAD_BASE + index. */
@@ -47,7 +47,21 @@ export const BAD_DIRECTION = badIndex('direction');
 export const BAD_HINT_LEN = badIndex('hint-len');
 export const BAD_HINT_ORDER = badIndex('hint-order');
 export const BAD_NOTIFY_QUEUE = badIndex('notify-queue');
-if (DEV_BAD_BASE + BAD_KINDS.length > DEV_WORDS) throw new Error('device: bad-input counters overrun the device region');
+if (DEV_BAD_BASE + BAD_KINDS.length > DEV_TOLERATED_BASE) throw new Error('device: bad-input counters overrun the tolerated-input counters');
+
+/**
+ * Tolerated guest input by kind (docs/DESIGN.md §12): breaks a driver rule,
+ * but QEMU and Firecracker act on it, so the device does too and only
+ * counts it. The ring's kinds, then the balloon handler's. Counted at
+ * DEV_TOLERATED_BASE + index.
+ */
+export const TOLERATED_KINDS = [
+  ...RING_TOLERATED_KINDS,
+  'hint-unaligned', // aeration: a hint whose address is not aligned to 4 KiB << order (a buddy block always is; QEMU checks host-page alignment only)
+] as const;
+export type ToleratedKind = (typeof TOLERATED_KINDS)[number];
+export const TOL_HINT_UNALIGNED = TOLERATED_KINDS.indexOf('hint-unaligned');
+if (TOLERATED_KINDS.length > DEV_TOLERATED_WORDS || DEV_TOLERATED_BASE + DEV_TOLERATED_WORDS > DEV_WORDS) throw new Error('device: tolerated-input counters overrun the device region');
 
 // Device counters in the device thread's metric slot (Float64: bytes overflow Int32).
 export const DEVM_DESCRIPTORS = 0;
@@ -148,6 +162,8 @@ export interface DeviceCounters {
   interrupts: number;
   badTotal: number;
   bad: Record<BadKind, number>;
+  /** Guest input that breaks a driver rule but is acted on, as QEMU and Firecracker do (TOLERATED_KINDS). */
+  tolerated: Record<ToleratedKind, number>;
 }
 
 export function readDeviceCounters(views: Views, queueKind: QueueKind, vqNumbering: VqNumbering): DeviceCounters {
@@ -160,6 +176,8 @@ export function readDeviceCounters(views: Views, queueKind: QueueKind, vqNumberi
     bad[k] = Atomics.load(d, DEV_BAD_BASE + i);
     badTotal += bad[k];
   });
+  const tolerated = {} as Record<ToleratedKind, number>;
+  TOLERATED_KINDS.forEach((k, i) => (tolerated[k] = Atomics.load(d, DEV_TOLERATED_BASE + i)));
   const negotiated = d[DEV_FEATURES_NEGOTIATED] >>> 0;
   return {
     queueKind,
@@ -182,6 +200,7 @@ export function readDeviceCounters(views: Views, queueKind: QueueKind, vqNumberi
     interrupts: m[b + DEVM_INTERRUPTS],
     badTotal,
     bad,
+    tolerated,
   };
 }
 
@@ -198,6 +217,8 @@ export class BalloonDevice {
   readonly negotiated: number;
   readonly queueIndex: number;
   private readonly chain: Chain;
+  /** The device's own copy of an aeration hint buffer (QEMU: iov_to_buf into a local array). */
+  private readonly hintCopy = new Int32Array(2 * HINTS_MAX);
   protected readonly m: Float64Array;
   protected readonly mb: number;
   /** True when serve() stopped at its budget with chains still available. */
@@ -215,10 +236,17 @@ export class BalloonDevice {
     this.negotiated = this.dev[DEV_FEATURES_NEGOTIATED] >>> 0;
     this.queueIndex = this.dev[DEV_VQ_INDEX];
     const ring = VringMem.fromViews(views);
-    this.vq = new VirtQueue(ring, this.dev, this.dev, DEV_BAD_BASE, {
-      eventIdx: hasFeature(this.negotiated, VIRTIO_RING_F_EVENT_IDX),
-      indirect: false, // VIRTIO_RING_F_INDIRECT_DESC is never offered
-    });
+    this.vq = new VirtQueue(
+      ring,
+      this.dev,
+      this.dev,
+      DEV_BAD_BASE,
+      {
+        eventIdx: hasFeature(this.negotiated, VIRTIO_RING_F_EVENT_IDX),
+        indirect: false, // VIRTIO_RING_F_INDIRECT_DESC is never offered
+      },
+      DEV_TOLERATED_BASE,
+    );
     this.mem = new GuestMemory(views);
     this.pages = views.pages;
     this.nrPages = views.layout.pages;
@@ -231,6 +259,10 @@ export class BalloonDevice {
   protected bad(kind: number): void {
     if (tracer !== null) tracer.instant(TK_BAD_INPUT, kind);
     Atomics.add(this.dev, DEV_BAD_BASE + kind, 1);
+  }
+
+  protected tolerated(kind: number): void {
+    Atomics.add(this.dev, DEV_TOLERATED_BASE + kind, 1);
   }
 
   /**
@@ -374,11 +406,19 @@ export class BalloonDevice {
         continue;
       }
       // Reading the hint buffer is the only guest read the device makes, and
-      // only after the checks above put it inside guest memory.
+      // only after the checks above put it inside guest memory. Copy it
+      // first, as QEMU reads a buffer out with iov_to_buf() before acting
+      // on it: the discards below may drop the very page the buffer is in
+      // (a hint naming its own buffer page), and read in place the hints
+      // after that flush would come back as zeros, "pfn 0, order 0": a
+      // discard the guest never asked for.
       const w = addr / 4;
-      for (let h = 0; h < len / 8; h++) {
-        const lo = i32[w + 2 * h] >>> 0;
-        const hi = i32[w + 2 * h + 1] >>> 0;
+      const nh = len / 8;
+      const hb = this.hintCopy;
+      for (let k2 = 0; k2 < 2 * nh; k2++) hb[k2] = i32[w + k2];
+      for (let h = 0; h < nh; h++) {
+        const lo = hb[2 * h] >>> 0;
+        const hi = hb[2 * h + 1] >>> 0;
         const order = lo & HINT_ORDER_MASK;
         this.m[this.mb + DEVM_HINTS]++;
         if (order >= MAX_ORDER) {
@@ -386,6 +426,10 @@ export class BalloonDevice {
           continue;
         }
         const gpa = hi * 4294967296 + (lo - order);
+        // A block not aligned to its order is no buddy block, but QEMU and
+        // Firecracker would act on the page-aligned range all the same:
+        // tolerated, counted, acted on (the range check still applies).
+        if (gpa % (PAGE_SIZE << order) !== 0) this.tolerated(TOL_HINT_UNALIGNED);
         const v = this.reportRange(gpa, PAGE_SIZE << order);
         if (v !== null) {
           this.flushDiscard();

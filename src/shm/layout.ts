@@ -215,7 +215,10 @@ export const DEV_HINT_RUN_ID = 9;
 export const DEV_STATUS = 64;
 /** Device counters (Int32). */
 export const DEV_CHAINS = 65;
-export const DEV_BAD_BASE = 66; // bad guest input counters by kind, BAD_KINDS order (src/host/balloon-device.ts), up to DEV_WORDS
+export const DEV_BAD_BASE = 66; // bad guest input counters by kind, BAD_KINDS order (src/host/balloon-device.ts), up to DEV_TOLERATED_BASE
+/** Tolerated guest input (a driver-rule break QEMU and Firecracker act on anyway) by kind, TOLERATED_KINDS order (src/host/balloon-device.ts). */
+export const DEV_TOLERATED_BASE = 96;
+export const DEV_TOLERATED_WORDS = 8;
 export const DEV_WORDS = 128;
 
 // ---- reporting (Int32 words) ----

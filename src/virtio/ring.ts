@@ -353,6 +353,19 @@ export const RING_BAD_DESC_FLAGS = 3;
 export const RING_BAD_INDIRECT = 4;
 export const RING_BAD_AVAIL_AHEAD = 5;
 
+/**
+ * Guest input that breaks a driver rule of the spec but that QEMU and
+ * Firecracker accept and act on, so the device acts on it too: counted as
+ * `tolerated` (not bad input; docs/DESIGN.md §12). The ring's kinds first;
+ * the device adds its own after these.
+ */
+export const RING_TOLERATED_KINDS = [
+  'desc-reuse', // a descriptor in two chains popped from one avail idx read (QEMU virtqueue_split_pop and Firecracker Queue::pop track no descriptor in flight)
+  'avail-flags', // avail.flags bits other than VRING_AVAIL_F_NO_INTERRUPT (virtio 1.2 §2.7.6: the driver MUST set 0 or 1; neither VMM reads more than that bit)
+] as const;
+export const RING_TOL_DESC_REUSE = 0;
+export const RING_TOL_AVAIL_FLAGS = 1;
+
 /** A popped chain (VirtQueueElement), reused between pops: no allocation per chain. */
 export class Chain {
   head = 0;
@@ -388,26 +401,62 @@ export class VirtQueue {
   private lastAvailIdx = 0;
   private usedIdxShadow = 0;
   private signalledUsed = 0;
+  /** The bogus avail idx last counted as avail-ahead (-1: the index was sane when last read). */
   private lastBadAvail = -1;
-  /** Bad-input counters, RING_BAD_* kinds at `badBase + kind` (Atomics.add: main reads them mid-run). */
+  /** The avail.flags value last counted as tolerated (-1: the flags were 0 or 1 when last read). */
+  private lastOddFlags = -1;
+  /** desc-reuse: the avail read (epoch) and the chain (pop sequence) that last used each descriptor. */
+  private readonly seenEpoch: Uint32Array;
+  private readonly seenPop: Uint32Array;
+  private epoch = 0;
+  private popSeq = 0;
+  /**
+   * Bad-input counters, RING_BAD_* kinds at `badBase + kind`, and tolerated
+   * input, RING_TOL_* kinds at `tolBase + kind` (-1: not counted), all
+   * Atomics.add: main reads them mid-run.
+   */
   constructor(
     readonly ring: VringMem,
     readonly dev: Int32Array,
     readonly badCounters: Int32Array,
     readonly badBase: number,
     readonly opts: DeviceQueueOptions,
+    readonly tolBase = -1,
   ) {
     this.num = ring.num;
+    this.seenEpoch = new Uint32Array(ring.num);
+    this.seenPop = new Uint32Array(ring.num);
   }
 
   private bad(kind: number): void {
     Atomics.add(this.badCounters, this.badBase + kind, 1);
   }
 
+  private tolerated(kind: number): void {
+    if (this.tolBase >= 0) Atomics.add(this.badCounters, this.tolBase + kind, 1);
+  }
+
+  /**
+   * Device reset (QEMU virtio_reset(): last_avail_idx, used_idx,
+   * signalled_used and inuse back to 0 for every queue): the queue forgets
+   * everything, including the bogus avail idx it counted last.
+   */
+  resetState(): void {
+    this.lastAvailIdx = 0;
+    this.usedIdxShadow = 0;
+    this.signalledUsed = 0;
+    this.lastBadAvail = -1;
+    this.lastOddFlags = -1;
+    this.seenEpoch.fill(0);
+    this.epoch = 0;
+  }
+
   /**
    * Number of chains the driver has made available and we have not popped
    * (virtqueue_num_heads). An index more than N ahead is hostile input: it is
-   * counted once per bogus value and nothing is popped until it is sane.
+   * counted once per bogus episode (QEMU virtio_error()s "Guest moved used
+   * index", Firecracker's Queue::pop returns InvalidAvailIdx) and nothing is
+   * popped until it is sane.
    */
   availCount(): number {
     // ACQUIRE: pairs with the driver's Atomics.store of avail idx.
@@ -420,7 +469,28 @@ export class VirtQueue {
       }
       return 0;
     }
+    // Sane again: forget the bogus value, so a later episode with the same
+    // value is counted again (without this, a guest that repeats one bogus
+    // index after good chains in between was counted only the first time).
+    this.lastBadAvail = -1;
+    if (n > 0) {
+      // The chains of this read form one publication for desc-reuse.
+      this.epoch = (this.epoch + 1) >>> 0 || 1;
+      const flags = Atomics.load(this.ring.u16, this.ring.availFlagsI);
+      if ((flags & ~VRING_AVAIL_F_NO_INTERRUPT) !== 0) {
+        if (flags !== this.lastOddFlags) {
+          this.lastOddFlags = flags;
+          this.tolerated(RING_TOL_AVAIL_FLAGS);
+        }
+      } else this.lastOddFlags = -1;
+    }
     return n;
+  }
+
+  /** Chains available and sane, without counting anything (the lost-kick check of a sleeping device). */
+  availPending(): number {
+    const n = (Atomics.load(this.ring.u16, this.ring.availIdxI) - this.lastAvailIdx) & 0xffff;
+    return n > this.num ? 0 : n;
   }
 
   /**
@@ -438,12 +508,22 @@ export class VirtQueue {
       this.bad(RING_BAD_HEAD_INDEX);
       return POP_DROPPED;
     }
+    const pop = (this.popSeq = (this.popSeq + 1) >>> 0);
+    let reused = false;
     let i = head;
     for (;;) {
       if (c.count >= num) {
         this.bad(RING_BAD_CHAIN_LOOP);
         return POP_BAD;
       }
+      // A descriptor an earlier chain of this publication used (not a loop
+      // inside this chain: that is chain-loop): tolerated, once per chain.
+      if (this.seenEpoch[i] === this.epoch && this.seenPop[i] !== pop) {
+        if (!reused) this.tolerated(RING_TOL_DESC_REUSE);
+        reused = true;
+      }
+      this.seenEpoch[i] = this.epoch;
+      this.seenPop[i] = pop;
       const flags = r.descFlags(i);
       if ((flags & ~VRING_DESC_F_KNOWN) !== 0) {
         this.bad(RING_BAD_DESC_FLAGS);

@@ -1,0 +1,132 @@
+// The device against a hostile guest, in one thread: the two device bugs a
+// hostile-chain fuzz found (each test fails on the code before its fix), the
+// input the device tolerates as QEMU and Firecracker do, and the hostile
+// generator + oracle of src/check/hostile.ts against the reporting, aeration
+// and free page hint devices.
+
+import { describe, expect, it } from 'vitest';
+import { TOLERATED_KINDS, type ToleratedKind, readDeviceCounters } from '../src/host/balloon-device.js';
+import { DEV_BAD_BASE, DEV_TOLERATED_BASE, PAGE_SIZE } from '../src/shm/layout.js';
+import { VRING_DESC_F_NEXT, VRING_DESC_F_WRITE } from '../src/virtio/ring.js';
+import { type Fixture, ringFixture } from './ring-fixture.js';
+import { BAD_KINDS } from '../src/host/balloon-device.js';
+
+const tol = (f: Fixture, k: ToleratedKind) => f.views.device[DEV_TOLERATED_BASE + TOLERATED_KINDS.indexOf(k)];
+const bad = (f: Fixture, k: (typeof BAD_KINDS)[number]) => f.views.device[DEV_BAD_BASE + BAD_KINDS.indexOf(k)];
+
+/** Write descriptors by hand and append avail entries, then publish avail idx once. */
+function publish(f: Fixture, descs: [number, number, number, number, number][], heads: number[]): void {
+  for (const [i, addr, len, flags, next] of descs) f.ring.writeDesc(i, addr, len, flags, next);
+  const r = f.ring;
+  let idx = Atomics.load(r.u16, r.availIdxI);
+  for (const h of heads) {
+    r.u16[r.availRingI + (idx & r.mask)] = h;
+    idx = (idx + 1) & 0xffff;
+  }
+  Atomics.store(r.u16, r.availIdxI, idx);
+}
+
+function usedIds(f: Fixture): number[] {
+  const r = f.ring;
+  const to = Atomics.load(r.u16, r.usedIdxI);
+  const out: number[] = [];
+  for (let i = 0; i !== to; i = (i + 1) & 0xffff) out.push(r.u32[r.usedRingI + 2 * (i & r.mask)]);
+  return out;
+}
+
+function writeHints(f: Fixture, bufAddr: number, hints: [number, number][]): void {
+  hints.forEach(([pfn, order], i) => {
+    f.mem.i32[bufAddr / 4 + 2 * i] = pfn * PAGE_SIZE + order;
+    f.mem.i32[bufAddr / 4 + 2 * i + 1] = 0;
+  });
+}
+
+describe('device bugs a hostile guest reaches', () => {
+  it('aeration: a hint naming its own buffer page does not turn the later hints into "pfn 0, order 0" (the buffer is copied before acting, as QEMU iov_to_buf)', () => {
+    const f = ringFixture({ queueSize: 8, device: { queueKind: 'aeration' } });
+    // The minimal case: desc[0] addr 0x64000 (pfn 100), len 24, flags 0;
+    // hints [pfn 100 order 0, pfn 200 order 0, pfn 300 order 0].
+    for (const p of [0, 100, 200, 300]) f.mem.touch(p);
+    f.mem.i32[0] = 0x1234; // page 0 holds guest data the guest never named
+    writeHints(f, 0x64000, [[100, 0], [200, 0], [300, 0]]);
+    publish(f, [[0, 0x64000, 24, 0, 0]], [0]);
+    expect(f.device.serve()).toBeNull();
+    expect([100, 200, 300].map((p) => f.mem.isResident(p))).toEqual([false, false, false]);
+    expect(f.mem.isResident(0)).toBe(true);
+    expect(f.mem.i32[0]).toBe(0x1234);
+    expect(readDeviceCounters(f.views, 'aeration', 'linux').bytesDiscarded).toBe(3 * PAGE_SIZE);
+  });
+
+  it("counts a bogus avail idx again when the guest repeats it after good chains (the device's last-bad-avail memory is reset)", () => {
+    const f = ringFixture({ queueSize: 8 });
+    const r = f.ring;
+    Atomics.store(r.u16, r.availIdxI, 100);
+    expect(f.device.serve()).toBeNull();
+    expect(f.device.serve()).toBeNull();
+    expect(bad(f, 'avail-ahead')).toBe(1); // once per episode, however often the device looks
+    Atomics.store(r.u16, r.availIdxI, 0);
+    publish(f, [[0, 0, PAGE_SIZE, VRING_DESC_F_WRITE, 0]], [0]);
+    expect(f.device.serve()).toBeNull();
+    expect(usedIds(f)).toEqual([0]);
+    Atomics.store(r.u16, r.availIdxI, 100); // the same bogus value: 99 ahead now
+    expect(f.device.serve()).toBeNull();
+    expect(bad(f, 'avail-ahead')).toBe(2);
+  });
+
+  it('the device forgets the bogus avail idx on a device reset too', () => {
+    const f = ringFixture({ queueSize: 8 });
+    const r = f.ring;
+    Atomics.store(r.u16, r.availIdxI, 100);
+    f.device.serve();
+    f.device.vq.resetState();
+    f.device.serve();
+    expect(bad(f, 'avail-ahead')).toBe(2);
+  });
+});
+
+describe('input the device tolerates (QEMU and Firecracker act on it; counted, not refused)', () => {
+  it("'desc-reuse': two chains of one publication sharing a descriptor are both acted on and both returned", () => {
+    const f = ringFixture({ queueSize: 8 });
+    for (const p of [1, 2]) f.mem.touch(p);
+    // chain A: 0 -> 1, chain B: 1 (the tail of A); and head 0 a second time.
+    publish(f, [[0, PAGE_SIZE, PAGE_SIZE, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1], [1, 2 * PAGE_SIZE, PAGE_SIZE, VRING_DESC_F_WRITE, 0]], [0, 1, 0]);
+    expect(f.device.serve()).toBeNull();
+    expect(usedIds(f)).toEqual([0, 1, 0]);
+    expect(tol(f, 'desc-reuse')).toBe(2);
+    expect(f.mem.isResident(1) || f.mem.isResident(2)).toBe(false);
+    // A chain in a later publication may use the same descriptors: not reuse.
+    publish(f, [], [0]);
+    expect(f.device.serve()).toBeNull();
+    expect(tol(f, 'desc-reuse')).toBe(2);
+    expect(bad(f, 'chain-loop')).toBe(0);
+  });
+
+  it("'avail-flags': unknown avail.flags bits are counted once per episode and change nothing else", () => {
+    const f = ringFixture({ queueSize: 8 });
+    const r = f.ring;
+    Atomics.store(r.u16, r.availFlagsI, 0x8);
+    publish(f, [[0, 0, PAGE_SIZE, VRING_DESC_F_WRITE, 0]], [0]);
+    f.device.serve();
+    publish(f, [], [0]);
+    f.device.serve();
+    expect(tol(f, 'avail-flags')).toBe(1);
+    Atomics.store(r.u16, r.availFlagsI, 0);
+    publish(f, [], [0]);
+    f.device.serve();
+    Atomics.store(r.u16, r.availFlagsI, 0x8);
+    publish(f, [], [0]);
+    f.device.serve();
+    expect(tol(f, 'avail-flags')).toBe(2);
+    expect(usedIds(f)).toEqual([0, 0, 0, 0]);
+  });
+
+  it("'hint-unaligned': an aeration hint not aligned to its order is counted and its page-aligned range acted on", () => {
+    const f = ringFixture({ queueSize: 8, device: { queueKind: 'aeration' } });
+    for (const p of [3, 4, 5]) f.mem.touch(p);
+    writeHints(f, 50 * PAGE_SIZE, [[3, 1]]); // pfn 3 order 1: pages 3..4, not an order-1 block
+    publish(f, [[0, 50 * PAGE_SIZE, 8, 0, 0]], [0]);
+    expect(f.device.serve()).toBeNull();
+    expect(tol(f, 'hint-unaligned')).toBe(1);
+    expect([3, 4, 5].map((p) => f.mem.isResident(p))).toEqual([false, false, true]);
+  });
+});
