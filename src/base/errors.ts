@@ -25,6 +25,7 @@ export const ORACLES = [
   'reported-accounting',
   'ring',
   'liveness',
+  'lost-wakeup',
 ] as const;
 export type OracleName = (typeof ORACLES)[number];
 

@@ -22,7 +22,7 @@
 import { HINTS_MAX, HINT_ORDER_MASK, VIRTIO_BALLOON_F_PAGE_POISON, VIRTIO_BALLOON_F_REPORTING, bit, hasFeature, type VqNumbering } from '../virtio/balloon-abi.js';
 import { DEV_ACTUAL, DEV_BAD_BASE, DEV_TOLERATED_BASE, DEV_TOLERATED_WORDS, DEV_CHAINS, DEV_FEATURES_NEGOTIATED, DEV_FEATURES_OFFERED, DEV_FREE_PAGE_HINT_CMD_ID, DEV_KICK, DEV_NOTIFY_QUEUE, DEV_NUM_PAGES, DEV_POISON_VAL, DEV_STATUS, DEV_VQ_INDEX, DEV_WORDS, INJECTED_DEVICE_DOUBLE_USED, MAX_ORDER, METRIC_EXTRA, METRIC_INJECTED, PAGE_SHIFT, PAGE_SIZE, metricBase, threadIds, type Views } from '../shm/layout.js';
 import { GuestMemory } from '../mm/memory.js';
-import { waitWhileEquals } from '../locking/sync.js';
+import { type StrictWait, waitWhileEquals } from '../locking/sync.js';
 import { TK_BAD_INPUT, TK_CHAIN, TK_DISCARD, TK_PUSH, TK_RANGE, tracer } from '../locking/trace.js';
 import { Chain, POP_BAD, POP_CHAIN, POP_DROPPED, RING_BAD_KINDS, RING_TOLERATED_KINDS, VIRTIO_RING_F_EVENT_IDX, VRING_DESC_F_WRITE, VirtQueue, VringMem } from '../virtio/ring.js';
 import { type Violation } from '../base/errors.js';
@@ -340,7 +340,10 @@ export class BalloonDevice {
         if (this.pending) continue;
         const slice = Math.max(0, Math.min(this.opts.sliceMs, untilNext));
         if (slice === 0) continue;
-        if (waitWhileEquals(d, DEV_KICK, seen, slice, stop, this.opts.spin) === 'changed') {
+        // Idle with no timer of its own, the device waits for a kick only
+        // (strict, docs/DESIGN.md §4): a chain published with no kick is a
+        // lost wake-up, not 50 ms of latency. A timer's wait is semantic.
+        if (waitWhileEquals(d, DEV_KICK, seen, slice, stop, this.opts.spin, untilNext === Infinity ? this.kickWait : null) === 'changed') {
           this.m[this.mb + DEVM_KICKS]++;
           const q = Atomics.load(d, DEV_NOTIFY_QUEUE);
           if (q !== this.queueIndex) this.bad(BAD_NOTIFY_QUEUE);
@@ -350,6 +353,9 @@ export class BalloonDevice {
       Atomics.store(d, DEV_STATUS, 0);
     }
   }
+
+  /** The strict wait for a kick: one is due once a sane chain is available (the driver published after we re-enabled notifications). */
+  private readonly kickWait: StrictWait = { event: 'kick (DEV_KICK)', due: () => this.vq.availPending() > 0, dueWhat: 'a chain is available with notifications enabled' };
 
   /** Fire the device's timed actions; ms until the next one (none here: src/host/free-page-hint-device.ts has a clock). */
   protected timers(): number {

@@ -36,7 +36,7 @@ import { FA_BOUNDARY, FA_HEAD, FA_NR_FREE, FA_NR_REPORTED, FA_TAIL, FA_WORDS, LO
 import type { Zone } from './buddy.js';
 import { TK_ISOLATE, TK_PASS, TK_PUTBACK, tracer } from '../locking/trace.js';
 import { ORDER_SHIFT, PG_BUDDY, PG_REPORTED, PG_STATE_MASK } from './page.js';
-import { CM_REPORT_REQUESTS, RM_ISOLATED_BELOW_MIN, RM_PASSES, RM_REQUESTS_SEEN, RM_SET_REPORTED, ReporterBase, type ReportSink, type ReportStatus, type ReporterInjections, injectedWindow } from './reporter-common.js';
+import { CM_REPORT_REQUESTS, RM_ISOLATED_BELOW_MIN, RM_PASSES, RM_REQUESTS_SEEN, RM_SET_REPORTED, ReporterBase, type ReportSink, type ReportStatus, type ReporterInjections, REQUEST_WAIT, injectedWindow } from './reporter-common.js';
 
 /** AERATOR_HWM: raw blocks in a free area that make a free request aeration. */
 export const AERATOR_HWM = 32;
@@ -124,7 +124,7 @@ export class Aerator extends ReporterBase {
     while (this.serving()) {
       if (!scheduled) {
         // Read before the wait: a request after this read bumps past it.
-        if (waitWhileEquals(rep, REP_REQUEST_GEN, lastGen, 100, stop) !== 'changed') continue;
+        if (waitWhileEquals(rep, REP_REQUEST_GEN, lastGen, 100, stop, 0, REQUEST_WAIT) !== 'changed') continue;
         lastGen = Atomics.load(rep, REP_REQUEST_GEN);
       }
       scheduled = false;

@@ -17,7 +17,7 @@ import { ORDER_SHIFT, describeFlags, PG_BUDDY, PG_REPORTED, PG_STATE_MASK } from
 import { SP_STATE, bump, schedPoint, waitWhileEquals } from '../locking/sync.js';
 import { OracleViolation } from '../base/errors.js';
 import { SITE_REPORT_DRAIN, SITE_REPORT_ISOLATE } from '../locking/sites.js';
-import { CM_REPORT_REQUESTS, RM_ISOLATE_WMARK, RM_PASSES, RM_REQUESTS_AT_PASS_END, RM_REQUESTS_SEEN, RM_SET_REPORTED, RM_SKIPPED_WMARK, type ReportSink, type ReportStatus, ReporterBase, type ReporterInjections, injectedWindow } from './reporter-common.js';
+import { CM_REPORT_REQUESTS, RM_ISOLATE_WMARK, RM_PASSES, RM_REQUESTS_AT_PASS_END, RM_REQUESTS_SEEN, RM_SET_REPORTED, RM_SKIPPED_WMARK, type ReportSink, type ReportStatus, ReporterBase, type ReporterInjections, REQUEST_WAIT, injectedWindow } from './reporter-common.js';
 import { TK_ISOLATE, TK_PASS, TK_PUTBACK, tracer } from '../locking/trace.js';
 
 export const PAGE_REPORTING_IDLE = 0;
@@ -41,6 +41,13 @@ export interface ReportingOptions {
    * simulator finds its own lost wake-up.
    */
   lateGenRead?: boolean;
+  /**
+   * Harness self-test (BALLOON_SIM_SELFTEST=no-notify-request): the free
+   * path bumps the request generation with a bare Atomics.add and no
+   * Atomics.notify (the slip the strict wake-up checks exist for), so a
+   * test can show they find it.
+   */
+  noNotifyRequest?: boolean;
 }
 
 /**
@@ -77,7 +84,8 @@ export function makeFreeNotifier(views: Views, opts: ReportingOptions, thread: n
     m[mb + CM_REPORT_REQUESTS]++;
     // schedule_delayed_work(): publish by bumping the generation word the
     // reporter sleeps on (seq-cst add, then notify).
-    bump(rep, REP_REQUEST_GEN);
+    if (opts.noNotifyRequest) Atomics.add(rep, REP_REQUEST_GEN, 1); // self-test: the notify is missing
+    else bump(rep, REP_REQUEST_GEN);
   };
 }
 
@@ -109,7 +117,7 @@ export class PageReporting extends ReporterBase {
     const stop = () => !this.serving();
     while (this.serving()) {
       if (!scheduled) {
-        const r = waitWhileEquals(this.rep, REP_REQUEST_GEN, lastGen, 100, stop);
+        const r = waitWhileEquals(this.rep, REP_REQUEST_GEN, lastGen, 100, stop, 0, REQUEST_WAIT);
         if (r !== 'changed') continue;
         lastGen = Atomics.load(this.rep, REP_REQUEST_GEN);
         scheduled = true;

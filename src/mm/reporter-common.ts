@@ -9,7 +9,7 @@
 import { record } from '../base/hist.js';
 import { TK_REPORT, tracer } from '../locking/trace.js';
 import { OracleViolation } from '../base/errors.js';
-import { SP_STATE, clockMs, schedActive, schedPoint, waitWhileEquals } from '../locking/sync.js';
+import { SP_STATE, type StrictWait, clockMs, schedActive, schedPoint, waitWhileEquals } from '../locking/sync.js';
 import { HDR_RUN_STATE, HDR_STATE_GEN, LOCK_ZONE, METRIC_EXTRA, METRIC_HIST_BASE, PAGE_WORDS, PG_FLAGS, RUN_RUNNING, RUN_SETTLING, ZONE_FREE_PAGES, ZONE_ISOLATED_PAGES, metricBase, type Views, INJECTED_NO_ISOLATE, INJECTED_POISON_UNAWARE, METRIC_INJECTED } from '../shm/layout.js';
 import type { Zone } from './buddy.js';
 import { ORDER_SHIFT, PG_ISOLATED, PG_STATE_MASK, describeFlags } from './page.js';
@@ -82,6 +82,13 @@ export function injectedWindow(obj: number): void {
   if (schedActive()) schedPoint(SP_STATE, obj);
   else Atomics.wait(windowWord, 0, 0, LOST_WAKEUP_WINDOW_MS);
 }
+
+/**
+ * The reporter's wait for its work to be scheduled: strict (docs/DESIGN.md
+ * §4), only the free path's bump of REP_REQUEST_GEN should end it; its
+ * 100 ms slices are for noticing a stop, not a request.
+ */
+export const REQUEST_WAIT: StrictWait = { event: 'report request (REP_REQUEST_GEN)' };
 
 /** The batch, the metrics and the locking every hinting worker uses. */
 export class ReporterBase {

@@ -89,6 +89,14 @@ export const LOCK_CLASS = 2; // LOCKCLASS_* of the instance, stamped by createSh
  *  contends (the kernel's lock->ip, source of lock_stat's contending points).
  *  Racy by design: statistics, never used for correctness. */
 export const LOCK_SITE = 3;
+/**
+ * Strict wake-ups (docs/DESIGN.md §4): releases that found waiters (the word
+ * was 2), counted before the release's store of 0, and those releases'
+ * wake-ups, counted after their Atomics.notify. A waiter whose slice ran out
+ * while the lock was free checks that the second caught up with the first.
+ */
+export const LOCK_REL_WAITERS = 4;
+export const LOCK_REL_WOKEN = 5;
 export const LOCK_LINE_WORDS = CACHE_LINE / 4;
 
 /** Lock classes (lock_stat "class name"). */
@@ -235,6 +243,22 @@ export const REP_HINT_DRIVER_STATE = 32;
 export const REP_HINT_LIST_GEN = 48;
 export const REP_WORDS = 64;
 
+/**
+ * Strict wake-ups (docs/DESIGN.md §4): every event wait word (a generation
+ * counter bumped by bump() in src/locking/sync.ts) has a companion word
+ * WAKE_MARK words after it, in the same array and cache line, holding the
+ * highest counter value whose Atomics.notify has been issued. A waiter whose
+ * wait slice ran out although the word had moved knows from it whether the
+ * wake-up was on its way or never issued (a lost wake-up).
+ */
+export const WAKE_MARK = 8;
+export const HDR_STATE_GEN_WOKEN = HDR_STATE_GEN + WAKE_MARK;
+export const DEV_KICK_WOKEN = DEV_KICK + WAKE_MARK;
+export const DEV_INTERRUPT_WOKEN = DEV_INTERRUPT + WAKE_MARK;
+export const DEV_CONFIG_GEN_WOKEN = DEV_CONFIG_GEN + WAKE_MARK;
+export const REP_REQUEST_GEN_WOKEN = REP_REQUEST_GEN + WAKE_MARK;
+export const REP_HINT_LIST_GEN_WOKEN = REP_HINT_LIST_GEN + WAKE_MARK;
+
 // ---- metrics (Float64 per thread) ----
 export const METRIC_SLOT_BYTES = 2048; // 256 Float64 fields, 64-byte aligned by construction
 export const METRIC_OPS = 0;
@@ -273,6 +297,8 @@ export const INJECTED_LOST_WAKEUP = 6;
 export const INJECTED_NO_ACK_WAIT = 7;
 export const INJECTED_DEVICE_DOUBLE_USED = 8;
 export const INJECTED_SLOTS = 16;
+/** Strict waits this thread ended by a wake-up it verified (the lost-wakeup oracle's runs, docs/DESIGN.md §4). */
+export const METRIC_WAKE_CHECKS = METRIC_INJECTED + INJECTED_SLOTS;
 
 // ---- violations (Int32 words): the first violation's location, details go in results ----
 export const VIO_COUNT = 0;
@@ -532,6 +558,14 @@ export function assertLayout(l: Layout): void {
   if (PCP_LISTS + 2 * NR_PCP_LISTS > PCP_LINE_WORDS) throw new Error('layout: pcp lists overrun their cache line');
   if (ZONE_AERATION_ACTIVE >= ZONE_WORDS_FIXED) throw new Error('layout: zone words overrun ZONE_WORDS_FIXED');
   if ((METRIC_INJECTED + INJECTED_SLOTS) * 8 > METRIC_SLOT_BYTES) throw new Error('layout: injection counters overrun the metric slot');
+  if ((METRIC_WAKE_CHECKS + 1) * 8 > METRIC_SLOT_BYTES) throw new Error('layout: wake checks overrun the metric slot');
+  // Each event wait word's wake mark lies in its own region and cache line,
+  // on a word nothing else names (the header's HDR_WORDS, the device's and
+  // the reporting region's 16-word lines).
+  for (const [w, words] of [[HDR_STATE_GEN, HDR_WORDS], [DEV_KICK, DEV_WORDS], [DEV_INTERRUPT, DEV_WORDS], [DEV_CONFIG_GEN, DEV_WORDS], [REP_REQUEST_GEN, REP_WORDS], [REP_HINT_LIST_GEN, REP_WORDS]]) {
+    if (w + WAKE_MARK >= words || ((w * 4) >> 6) !== (((w + WAKE_MARK) * 4) >> 6)) throw new Error(`layout: the wake mark of word ${w} leaves its region or cache line`);
+  }
+  if (LOCK_REL_WOKEN >= LOCK_LINE_WORDS) throw new Error('layout: lock wake counters overrun the lock line');
 }
 
 /** Absolute byte offsets of every word used with Atomics.wait. */
@@ -539,6 +573,22 @@ export function waitWordOffsets(l: Layout): number[] {
   const out = [l.header.offset + HDR_STATE_GEN * 4, l.device.offset + DEV_KICK * 4, l.device.offset + DEV_INTERRUPT * 4, l.device.offset + DEV_CONFIG_GEN * 4, l.reporting.offset + REP_REQUEST_GEN * 4, l.reporting.offset + REP_HINT_LIST_GEN * 4];
   for (let i = 0; i < l.locks; i++) out.push(l.locksRegion.offset + i * CACHE_LINE + LOCK_WORD * 4);
   return out;
+}
+
+/** What the wait word at absolute Int32 index `abs` is, for messages (a lock's name, an event word's name), or null. */
+export function waitWordName(l: Layout, abs: number): string | null {
+  const byte = abs * 4;
+  if (byte >= l.locksRegion.offset && byte < l.locksRegion.offset + l.locksRegion.bytes && (byte - l.locksRegion.offset) % CACHE_LINE === LOCK_WORD * 4) return `lock ${lockName((byte - l.locksRegion.offset) / CACHE_LINE)}`;
+  const named: [number, string][] = [
+    [l.header.offset + HDR_STATE_GEN * 4, 'run-state generation (HDR_STATE_GEN)'],
+    [l.device.offset + DEV_KICK * 4, 'kick (DEV_KICK)'],
+    [l.device.offset + DEV_INTERRUPT * 4, 'device interrupt (DEV_INTERRUPT)'],
+    [l.device.offset + DEV_CONFIG_GEN * 4, 'config interrupt (DEV_CONFIG_GEN)'],
+    [l.reporting.offset + REP_REQUEST_GEN * 4, 'report request (REP_REQUEST_GEN)'],
+    [l.reporting.offset + REP_HINT_LIST_GEN * 4, 'balloon list generation (REP_HINT_LIST_GEN)'],
+  ];
+  for (const [b, name] of named) if (b === byte) return name;
+  return null;
 }
 
 /** Typed views over the one shared buffer. All offsets come from the layout. */

@@ -28,7 +28,7 @@ import { Zone } from '../mm/buddy.js';
 import { GuestMemory } from '../mm/memory.js';
 import { type SchedOutcome, driveScheduled, haltSched, initSched, interruptSched, loadReplay, schedOutcome, startSched } from '../sched/control.js';
 import type { ScheduleRecord } from '../sched/schedule.js';
-import { FA_NR_FREE, FA_NR_REPORTED, FA_WORDS, HDR_READY, HDR_RUN_STATE, LOCK_ZONE, MAX_ORDER, METRIC_INJECTED, METRIC_OPS, METRIC_OS_TID, METRIC_REFAULTS, PAGE_SIZE, RUN_ABORT, RUN_RUNNING, RUN_SETTLING, RUN_STOPPING, ZONE_FREE_AREA, ZONE_REPORTED_PAGES, computeLayout, createShared, metricBase, threadIds, type Views } from '../shm/layout.js';
+import { FA_NR_FREE, FA_NR_REPORTED, FA_WORDS, HDR_READY, HDR_RUN_STATE, LOCK_ZONE, MAX_ORDER, METRIC_INJECTED, METRIC_OPS, METRIC_OS_TID, METRIC_REFAULTS, METRIC_WAKE_CHECKS, PAGE_SIZE, RUN_ABORT, RUN_RUNNING, RUN_SETTLING, RUN_STOPPING, ZONE_FREE_AREA, ZONE_REPORTED_PAGES, computeLayout, createShared, metricBase, threadIds, type Views } from '../shm/layout.js';
 import { type Config, layoutParams, rerunCommand, schedParams } from './config.js';
 import { type CpuTimeStats, type Schedstat, cpuTimeStats, ownTid, snapshot, threadDelta } from './cputime.js';
 import { modeOf } from './modes/index.js';
@@ -576,6 +576,8 @@ class Run {
     this.series.push(end);
     const cpu = readCpuMetrics(views, cfg.cpus, this.durationMs);
     for (const [oracle, runs] of Object.entries(cpu.runs)) this.checks.get(oracle as OracleName)!.runs += runs;
+    // Strict waits every role ended by a wake-up it verified (docs/DESIGN.md §4).
+    for (let t = 0; t < views.layout.threads; t++) this.checks.get('lost-wakeup')!.runs += views.metrics[metricBase(t) + METRIC_WAKE_CHECKS];
     const device = this.mode.hasDevice && this.mode.queueKind !== null ? readDeviceCounters(views, this.mode.queueKind, cfg.vqNumbering) : undefined;
     if (device) {
       // The driver validates every used element it collects (virtqueue_get_buf);

@@ -28,7 +28,7 @@
 // allows (used len 0, or the chain dropped when its head is not a descriptor).
 
 import { DEV_INTERRUPT, DEV_KICK, DEV_NOTIFY_QUEUE, type Views } from '../shm/layout.js';
-import { SP_RING_AVAIL, SP_RING_USED, bump, clockMs, schedPoint, waitWhileEquals } from '../locking/sync.js';
+import { SP_RING_AVAIL, SP_RING_USED, type StrictWait, bump, clockMs, schedPoint, waitWhileEquals } from '../locking/sync.js';
 import { OracleViolation } from '../base/errors.js';
 
 // ---- include/uapi/linux/virtio_ring.h ----
@@ -319,10 +319,16 @@ export class VringVirtqueue {
       if (this.moreUsed()) return 'ready';
       const left = deadline - clockMs();
       if (left <= 0) return 'timed-out';
-      const w = waitWhileEquals(this.dev, DEV_INTERRUPT, seen, left, stop, spin);
+      // Strict (docs/DESIGN.md §4): wait_event() sleeps until the interrupt;
+      // Linux has no timeout here. A used element with no interrupt is a
+      // lost wake-up (running free) or a deadlock (--sched), not latency.
+      const w = waitWhileEquals(this.dev, DEV_INTERRUPT, seen, left, stop, spin, this.usedWait);
       if (w === 'stopped') return this.moreUsed() ? 'ready' : 'stopped';
     }
   }
+
+  /** The strict wait of waitUsed(): the interrupt is due once a used element is in the ring. */
+  private readonly usedWait: StrictWait = { event: 'device interrupt (DEV_INTERRUPT)', due: () => this.moreUsed(), dueWhat: 'a used element is in the ring' };
 
   get availIdx(): number {
     return this.availIdxShadow;

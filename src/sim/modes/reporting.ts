@@ -13,7 +13,7 @@ import { KERNEL_DELAY_MS, delayOf, makeReportingDevice, reporterEnabled, reporti
 
 /** The reporter's options for a run. */
 export function reportingOptions(c: Config): ReportingOptions {
-  return { capacity: c.capacity, reportOrder: c.reportOrder, delayMs: delayOf('reporting', c), inject: reporterInjections(c), lateGenRead: process.env.BALLOON_SIM_SELFTEST === 'late-gen-read' };
+  return { capacity: c.capacity, reportOrder: c.reportOrder, delayMs: delayOf('reporting', c), inject: reporterInjections(c), lateGenRead: process.env.BALLOON_SIM_SELFTEST === 'late-gen-read', noNotifyRequest: process.env.BALLOON_SIM_SELFTEST === 'no-notify-request' };
 }
 
 /** Idle with nothing isolated: the state machine is IDLE. */
