@@ -501,7 +501,9 @@ class Run {
       const reporterGone = !this.roleRunning('reporter');
       if (rule.ready(this.views) || reporterGone) {
         this.settleResult = rule.check(this.ctx, false, now - tSettle);
-        if (this.settleResult.ok || reporterGone) break;
+        // Passed, or failed in a state nothing can change any more: done
+        // now; --settle-timeout bounds only states that may still move.
+        if (this.settleResult.ok || reporterGone || (rule.stable?.(this.views) ?? false)) break;
       }
       if (now - tSettle >= this.cfg.settleTimeoutMs) break;
       await sleep(Math.min(20, this.sampleMs));

@@ -91,6 +91,10 @@ function checkAccounting(mode: ReporterMode, ctx: MainContext, teardownPfns: rea
 export function reportingSettle(mode: ReporterMode, quiet: (views: Views) => boolean, teardown: (views: Views) => readonly number[] = () => []): SettleRule {
   return {
     ready: quiet,
+    // Settling runs after every CPU exited: no free path raises a request
+    // any more, so an idle reporter (IDLE / refcnt 0, nothing isolated)
+    // stays idle and the property cannot change (docs/DESIGN.md §2, settle).
+    stable: quiet,
     check(ctx, final, settleMs) {
       const r = checkAccounting(mode, ctx, teardown(ctx.views));
       if (final) r.violations = r.violations.map((x) => ({ ...x, message: `${x.message} (checked ${Math.round(settleMs)} ms after the workload stopped; --settle-timeout ${ctx.config.settleTimeoutMs} ms)` }));
