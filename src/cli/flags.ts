@@ -6,7 +6,8 @@ import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
-import { type Config, DEFAULT_CONFIG, DEFAULT_TRACE_EVENTS, HINTING_MODES, RANGES, SCHED_STRATEGIES, THP_MODES, WORKLOADS, choiceFlag, durationFlag, intFlag, powerOfTwoFlag, rerunCommand, sizeFlag } from '../sim/config.js';
+import { type Config, DEFAULT_CONFIG, DEFAULT_TRACE_EVENTS, HINTING_MODES, RANGES, SCHED_STRATEGIES, THP_MODES, WORKLOADS, choiceFlag, deviceFaultsFlag, durationFlag, hostileFlag, intFlag, powerOfTwoFlag, rerunCommand, sizeFlag } from '../sim/config.js';
+import { FAULT_GRAMMAR } from '../virtio/device-faults.js';
 import { PAGE_SIZE } from '../shm/layout.js';
 import { LOCKSTAT_FORMATS, LOCKSTAT_SORTS, parseLockstatFlags } from './lockstat-report.js';
 import { loadReplay } from '../sched/control.js';
@@ -65,6 +66,8 @@ export const RUN_OPTIONS = {
   'lockstat-sort': { type: 'string', describe: `lockstat order: ${LOCKSTAT_SORTS.join(', ')} (default: wait-total; proc: contentions, as the kernel); implies --lockstat` },
   'lockstat-format': { type: 'string', describe: `lockstat output: ${LOCKSTAT_FORMATS.join(', ')} (proc = the /proc/lock_stat text; default table); implies --lockstat` },
   html: { type: 'string', describe: 'write a self-contained HTML report to FILE (charts and the end tables; every script inlined, opens offline)' },
+  'device-faults': { type: 'string', describe: `seeded device faults, ${FAULT_GRAMMAR} (reporting, aeration, naive; reset: reporting, aeration). report-error: the queue refuses a report (virtqueue_add_inbuf fails); ack-delay: the used element comes late; irq-spurious: an interrupt with nothing used; reset: freeze/restore between passes; irq-lost: no interrupt (Linux hangs: the run fails by design)` },
+  hostile: { type: 'string', describe: 'a hostile guest: probability per report (0..1 or %) that the driver first publishes a burst of malformed chains of every bad kind and random descriptor tables; the hostile-guest oracle checks the device counted each and touched nothing it was not validly named (reporting, aeration, naive)' },
 } as const;
 
 /** Flags of `sim run` only: the event trace of one run. */
@@ -153,6 +156,8 @@ export function parseRunFlags(a: RawFlags): Config {
     replay: a.replay === undefined ? '' : String(a.replay),
     inject: parseInjections(a.inject),
     traceEvents: parseTraceFlags(a).traceEvents,
+    deviceFaults: deviceFaultsFlag(a['device-faults']),
+    hostile: hostileFlag(a.hostile),
   });
   if (a.html !== undefined) outputFileFlag('html', a.html);
   // A schedule to replay must parse and belong to this configuration (exit 2 otherwise).

@@ -20,9 +20,10 @@
 // Queue numbering and the feature handshake: src/virtio/balloon-abi.ts.
 
 import { HINTS_MAX, HINT_ORDER_MASK, VIRTIO_BALLOON_F_PAGE_POISON, VIRTIO_BALLOON_F_REPORTING, bit, hasFeature, type VqNumbering } from '../virtio/balloon-abi.js';
-import { DEV_ACTUAL, DEV_BAD_BASE, DEV_TOLERATED_BASE, DEV_TOLERATED_WORDS, DEV_CHAINS, DEV_FEATURES_NEGOTIATED, DEV_FEATURES_OFFERED, DEV_FREE_PAGE_HINT_CMD_ID, DEV_KICK, DEV_NOTIFY_QUEUE, DEV_NUM_PAGES, DEV_POISON_VAL, DEV_STATUS, DEV_VQ_INDEX, DEV_WORDS, INJECTED_DEVICE_DOUBLE_USED, MAX_ORDER, METRIC_EXTRA, METRIC_INJECTED, PAGE_SHIFT, PAGE_SIZE, metricBase, threadIds, type Views } from '../shm/layout.js';
+import { DEV_ACTUAL, DEV_BAD_BASE, DEV_INTERRUPT, DEV_RESET_ACK, DEV_RESET_REQ, DEV_TOLERATED_BASE, DEV_TOLERATED_WORDS, HDR_RUN_STATE, HDR_STATE_GEN, RUN_RUNNING, RUN_SETTLING, DEV_CHAINS, DEV_FEATURES_NEGOTIATED, DEV_FEATURES_OFFERED, DEV_FREE_PAGE_HINT_CMD_ID, DEV_KICK, DEV_NOTIFY_QUEUE, DEV_NUM_PAGES, DEV_POISON_VAL, DEV_STATUS, DEV_VQ_INDEX, DEV_WORDS, INJECTED_DEVICE_DOUBLE_USED, MAX_ORDER, METRIC_EXTRA, METRIC_INJECTED, PAGE_SHIFT, PAGE_SIZE, metricBase, threadIds, type Views } from '../shm/layout.js';
 import { GuestMemory } from '../mm/memory.js';
-import { type StrictWait, waitWhileEquals } from '../locking/sync.js';
+import { type StrictWait, bump, waitWhileEquals } from '../locking/sync.js';
+import { FAULT_ACK_DELAY, FAULT_IRQ_LOST, FAULT_IRQ_SPURIOUS, type FaultDice } from '../virtio/device-faults.js';
 import { TK_BAD_INPUT, TK_CHAIN, TK_DISCARD, TK_PUSH, TK_RANGE, tracer } from '../locking/trace.js';
 import { Chain, POP_BAD, POP_CHAIN, POP_DROPPED, RING_BAD_KINDS, RING_TOLERATED_KINDS, VIRTIO_RING_F_EVENT_IDX, VRING_DESC_F_WRITE, VirtQueue, VringMem } from '../virtio/ring.js';
 import { type Violation } from '../base/errors.js';
@@ -61,7 +62,7 @@ export const TOLERATED_KINDS = [
 ] as const;
 export type ToleratedKind = (typeof TOLERATED_KINDS)[number];
 export const TOL_HINT_UNALIGNED = TOLERATED_KINDS.indexOf('hint-unaligned');
-if (TOLERATED_KINDS.length > DEV_TOLERATED_WORDS || DEV_TOLERATED_BASE + DEV_TOLERATED_WORDS > DEV_WORDS) throw new Error('device: tolerated-input counters overrun the device region');
+if (TOLERATED_KINDS.length > DEV_TOLERATED_WORDS || DEV_TOLERATED_BASE + DEV_TOLERATED_WORDS > DEV_RESET_REQ) throw new Error('device: tolerated-input counters overrun the device region');
 
 // Device counters in the device thread's metric slot (Float64: bytes overflow Int32).
 export const DEVM_DESCRIPTORS = 0;
@@ -120,6 +121,14 @@ export interface DeviceOptions {
   discard?: boolean;
   /** The device-allocated-range oracle (src/check/device-range.ts), run on every range before it is acted on; none: unchecked. */
   rangeCheck?: RangeCheck;
+  /** --device-faults: the device side's dice (ack-delay, irq-lost, irq-spurious; src/virtio/device-faults.ts). */
+  faults?: FaultDice;
+  /**
+   * Harness self-test (BALLOON_SIM_SELFTEST=fault-reset-keep-queue): a
+   * reset is acknowledged but the queue keeps its indices, a slip only a
+   * device reset reaches (--device-faults reset).
+   */
+  selfTestResetKeepsQueue?: boolean;
 }
 
 /** A check of the guest range [pfn, pfn+count) before the device acts on it: a violation, or null. */
@@ -223,6 +232,8 @@ export class BalloonDevice {
   protected readonly mb: number;
   /** True when serve() stopped at its budget with chains still available. */
   pending = false;
+  /** --device-faults: the device side's dice, or null. */
+  private readonly dice: FaultDice | null;
   /** Validated ranges of the current chain waiting to be discarded: one run of adjacent pages. */
   private runPfn = 0;
   private runPages = 0;
@@ -254,6 +265,7 @@ export class BalloonDevice {
     this.chain = new Chain(ring.num);
     this.m = views.metrics;
     this.mb = metricBase(threadIds(views.layout.params.cpus).device) + METRIC_EXTRA;
+    this.dice = opts.faults !== undefined && opts.faults.any ? opts.faults : null;
   }
 
   protected bad(kind: number): void {
@@ -290,6 +302,14 @@ export class BalloonDevice {
           const st = vq.pop(c);
           if (st === POP_DROPPED) continue;
           Atomics.add(this.dev, DEV_CHAINS, 1);
+          const dice = this.dice;
+          // FAULT irq-spurious: an interrupt with nothing used yet; the
+          // driver must find no used element and wait again.
+          if (dice !== null && dice.roll(FAULT_IRQ_SPURIOUS)) bump(this.dev, DEV_INTERRUPT);
+          // FAULT ack-delay: the device gets to the chain 1..max ms late (its
+          // handler busy elsewhere), so its used element comes that late too;
+          // bounded, a logical-clock wait under --sched, cut short by a stop.
+          if (dice !== null && dice.roll(FAULT_ACK_DELAY)) this.delayAck(dice.delayMs());
           let v: Violation | null = null;
           if (st === POP_CHAIN) v = this.handleChain(c);
           else if (st !== POP_BAD) throw new Error(`device: unexpected pop status ${st}`);
@@ -301,7 +321,7 @@ export class BalloonDevice {
             vq.push(c.head, 0);
             this.m[this.mb - METRIC_EXTRA + METRIC_INJECTED + INJECTED_DEVICE_DOUBLE_USED]++; // the injection acted (src/check/inject.ts)
           }
-          const irq = vq.notify();
+          const irq = dice !== null ? this.notifyFaulty(dice) : vq.notify();
           if (irq) this.m[this.mb + DEVM_INTERRUPTS]++;
           if (tr !== null) {
             tr.since(TK_CHAIN, t0, c.head, st === POP_CHAIN ? c.count : 0);
@@ -320,6 +340,46 @@ export class BalloonDevice {
     }
   }
 
+  /** virtio_notify() with the irq-lost fault: the used element is there, the interrupt may not be raised. */
+  private notifyFaulty(dice: FaultDice): boolean {
+    if (!this.vq.shouldNotify()) return false;
+    if (dice.roll(FAULT_IRQ_LOST)) return false;
+    // WAKE: the interrupt counter is the driver's wait word.
+    bump(this.dev, DEV_INTERRUPT);
+    return true;
+  }
+
+  /** ack-delay: sleep `ms` on the run-state word (woken early by a stop). */
+  private delayAck(ms: number): void {
+    const h = this.views.header;
+    const serving = () => {
+      const st = Atomics.load(h, HDR_RUN_STATE);
+      return st === RUN_RUNNING || st === RUN_SETTLING;
+    };
+    waitWhileEquals(h, HDR_STATE_GEN, Atomics.load(h, HDR_STATE_GEN), ms, () => !serving());
+  }
+
+  /**
+   * The driver's status writes (DEV_RESET_REQ, --device-faults reset): odd,
+   * reset the queue (QEMU virtio_reset(): every index and the last bad avail
+   * idx forgotten) and acknowledge, then keep off the ring; even, DRIVER_OK
+   * on a new ring. Returns true while held in reset.
+   */
+  private resetSeen = 0;
+  private checkReset(): boolean {
+    const req = Atomics.load(this.dev, DEV_RESET_REQ);
+    if (req !== this.resetSeen) {
+      this.resetSeen = req;
+      if ((req & 1) !== 0) {
+        if (!this.opts.selfTestResetKeepsQueue) this.vq.resetState();
+        this.pending = false;
+        // WAKE: the driver waits for this before it rebuilds the ring.
+        bump(this.dev, DEV_RESET_ACK);
+      }
+    }
+    return (this.resetSeen & 1) !== 0;
+  }
+
   /**
    * The device loop: serve, then sleep on the kick word in bounded slices
    * until `stop()` (the run left RUNNING/SETTLING). An idle device is not a
@@ -333,7 +393,9 @@ export class BalloonDevice {
         // Read the kick counter BEFORE looking at the ring: a kick for a chain
         // published after our last availCount() moves it past `seen`.
         const seen = Atomics.load(d, DEV_KICK);
-        const v = this.serve();
+        // A reset in progress keeps the device off the ring (the driver is
+        // rebuilding it) until DRIVER_OK; the driver kicks after each write.
+        const v = this.checkReset() ? null : this.serve();
         if (v !== null) return v;
         if (stop()) return null;
         const untilNext = this.timers();
@@ -355,7 +417,7 @@ export class BalloonDevice {
   }
 
   /** The strict wait for a kick: one is due once a sane chain is available (the driver published after we re-enabled notifications). */
-  private readonly kickWait: StrictWait = { event: 'kick (DEV_KICK)', due: () => this.vq.availPending() > 0, dueWhat: 'a chain is available with notifications enabled' };
+  private readonly kickWait: StrictWait = { event: 'kick (DEV_KICK)', due: () => (this.resetSeen & 1) === 0 && this.vq.availPending() > 0, dueWhat: 'a chain is available with notifications enabled' };
 
   /** Fire the device's timed actions; ms until the next one (none here: src/host/free-page-hint-device.ts has a clock). */
   protected timers(): number {

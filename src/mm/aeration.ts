@@ -96,6 +96,20 @@ export function aeratorStartup(views: Views, zone: Zone): void {
   }
 }
 
+/**
+ * After a device reset (--device-faults reset): the driver's registration
+ * asks for the zone again, as aerator_startup() does, unless it is
+ * requested already (a second reference would never be dropped).
+ */
+export function aeratorRegisterAgain(views: Views, zone: Zone): void {
+  zone.sync.lock(LOCK_ZONE, SITE_REPORT_ISOLATE);
+  try {
+    if (views.zone[ZONE_AERATION_REQUESTED] === 0) aeratorNotify(views);
+  } finally {
+    zone.sync.unlock(LOCK_ZONE);
+  }
+}
+
 export class Aerator extends ReporterBase {
   private readonly notify: (order: number) => void;
   /** Blocks in the current batch. */
@@ -144,6 +158,8 @@ export class Aerator extends ReporterBase {
    */
   cycle(): void {
     const rep = this.rep;
+    // Between passes the driver may reset its device, then register again.
+    if (this.sink.betweenPasses?.()) aeratorRegisterAgain(this.views, this.zone);
     Atomics.add(rep, REP_AER_REFCNT, 1);
     // Bounded: each round either finds the zone requested and reports, or
     // sees only its own reference and leaves; stopping leaves too.

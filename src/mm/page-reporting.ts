@@ -12,7 +12,7 @@
 //        the pass (state went back to REQUESTED), the work is rescheduled.
 
 import { type Zone } from './buddy.js';
-import { FA_HEAD, FA_NR_FREE, FA_WORDS, MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, PG_NEXT, REP_REQUEST_GEN, REP_STATE, ZONE_FREE_AREA, ZONE_FREE_PAGES, ZONE_WMARK_LOW, ZONE_WMARK_MIN, metricBase, type Views, INJECTED_EARLY_PUTBACK, INJECTED_LOST_WAKEUP, INJECTED_NO_REPORTED_SKIP, INJECTED_NO_ZONE_LOCK, METRIC_INJECTED } from '../shm/layout.js';
+import { FA_HEAD, FA_NR_FREE, FA_WORDS, MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, PG_NEXT, REP_LAST_PASS_FAILED, REP_REQUEST_GEN, REP_STATE, ZONE_FREE_AREA, ZONE_FREE_PAGES, ZONE_WMARK_LOW, ZONE_WMARK_MIN, metricBase, type Views, INJECTED_EARLY_PUTBACK, INJECTED_LOST_WAKEUP, INJECTED_NO_REPORTED_SKIP, INJECTED_NO_ZONE_LOCK, METRIC_INJECTED } from '../shm/layout.js';
 import { ORDER_SHIFT, describeFlags, PG_BUDDY, PG_REPORTED, PG_STATE_MASK } from './page.js';
 import { SP_STATE, bump, schedPoint, waitWhileEquals } from '../locking/sync.js';
 import { OracleViolation } from '../base/errors.js';
@@ -48,6 +48,13 @@ export interface ReportingOptions {
    * test can show they find it.
    */
   noNotifyRequest?: boolean;
+  /**
+   * Harness self-test (BALLOON_SIM_SELFTEST=fault-flag-failed): the drain
+   * flags a batch Reported even when its report failed, a slip only a
+   * failing report reaches (--device-faults report-error), so a test can
+   * show the oracles find it under the fault and nothing finds it without.
+   */
+  flagFailed?: boolean;
 }
 
 /**
@@ -139,12 +146,19 @@ export class PageReporting extends ReporterBase {
 
   /** page_reporting_process(): one pass. Returns true if it must run again. */
   process(): boolean {
+    // Between passes the driver may reset its device; re-registering then
+    // raises page_reporting_register()'s request (the pass below serves it).
+    if (this.sink.betweenPasses?.()) requestReporting(this.views);
     // ACTIVE lets us see requests that arrive during the pass.
     Atomics.store(this.rep, REP_STATE, PAGE_REPORTING_ACTIVE);
     this.m[this.mb + RM_PASSES]++;
     const tr = tracer;
     const t0 = tr !== null ? tr.nowUs() : 0;
-    this.processZone();
+    const err = this.processZone();
+    // A pass that stopped at a failed report leaves the rest for the next
+    // request (page_reporting_process() breaks out on err): the settle
+    // check's excuse while nothing has requested another pass.
+    Atomics.store(this.rep, REP_LAST_PASS_FAILED, err === 'ok' ? 0 : 1);
     if (tr !== null) tr.since(TK_PASS, t0);
     // Read the request generation BEFORE the exchange that ends the pass. A
     // free path that sees IDLE after the exchange moves it to REQUESTED and
@@ -324,7 +338,7 @@ export class PageReporting extends ReporterBase {
       // The blocks are already on the free list: only flag the ones that are
       // still free blocks of the same order, as drain would.
       if (ok) this.markReported(start, count);
-    } else this.drain(start, count, ok);
+    } else this.drain(start, count, ok || this.opts.flagFailed === true);
   }
 
   private markReported(start: number, count: number): void {

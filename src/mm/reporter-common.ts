@@ -20,6 +20,14 @@ export type ReportStatus = 'ok' | 'error';
 export interface ReportSink {
   /** Hand blocks [start, start+count) of (pfns, orders) to the host and wait for the acknowledgement. */
   report(pfns: Int32Array, orders: Uint8Array, start: number, count: number): ReportStatus;
+  /**
+   * Called by the worker between two passes, with nothing isolated and
+   * nothing in flight: where the driver may reset its device
+   * (--device-faults reset; virtballoon_freeze()/restore() with page
+   * reporting unregistered around them). True if it did: the worker then
+   * registers again (page_reporting_register()'s request, aerator_startup()).
+   */
+  betweenPasses?(): boolean;
 }
 
 // Reporter metric fields (Float64, in the reporter thread's metric slot).
@@ -45,6 +53,10 @@ export const RM_ISOLATED_BELOW_MIN = METRIC_EXTRA + 15;
 // Used elements the driver collected and validated (the `ring` oracle's runs);
 // far from the fields above so other reporter counters can be added freely.
 export const RM_RING_CHECKS = METRIC_EXTRA + 40;
+/** Interrupts that woke the driver's wait with no used element (irq-spurious faults; vring_interrupt()'s IRQ_NONE). */
+export const RM_SPURIOUS_IRQS = METRIC_EXTRA + 41;
+/** Device resets the driver went through (--device-faults reset). */
+export const RM_RESETS = METRIC_EXTRA + 42;
 // CPU metric fields.
 /** Requests this CPU raised from its free path. */
 export const CM_REPORT_REQUESTS = METRIC_EXTRA + 0;

@@ -227,6 +227,16 @@ export const DEV_BAD_BASE = 66; // bad guest input counters by kind, BAD_KINDS o
 /** Tolerated guest input (a driver-rule break QEMU and Firecracker act on anyway) by kind, TOLERATED_KINDS order (src/host/balloon-device.ts). */
 export const DEV_TOLERATED_BASE = 96;
 export const DEV_TOLERATED_WORDS = 8;
+/**
+ * Device reset (--device-faults reset, docs/DESIGN.md §16): the driver's
+ * status writes. Odd: the driver reset the device (virtio_reset_device());
+ * the device forgets its queue state, acknowledges on DEV_RESET_ACK and
+ * leaves the ring alone. Even again: DRIVER_OK on a freshly built ring.
+ */
+export const DEV_RESET_REQ = 104;
+/** Bumped (and notified) by the device when it has reset its queue: the driver's wait word while it resets. */
+export const DEV_RESET_ACK = 112;
+export const DEV_RESET_ACK_WOKEN = DEV_RESET_ACK + 8;
 export const DEV_WORDS = 128;
 
 // ---- reporting (Int32 words) ----
@@ -236,6 +246,10 @@ export const REP_REQUEST_GEN = 16; // bumped by the free path on a request; repo
 export const REP_AER_REFCNT = 17;
 /** Aeration v1: the driver's hint buffer page, pfn + 1 (0: none); read by the settle check after the driver freed it. */
 export const REP_AER_HINT_PFN1 = 18;
+/** 1 when the reporter's last pass ended on a failed report (--device-faults report-error): page_reporting_process() then leaves the rest for the next request (the settle check's excuse). */
+export const REP_LAST_PASS_FAILED = 20;
+/** The hostile guest's arena (--hostile, src/check/hostile.ts): its first pfn + 1 (0: none); freed when the driver stops, like the aeration hint page. */
+export const REP_HOSTILE_ARENA_PFN1 = 21;
 /** Free page hint driver (src/guest/free-page-hint.ts): HINT_DRV_* state of the reporter thread's driver (main reads it to settle). */
 export const REP_HINT_DRIVER_STATE = 32;
 /** Free page hint: bumped (and notified) by the driver after it moves acknowledged blocks onto the
@@ -299,6 +313,9 @@ export const INJECTED_DEVICE_DOUBLE_USED = 8;
 export const INJECTED_SLOTS = 16;
 /** Strict waits this thread ended by a wake-up it verified (the lost-wakeup oracle's runs, docs/DESIGN.md §4). */
 export const METRIC_WAKE_CHECKS = METRIC_INJECTED + INJECTED_SLOTS;
+/** Device faults that acted, by kind (DEVICE_FAULT_KINDS order, src/virtio/device-faults.ts), in the slot of the side that rolled them. */
+export const METRIC_FAULTS = METRIC_WAKE_CHECKS + 1;
+export const FAULT_SLOTS = 6;
 
 // ---- violations (Int32 words): the first violation's location, details go in results ----
 export const VIO_COUNT = 0;
@@ -558,11 +575,11 @@ export function assertLayout(l: Layout): void {
   if (PCP_LISTS + 2 * NR_PCP_LISTS > PCP_LINE_WORDS) throw new Error('layout: pcp lists overrun their cache line');
   if (ZONE_AERATION_ACTIVE >= ZONE_WORDS_FIXED) throw new Error('layout: zone words overrun ZONE_WORDS_FIXED');
   if ((METRIC_INJECTED + INJECTED_SLOTS) * 8 > METRIC_SLOT_BYTES) throw new Error('layout: injection counters overrun the metric slot');
-  if ((METRIC_WAKE_CHECKS + 1) * 8 > METRIC_SLOT_BYTES) throw new Error('layout: wake checks overrun the metric slot');
+  if ((METRIC_FAULTS + FAULT_SLOTS) * 8 > METRIC_SLOT_BYTES) throw new Error('layout: wake checks and fault counters overrun the metric slot');
   // Each event wait word's wake mark lies in its own region and cache line,
   // on a word nothing else names (the header's HDR_WORDS, the device's and
   // the reporting region's 16-word lines).
-  for (const [w, words] of [[HDR_STATE_GEN, HDR_WORDS], [DEV_KICK, DEV_WORDS], [DEV_INTERRUPT, DEV_WORDS], [DEV_CONFIG_GEN, DEV_WORDS], [REP_REQUEST_GEN, REP_WORDS], [REP_HINT_LIST_GEN, REP_WORDS]]) {
+  for (const [w, words] of [[HDR_STATE_GEN, HDR_WORDS], [DEV_KICK, DEV_WORDS], [DEV_INTERRUPT, DEV_WORDS], [DEV_CONFIG_GEN, DEV_WORDS], [DEV_RESET_ACK, DEV_WORDS], [REP_REQUEST_GEN, REP_WORDS], [REP_HINT_LIST_GEN, REP_WORDS]]) {
     if (w + WAKE_MARK >= words || ((w * 4) >> 6) !== (((w + WAKE_MARK) * 4) >> 6)) throw new Error(`layout: the wake mark of word ${w} leaves its region or cache line`);
   }
   if (LOCK_REL_WOKEN >= LOCK_LINE_WORDS) throw new Error('layout: lock wake counters overrun the lock line');
@@ -570,7 +587,7 @@ export function assertLayout(l: Layout): void {
 
 /** Absolute byte offsets of every word used with Atomics.wait. */
 export function waitWordOffsets(l: Layout): number[] {
-  const out = [l.header.offset + HDR_STATE_GEN * 4, l.device.offset + DEV_KICK * 4, l.device.offset + DEV_INTERRUPT * 4, l.device.offset + DEV_CONFIG_GEN * 4, l.reporting.offset + REP_REQUEST_GEN * 4, l.reporting.offset + REP_HINT_LIST_GEN * 4];
+  const out = [l.header.offset + HDR_STATE_GEN * 4, l.device.offset + DEV_KICK * 4, l.device.offset + DEV_INTERRUPT * 4, l.device.offset + DEV_CONFIG_GEN * 4, l.reporting.offset + REP_REQUEST_GEN * 4, l.reporting.offset + REP_HINT_LIST_GEN * 4, l.device.offset + DEV_RESET_ACK * 4];
   for (let i = 0; i < l.locks; i++) out.push(l.locksRegion.offset + i * CACHE_LINE + LOCK_WORD * 4);
   return out;
 }
@@ -584,6 +601,7 @@ export function waitWordName(l: Layout, abs: number): string | null {
     [l.device.offset + DEV_KICK * 4, 'kick (DEV_KICK)'],
     [l.device.offset + DEV_INTERRUPT * 4, 'device interrupt (DEV_INTERRUPT)'],
     [l.device.offset + DEV_CONFIG_GEN * 4, 'config interrupt (DEV_CONFIG_GEN)'],
+    [l.device.offset + DEV_RESET_ACK * 4, 'device reset acknowledgement (DEV_RESET_ACK)'],
     [l.reporting.offset + REP_REQUEST_GEN * 4, 'report request (REP_REQUEST_GEN)'],
     [l.reporting.offset + REP_HINT_LIST_GEN * 4, 'balloon list generation (REP_HINT_LIST_GEN)'],
   ];

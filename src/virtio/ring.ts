@@ -171,6 +171,8 @@ export class VringVirtqueue {
   private lastUsedIdx = 0;
   /** `len` of the last used element returned by getBuf(). */
   lastLen = 0;
+  /** Interrupts that ended a waitUsed() wait with no used element (vring_interrupt()'s "no work", IRQ_NONE). */
+  spuriousWakes = 0;
   readonly dev: Int32Array;
 
   constructor(
@@ -324,6 +326,8 @@ export class VringVirtqueue {
       // lost wake-up (running free) or a deadlock (--sched), not latency.
       const w = waitWhileEquals(this.dev, DEV_INTERRUPT, seen, left, stop, spin, this.usedWait);
       if (w === 'stopped') return this.moreUsed() ? 'ready' : 'stopped';
+      // Woken with nothing used: a spurious interrupt; recheck and sleep again.
+      if (w === 'changed' && !this.moreUsed()) this.spuriousWakes++;
     }
   }
 

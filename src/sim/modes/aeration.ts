@@ -10,7 +10,7 @@ import { Aerator, makeAeratorNotifier, aeratorStartup } from '../../mm/aeration.
 import { GuestMemory } from '../../mm/memory.js';
 import { NIL, REP_AER_REFCNT, ZONE_AERATION_REQUESTED, ZONE_ISOLATED_PAGES, type Views, REP_AER_HINT_PFN1 } from '../../shm/layout.js';
 import { HINTS_MAX } from '../../virtio/balloon-abi.js';
-import { setUpBalloonDevice } from './common.js';
+import { driverExtras, setUpBalloonDevice } from './common.js';
 import type { HintingMode } from './mode.js';
 import { KERNEL_DELAY_MS, delayOf, makeReportingDevice, reporterEnabled, reportingSettle, reportingStats, requestLiveness } from './page-reporting.js';
 
@@ -45,7 +45,7 @@ export const aeration: HintingMode = {
     new GuestMemory(views).touch(hintPfn);
     Atomics.store(views.reporting, REP_AER_HINT_PFN1, hintPfn + 1);
     try {
-      const driver = new VirtioBalloonDriver(views, sync, { mode: 'aeration', ackTimeoutMs: config.waitTimeoutMs, spin: config.spin, serving, hintBufferPfn: hintPfn, noAckWait: injected(config, 'no-ack-wait') });
+      const driver = new VirtioBalloonDriver(views, sync, { mode: 'aeration', ackTimeoutMs: config.waitTimeoutMs, spin: config.spin, serving, hintBufferPfn: hintPfn, noAckWait: injected(config, 'no-ack-wait'), ...driverExtras(ctx) });
       // The aerator's own put-backs notify through it; its zone raises no
       // request of its own (the hint page it frees when it stops is teardown).
       zone.aerationMinOrder = config.reportOrder;

@@ -11,7 +11,7 @@ import { reportingAllowed } from '../../guest/balloon-driver.js';
 import { BalloonDevice, keepReason } from '../../host/balloon-device.js';
 import { SITE_CHECK } from '../../locking/sites.js';
 import { RM_BLOCKS, RM_ISOLATE_WMARK, RM_PASSES, RM_REPORTS } from '../../mm/reporter-common.js';
-import { DEV_POISON_VAL, LOCK_ZONE, PAGE_SIZE, metricBase, threadIds, type Views } from '../../shm/layout.js';
+import { DEV_POISON_VAL, LOCK_ZONE, PAGE_SIZE, REP_LAST_PASS_FAILED, metricBase, threadIds, type Views } from '../../shm/layout.js';
 import type { Config } from '../config.js';
 import { deviceOptions } from './common.js';
 import type { DeviceRole, LivenessWatch, MainContext, RoleContext, SettleResult, SettleRule } from './mode.js';
@@ -70,6 +70,8 @@ function settleOptions(mode: ReporterMode, views: Views, c: Config, teardownPfns
     deviceKeepsPages: on ? keepReason(views.device[DEV_POISON_VAL], c) : null,
     isolationsRefused: () => views.metrics[metricBase(threadIds(c.cpus).reporter) + RM_ISOLATE_WMARK],
     teardownPfns,
+    // Only when reports can fail by fault: without it a failed pass is a bug the check must see.
+    ...(c.deviceFaults?.some((f) => f.kind === 'report-error') ? { lastPassFailed: () => Atomics.load(views.reporting, REP_LAST_PASS_FAILED) === 1 } : {}),
   };
 }
 
