@@ -9,7 +9,17 @@ import { TOLERATED_KINDS, type ToleratedKind, readDeviceCounters } from '../src/
 import { DEV_BAD_BASE, DEV_TOLERATED_BASE, PAGE_SIZE } from '../src/shm/layout.js';
 import { VRING_DESC_F_NEXT, VRING_DESC_F_WRITE } from '../src/virtio/ring.js';
 import { type Fixture, ringFixture } from './ring-fixture.js';
-import { BAD_KINDS } from '../src/host/balloon-device.js';
+import { BAD_KINDS, BalloonDevice, type DeviceOptions } from '../src/host/balloon-device.js';
+import { FREE_PAGE_HINT_S_START, FreePageHintDevice } from '../src/host/free-page-hint-device.js';
+import { HostileGuest, METRIC_HOSTILE_CHAINS, METRIC_HOSTILE_CHECKS } from '../src/check/hostile.js';
+import { deviceRangeCheck } from '../src/check/device-range.js';
+import { OracleViolation } from '../src/base/errors.js';
+import { DEV_HINT_STATUS, metricBase, threadIds } from '../src/shm/layout.js';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { configFromArgs } from '../src/cli/flags.js';
+
+const MiB = 2 ** 20;
 
 const tol = (f: Fixture, k: ToleratedKind) => f.views.device[DEV_TOLERATED_BASE + TOLERATED_KINDS.indexOf(k)];
 const bad = (f: Fixture, k: (typeof BAD_KINDS)[number]) => f.views.device[DEV_BAD_BASE + BAD_KINDS.indexOf(k)];
@@ -128,5 +138,98 @@ describe('input the device tolerates (QEMU and Firecracker act on it; counted, n
     expect(f.device.serve()).toBeNull();
     expect(tol(f, 'hint-unaligned')).toBe(1);
     expect([3, 4, 5].map((p) => f.mem.isResident(p))).toEqual([false, false, true]);
+  });
+});
+
+// ---- the hostile guest and its oracle (src/check/hostile.ts), one thread ----
+
+describe('hostile guest: bursts of malformed chains against each device, and the oracle that checks them', () => {
+  const run = (queueKind: 'reporting' | 'aeration' | 'free_page', bursts: number, device: Partial<DeviceOptions> = {}, queueSize = 16) => {
+    const f = ringFixture({ queueSize, memoryBytes: 16 * MiB, device: { queueKind: queueKind === 'free_page' ? 'free_page' : queueKind, ...device } });
+    let dev: BalloonDevice = f.device;
+    if (queueKind === 'free_page') {
+      const hd = new FreePageHintDevice(f.views, { queueKind: 'free_page', poisonPolicy: 'skip', spin: 0, sliceMs: 5, rangeCheck: deviceRangeCheck(f.views.pages), ...device }, { intervalMs: 1000, action: 'discard', doneAfterMs: 0 });
+      hd.manual = true;
+      hd.startRun();
+      Atomics.store(f.views.device, DEV_HINT_STATUS, FREE_PAGE_HINT_S_START); // a started run: its ranges are acted on
+      dev = hd;
+    }
+    const reporter = threadIds(1).reporter;
+    const hg = new HostileGuest(f.views, f.zone, {
+      rate: 1,
+      queueKind,
+      seed: 20,
+      thread: reporter,
+      waitTimeoutMs: 2000,
+      spin: 0,
+      serving: () => true,
+      discards: true,
+      afterKick: () => {
+        const v = dev.serve();
+        if (v !== null) throw new OracleViolation(v);
+      },
+    });
+    for (let b = 0; b < bursts; b++) hg.beforeReport(f.driver);
+    const m = f.views.metrics;
+    return { f, checks: m[metricBase(reporter) + METRIC_HOSTILE_CHECKS], chains: m[metricBase(reporter) + METRIC_HOSTILE_CHAINS], bad: readDeviceCounters(f.views, 'reporting', 'linux') };
+  };
+
+  for (const kind of ['reporting', 'aeration', 'free_page'] as const) {
+    it(`${kind}: 300 bursts, every one checked and clean; every bad kind of the queue and the tolerated input occur`, () => {
+      const r = run(kind, 300);
+      expect(r.checks).toBeGreaterThanOrEqual(300);
+      expect(r.chains).toBeGreaterThan(1000);
+      type K = (typeof BAD_KINDS)[number];
+      const own: K[] = kind === 'aeration' ? ['direction', 'hint-len', 'hint-order'] : kind === 'free_page' ? ['len', 'hint-len'] : ['len', 'direction'];
+      const expected: K[] = ['head-index', 'desc-index', 'chain-loop', 'desc-flags', 'indirect', 'avail-ahead', 'addr-range', 'unaligned', ...own];
+      for (const k of expected) expect(r.bad.bad[k], k).toBeGreaterThan(0);
+      expect(r.bad.bad['notify-queue']).toBe(0);
+      expect(r.bad.tolerated['desc-reuse']).toBeGreaterThan(0);
+      expect(r.bad.tolerated['avail-flags']).toBeGreaterThan(0);
+      if (kind === 'aeration') expect(r.bad.tolerated['hint-unaligned']).toBeGreaterThan(0);
+    });
+  }
+
+  it('a queue of 2: bursts of one malformed entry and the good one, still exact', () => {
+    for (const kind of ['reporting', 'aeration', 'free_page'] as const) expect(run(kind, 100, {}, 2).checks).toBeGreaterThanOrEqual(100);
+  });
+
+  it('the oracle fires when the device lets a zero length through (BALLOON_SIM_SELFTEST=device-zero-len)', () => {
+    let err: unknown = null;
+    try {
+      run('reporting', 300, { selfTestZeroLen: true });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(OracleViolation);
+    expect((err as OracleViolation).violation.oracle).toBe('hostile-guest');
+    expect((err as OracleViolation).message).toMatch(/the device counted the burst's input wrong: len \d+ \(expected \d+\)/);
+  });
+});
+
+describe('--hostile in runs', () => {
+  const CLI = path.resolve(__dirname, '../dist/src/cli/main.js');
+  const ARGS = ['--memory', '32M', '--capacity', '2', '--report-order', '7', '--report-delay', '0ms', '--settle-timeout', '1s', '--check-interval', '100ms', '--cpus', '2', '--workload', 'churn', '--duration', '500ms', '--seed', '3', '--json'];
+  const sim = (args: string[], selftest = '') => {
+    const r = spawnSync(process.execPath, [CLI, ...ARGS, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, BALLOON_SIM_SELFTEST: selftest } });
+    return { status: r.status, json: JSON.parse(r.stdout), stderr: r.stderr };
+  };
+
+  it('naive with --hostile 100%: every burst checked and clean; with a device that lets a zero length through, a hostile-guest violation', () => {
+    const good = sim(['--hinting', 'naive', '--hostile', '100%']);
+    expect(good.status, good.stderr).toBe(0);
+    const runs = good.json.checks.find((c: { oracle: string }) => c.oracle === 'hostile-guest').runs;
+    expect(runs).toBeGreaterThan(10);
+    expect(good.json.hostile.checks).toBe(runs);
+    expect(good.json.rerun).toMatch(/--hostile 100%$/);
+    const bad = sim(['--hinting', 'naive', '--hostile', '100%'], 'device-zero-len');
+    expect(bad.status, bad.stderr).toBe(1);
+    expect(bad.json.violations[0].oracle).toBe('hostile-guest');
+  });
+
+  it('refuses a bad rate, a mode without the reporting queue, and an injection, one line each', () => {
+    expect(() => configFromArgs(['--hostile', '2'])).toThrow(/^--hostile: '2' is not accepted; accepted: a probability per report from 0 to 1, or a percentage/);
+    expect(() => configFromArgs(['--hostile', '10%', '--hinting', 'hint'])).toThrow(/^--hostile: .*not hint$/);
+    expect(() => configFromArgs(['--hostile', '10%', '--inject', 'no-isolate'])).toThrow(/^--hostile: not with --inject/);
   });
 });

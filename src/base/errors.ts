@@ -26,6 +26,7 @@ export const ORACLES = [
   'ring',
   'liveness',
   'lost-wakeup',
+  'hostile-guest',
 ] as const;
 export type OracleName = (typeof ORACLES)[number];
 

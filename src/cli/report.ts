@@ -119,6 +119,7 @@ export function verdictLines(r: RunResult): string[] {
     const f = r.faults;
     out.push(`device faults: ${f.kinds.map((k) => `${k.kind} ${+(k.rate * 100).toFixed(2)}%${k.maxMs ? ` (<= ${k.maxMs}ms)` : ''} acted ${k.acted}`).join(', ')}; the driver saw ${f.spuriousInterrupts} interrupts with nothing used and ${f.resets} device resets`);
   }
+  if (r.hostile) out.push(`hostile guest: ${r.hostile.chains} malformed or random avail entries in ${r.hostile.checks} checked bursts (${r.hostile.skipped} skipped: no arena block)`);
   if (r.ok) out.push(`OK: every oracle passed (seed ${r.seed})`);
   else if (r.exitCode === 130 || r.exitCode === 143) {
     const i = r.interrupt;
@@ -147,6 +148,7 @@ export function toJson(r: RunResult): Record<string, unknown> {
     ...(r.interrupt ? { interrupt: r.interrupt } : {}),
     injections: r.injections,
     ...(r.faults ? { faults: r.faults } : {}),
+    ...(r.hostile ? { hostile: r.hostile } : {}),
     totals: r.totals,
     cpus: r.cpus,
     memory: r.memory,

@@ -39,6 +39,12 @@ export interface BalloonDriverOptions {
    * element, a slip only a spurious interrupt exposes (irq-spurious).
    */
   selfTestTrustIrq?: boolean;
+  /**
+   * Run at the start of every report, with nothing in flight: the hostile
+   * guest (--hostile, src/check/hostile.ts) publishes its bursts here, on
+   * the driver's own queue (the ring has one producer).
+   */
+  beforeReport?: (vq: VringVirtqueue) => void;
 }
 
 export class VirtioBalloonDriver implements ReportSink {
@@ -114,6 +120,7 @@ export class VirtioBalloonDriver implements ReportSink {
   }
 
   report(pfns: Int32Array, orders: Uint8Array, start: number, count: number): ReportStatus {
+    if (this.opts.beforeReport !== undefined) this.opts.beforeReport(this.vq);
     if (this.opts.mode === 'aeration') return this.aerate(pfns, orders, start, count);
     if (this.addRefused()) return 'error';
     if (count > this.vq.num) throw new Error(`balloon: a batch of ${count} blocks does not fit a queue of ${this.vq.num}`);

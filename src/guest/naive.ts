@@ -33,6 +33,8 @@ export class NaiveHinter {
     readonly opts: HintDriverOptions,
     /** The reporting driver's extras (--device-faults, --hostile: src/sim/modes/common.ts driverExtras). */
     readonly driverExtras: Partial<BalloonDriverOptions> = {},
+    /** Called when the loop ends (frees the hostile guest's arena). */
+    readonly onStop: () => void = () => undefined,
   ) {
     this.m = views.metrics;
     this.mb = metricBase(thread);
@@ -44,6 +46,15 @@ export class NaiveHinter {
     const h = this.views.header;
     const running = () => Atomics.load(h, HDR_RUN_STATE) === RUN_RUNNING;
     const driver = new VirtioBalloonDriver(this.views, this.sync, { mode: 'reporting', ackTimeoutMs: this.opts.ackTimeoutMs, spin: this.opts.spin, serving: this.opts.serving, hintBufferPfn: NIL, ...this.driverExtras });
+    try {
+      this.loop(driver, running);
+    } finally {
+      this.onStop();
+    }
+  }
+
+  private loop(driver: VirtioBalloonDriver, running: () => boolean): void {
+    const h = this.views.header;
     const m = this.m;
     const mb = this.mb;
     // New blocks only while the workload runs: settling ends the loop.

@@ -129,6 +129,12 @@ export interface DeviceOptions {
    * device reset reaches (--device-faults reset).
    */
   selfTestResetKeepsQueue?: boolean;
+  /**
+   * Harness self-test (BALLOON_SIM_SELFTEST=device-zero-len): range
+   * validation lets a zero length through, a slip the in-tree driver never
+   * reaches and the hostile guest (--hostile) must find.
+   */
+  selfTestZeroLen?: boolean;
 }
 
 /** A check of the guest range [pfn, pfn+count) before the device acts on it: a violation, or null. */
@@ -511,7 +517,7 @@ export class BalloonDevice {
 
   /** A guest range the device may act on: page-aligned, a non-zero multiple of 4 KiB, inside guest memory. Bad ones are counted by kind. */
   protected validRange(addr: number, len: number): boolean {
-    if (len === 0 || len % PAGE_SIZE !== 0) {
+    if ((len === 0 && !this.opts.selfTestZeroLen) || len % PAGE_SIZE !== 0) {
       this.bad(BAD_LEN);
       return false;
     }

@@ -243,6 +243,7 @@ export function faultConflict(c: Config): string | null {
     if (!FAULTS[f.kind].modes.includes(c.hinting)) return `--device-faults: ${f.kind} acts in --hinting ${FAULTS[f.kind].modes.join(', ')}; not ${c.hinting}`;
   }
   if (c.hostile > 0 && !['reporting', 'aeration', 'naive'].includes(c.hinting)) return `--hostile: the hostile guest shares the reporting driver's queue: --hinting reporting, aeration or naive; not ${c.hinting}`;
+  if (c.hostile > 0 && c.inject.length > 0) return `--hostile: not with --inject (an injection's own failure would be blamed on the hostile chains, and no-ack-wait leaves chains in flight)`;
   return null;
 }
 /** Cross-field checks once every flag parsed on its own (the hinting mode's own rules: src/sim/validate.ts). */

@@ -99,6 +99,18 @@ export interface RunResult {
   trace?: ChromeTrace;
   /** --device-faults: each kind's rate and how often it acted, and what the driver went through (docs/DESIGN.md §16). */
   faults?: FaultOutcome;
+  /** --hostile: the hostile guest's bursts (docs/DESIGN.md §6, hostile-guest). */
+  hostile?: HostileOutcome;
+}
+
+export interface HostileOutcome {
+  rate: number;
+  /** Checks the hostile-guest oracle made: bursts (and bogus avail idx episodes) checked. */
+  checks: number;
+  /** Avail entries the hostile published. */
+  chains: number;
+  /** Bursts skipped: no block for the arena. */
+  skipped: number;
 }
 
 export interface FaultOutcome {

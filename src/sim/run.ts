@@ -34,11 +34,12 @@ import { type CpuTimeStats, type Schedstat, cpuTimeStats, ownTid, snapshot, thre
 import { modeOf } from './modes/index.js';
 import type { HintingMode, LivenessWatch, MainContext, SettleResult } from './modes/mode.js';
 import type { HintingStats } from './modes/stats.js';
-import { type CheckResult, type ExitCode, type FaultOutcome, type RunResult, type SeriesPoint, interruptExitCode, readCpuMetrics } from './results.js';
+import { type CheckResult, type ExitCode, type FaultOutcome, type HostileOutcome, type RunResult, type SeriesPoint, interruptExitCode, readCpuMetrics } from './results.js';
 import { type InjectionOutcome, injectionOutcomes } from '../check/inject.js';
 import { type RoleName, type RoleResult, type RoleTask, roleThreadId, traceViolation } from './roles.js';
 import { RM_RESETS, RM_RING_CHECKS, RM_SPURIOUS_IRQS } from '../mm/reporter-common.js';
 import { DEVICE_FAULT_KINDS } from '../virtio/device-faults.js';
+import { METRIC_HOSTILE_CHAINS, METRIC_HOSTILE_CHECKS, METRIC_HOSTILE_SKIPPED } from '../check/hostile.js';
 import { TK_CHECK, TK_COUNTER_MEM, TK_COUNTER_NR_FREE, TK_PHASE, TraceLockObserver, TraceWriter, initTraceOrigin, readTrace, setTracer } from '../locking/trace.js';
 import { type ChromeTrace, chromeTrace } from './trace-export.js';
 
@@ -581,6 +582,9 @@ class Run {
     for (const [oracle, runs] of Object.entries(cpu.runs)) this.checks.get(oracle as OracleName)!.runs += runs;
     // Strict waits every role ended by a wake-up it verified (docs/DESIGN.md §4).
     for (let t = 0; t < views.layout.threads; t++) this.checks.get('lost-wakeup')!.runs += views.metrics[metricBase(t) + METRIC_WAKE_CHECKS];
+    // --hostile: bursts the hostile-guest oracle checked (src/check/hostile.ts).
+    const hostile = cfg.hostile > 0 ? this.hostileOutcome() : undefined;
+    if (hostile) this.checks.get('hostile-guest')!.runs += hostile.checks;
     const device = this.mode.hasDevice && this.mode.queueKind !== null ? readDeviceCounters(views, this.mode.queueKind, cfg.vqNumbering) : undefined;
     if (device) {
       // The driver validates every used element it collects (virtqueue_get_buf);
@@ -633,8 +637,16 @@ class Run {
       ...(cfg.lockstat ? { locks: collectLockStats(views) } : {}),
       ...(this.sched ? { sched: this.sched } : {}),
       ...(faults ? { faults } : {}),
+      ...(hostile ? { hostile } : {}),
       ...this.cpuTime(cpu.totals.ops),
     };
+  }
+
+  /** --hostile: what the hostile guest published and the oracle checked, from the driver thread's slot. */
+  private hostileOutcome(): HostileOutcome {
+    const m = this.views.metrics;
+    const b = metricBase(threadIds(this.cfg.cpus).reporter);
+    return { rate: this.cfg.hostile, checks: m[b + METRIC_HOSTILE_CHECKS], chains: m[b + METRIC_HOSTILE_CHAINS], skipped: m[b + METRIC_HOSTILE_SKIPPED] };
   }
 
   /** --device-faults: how often each kind acted (summed over the slots of the sides that rolled it). */

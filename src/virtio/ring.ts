@@ -334,6 +334,42 @@ export class VringVirtqueue {
   /** The strict wait of waitUsed(): the interrupt is due once a used element is in the ring. */
   private readonly usedWait: StrictWait = { event: 'device interrupt (DEV_INTERRUPT)', due: () => this.moreUsed(), dueWhat: 'a used element is in the ring' };
 
+  // ---- raw access for a hostile guest (src/check/hostile.ts) ----
+  // A hostile guest writes descriptors by hand and names heads no chain
+  // bookkeeping knows; these keep the driver's indices in step with what it
+  // published and collected, so real chains continue after it. Only with
+  // nothing in flight (the free list and tokens are left alone).
+
+  /** Append avail entries naming `heads[0..count)` and publish them with one avail idx store. */
+  publishRaw(heads: ArrayLike<number>, count: number): void {
+    if (this.inFlight !== 0) throw new Error('vring: publishRaw with chains in flight');
+    const r = this.ring;
+    for (let k = 0; k < count; k++) {
+      r.u16[r.availRingI + (this.availIdxShadow & r.mask)] = heads[k];
+      this.availIdxShadow = (this.availIdxShadow + 1) & 0xffff;
+      this.numAdded++;
+    }
+    // PUBLISH: as add(): the entries and descriptors before the idx store.
+    Atomics.store(r.u16, r.availIdxI, this.availIdxShadow);
+    schedPoint(SP_RING_AVAIL, this.availIdxShadow);
+  }
+
+  /** Store a bogus avail idx (hostile: more than N ahead), or put the true one back (`value` null). */
+  storeAvailIdxRaw(value: number | null): void {
+    Atomics.store(this.ring.u16, this.ring.availIdxI, value === null ? this.availIdxShadow : value & 0xffff);
+  }
+
+  /** Take the next used element whatever its id (none: -1), keeping last_used_idx and used_event in step. */
+  takeUsedRaw(): number {
+    const r = this.ring;
+    // ACQUIRE: the device stored used.ring[] before publishing used idx.
+    if (Atomics.load(r.u16, r.usedIdxI) === this.lastUsedIdx) return -1;
+    const id = r.u32[r.usedRingI + 2 * (this.lastUsedIdx & r.mask)];
+    this.lastUsedIdx = (this.lastUsedIdx + 1) & 0xffff;
+    if (this.opts.eventIdx) Atomics.store(r.u16, r.usedEventI, this.lastUsedIdx);
+    return id;
+  }
+
   get availIdx(): number {
     return this.availIdxShadow;
   }

@@ -21,7 +21,8 @@ export const naive: HintingMode = {
   installCpuHooks: () => undefined,
   runReporter(ctx) {
     const c = ctx.config;
-    new NaiveHinter(ctx.views, ctx.zone, ctx.sync, ctx.thread, { ackTimeoutMs: c.waitTimeoutMs, spin: c.spin, serving: ctx.serving, poisonByte: c.poison ? c.poisonByte : null }, driverExtras(ctx)).run();
+    const extras = driverExtras(ctx);
+    new NaiveHinter(ctx.views, ctx.zone, ctx.sync, ctx.thread, { ackTimeoutMs: c.waitTimeoutMs, spin: c.spin, serving: ctx.serving, poisonByte: c.poison ? c.poisonByte : null }, extras.opts, extras.release).run();
     return [];
   },
   makeDevice: (ctx) => new BalloonDevice(ctx.views, deviceOptions(ctx, 'reporting')),

@@ -11,7 +11,7 @@ import { reportingAllowed } from '../../guest/balloon-driver.js';
 import { BalloonDevice, keepReason } from '../../host/balloon-device.js';
 import { SITE_CHECK } from '../../locking/sites.js';
 import { RM_BLOCKS, RM_ISOLATE_WMARK, RM_PASSES, RM_REPORTS } from '../../mm/reporter-common.js';
-import { DEV_POISON_VAL, LOCK_ZONE, PAGE_SIZE, REP_LAST_PASS_FAILED, metricBase, threadIds, type Views } from '../../shm/layout.js';
+import { DEV_POISON_VAL, LOCK_ZONE, PAGE_SIZE, REP_AER_HINT_PFN1, REP_HOSTILE_ARENA_PFN1, REP_LAST_PASS_FAILED, metricBase, threadIds, type Views } from '../../shm/layout.js';
 import type { Config } from '../config.js';
 import { deviceOptions } from './common.js';
 import type { DeviceRole, LivenessWatch, MainContext, RoleContext, SettleResult, SettleRule } from './mode.js';
@@ -84,6 +84,19 @@ function checkAccounting(mode: ReporterMode, ctx: MainContext, teardownPfns: rea
   } finally {
     ctx.sync.unlock(LOCK_ZONE);
   }
+}
+
+/**
+ * Pages the driver frees when it stops, after the settle point: aeration's
+ * hint buffer page and the hostile guest's arena (--hostile).
+ */
+export function teardownPfns(views: Views): number[] {
+  const out: number[] = [];
+  for (const w of [REP_AER_HINT_PFN1, REP_HOSTILE_ARENA_PFN1]) {
+    const p1 = Atomics.load(views.reporting, w);
+    if (p1 > 0) out.push(p1 - 1);
+  }
+  return out;
 }
 
 /**
