@@ -18,6 +18,7 @@ const modules: Record<string, () => Promise<{ bench: (o: { quick?: boolean }) =>
   soak: () => import('./soak.js'),
   trace: () => import('./trace.js'),
   kernel: () => import('./kernel.js'),
+  faults: () => import('./faults.js'),
 };
 
 const args = process.argv.slice(2);
