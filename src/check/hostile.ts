@@ -24,6 +24,7 @@ import { Rng, subSeed } from '../base/rng.js';
 import { BAD_KINDS, TOLERATED_KINDS, type BadKind, type ToleratedKind } from '../host/balloon-device.js';
 import { SITE_REPORT_ISOLATE } from '../locking/sites.js';
 import { LivenessError, clockMs, waitWhileEquals } from '../locking/sync.js';
+import { TK_HOSTILE, tracer } from '../locking/trace.js';
 import type { Zone } from '../mm/buddy.js';
 import { GuestMemory } from '../mm/memory.js';
 import { PG_ALLOCATED, PG_ISOLATED } from '../mm/page.js';
@@ -94,6 +95,8 @@ export class HostileGuest {
   private readonly mb: number;
   private arena = NIL;
   private lastOddFlags = 0;
+  /** Avail entries of the last burst (for the trace). */
+  private lastEntries = 0;
   private readonly table: Desc[];
   /** aeration: the hint slots of arena page 0, as written (the model reads these). */
   private readonly hintLo = new Int32Array(PAGE_SIZE / 8);
@@ -127,10 +130,13 @@ export class HostileGuest {
       this.m[this.mb + METRIC_HOSTILE_SKIPPED]++;
       return;
     }
+    const tr = tracer;
+    const t0 = tr !== null ? tr.nowUs() : 0;
     try {
       this.burst(vq);
     } finally {
       this.putArena();
+      if (tr !== null) tr.since(TK_HOSTILE, t0, this.lastEntries);
     }
   };
 
@@ -242,6 +248,7 @@ export class HostileGuest {
     const ring = vq.ring;
     for (let i = 0; i < this.win; i++) ring.writeDesc(i, this.table[i].addr, this.table[i].len, this.table[i].flags, this.table[i].next);
     if (oddFlags !== 0) Atomics.store(ring.u16, ring.availFlagsI, oddFlags);
+    this.lastEntries = heads.length;
     vq.publishRaw(heads, heads.length);
     vq.kick();
     this.opts.afterKick?.();

@@ -74,7 +74,11 @@ export const TK_COUNTER_MEM = 21;
 export const TK_COUNTER_NR_FREE = 22;
 /** Instant: the device counted bad guest input. a kind index (BAD_KINDS). */
 export const TK_BAD_INPUT = 23;
-export const TK_COUNT = 24;
+/** Instant: a device fault acted (--device-faults). a kind index (DEVICE_FAULT_KINDS). */
+export const TK_FAULT = 24;
+/** Slice: a hostile guest's burst (--hostile), from its publication to the oracle's check. a avail entries. */
+export const TK_HOSTILE = 25;
+export const TK_COUNT = 26;
 
 /** Ends of a hint run, in TK_HINT_RUN's c. */
 export const HINT_END_NAMES = ['allocation failed', 'new cmd id', 'other'];

@@ -10,6 +10,7 @@
 // its seed and, under --sched, of its schedule.
 
 import { Rng, subSeed } from '../base/rng.js';
+import { TK_FAULT, tracer } from '../locking/trace.js';
 
 export const DEVICE_FAULT_KINDS = ['report-error', 'ack-delay', 'irq-lost', 'irq-spurious', 'reset'] as const;
 export type DeviceFaultKind = (typeof DEVICE_FAULT_KINDS)[number];
@@ -154,6 +155,7 @@ export class FaultDice {
     const r = this.rates[kind];
     if (r === 0 || this.rng.float() >= r) return false;
     if (this.counts !== null) this.counts[this.countBase + kind]++;
+    if (tracer !== null) tracer.instant(TK_FAULT, kind);
     return true;
   }
 
