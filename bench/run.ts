@@ -20,6 +20,7 @@ const modules: Record<string, () => Promise<{ bench: (o: { quick?: boolean }) =>
   trace: () => import('./trace.js'),
   kernel: () => import('./kernel.js'),
   'linux-v5': () => import('./linux-v5.js'),
+  faults: () => import('./faults.js'),
 };
 
 const args = process.argv.slice(2);

@@ -26,6 +26,8 @@ export const ORACLES = [
   'ring',
   'liveness',
   'migration',
+  'lost-wakeup',
+  'hostile-guest',
 ] as const;
 export type OracleName = (typeof ORACLES)[number];
 

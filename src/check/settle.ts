@@ -35,6 +35,13 @@ export interface SettleOptions {
    * not a lost request.
    */
   teardownPfns?: readonly number[];
+  /**
+   * --device-faults report-error: the reporter's last pass stopped at a
+   * failed report (REP_LAST_PASS_FAILED). Upstream's page_reporting_process()
+   * then leaves what it did not reach for the next request, and with the
+   * workload gone none comes: those blocks stay unreported by design.
+   */
+  lastPassFailed?: () => boolean;
 }
 
 export interface SettleReport {
@@ -77,6 +84,7 @@ export function checkReportedAccounting(zone: Zone, mem: GuestMemory, o: SettleO
     let reason: string | null = null;
     if (o.reportingDisabled) reason = 'reporting disabled';
     else if (belowWatermark) reason = `zone free ${z[ZONE_FREE_PAGES]} pages is below low watermark + capacity << order`;
+    else if (gated && o.lastPassFailed?.()) reason = 'the last pass stopped at a failed report (--device-faults report-error) and nothing has requested another: page_reporting_process() leaves the rest for the next request';
     else if (gated && o.isolationsRefused() > 0 && z[ZONE_FREE_PAGES] - z[ZONE_WMARK_MIN] < o.capacity << (MAX_ORDER - 1)) {
       // __isolate_free_page() refuses a block that would take the zone below
       // its min watermark; with a whole batch isolated at once, the last

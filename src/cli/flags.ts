@@ -6,7 +6,8 @@ import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
-import { type Config, DEFAULT_CONFIG, DEFAULT_TRACE_EVENTS, HINT_DEVICES, HINT_UFFD_WP, HINTING_MODES, RANGES, SCHED_STRATEGIES, THP_MODES, WORKLOADS, choiceFlag, durationFlag, intFlag, powerOfTwoFlag, rerunCommand, sizeFlag } from '../sim/config.js';
+import { type Config, DEFAULT_CONFIG, DEFAULT_TRACE_EVENTS, HINT_DEVICES, HINT_UFFD_WP, HINTING_MODES, RANGES, SCHED_STRATEGIES, THP_MODES, WORKLOADS, choiceFlag, deviceFaultsFlag, durationFlag, hostileFlag, intFlag, powerOfTwoFlag, rerunCommand, sizeFlag } from '../sim/config.js';
+import { FAULT_GRAMMAR } from '../virtio/device-faults.js';
 import { PAGE_SIZE } from '../shm/layout.js';
 import { LOCKSTAT_FORMATS, LOCKSTAT_SORTS, parseLockstatFlags } from './lockstat-report.js';
 import { loadReplay } from '../sched/control.js';
@@ -73,6 +74,8 @@ export const RUN_OPTIONS = {
   'cost-profile': { type: 'string', default: 'default', describe: "host costs: a profile FILE from `sim calibrate --out FILE`, default (the shipped profile; its provenance is printed) or none (no fixed cost: a refault only zero-fills). A fault is a VM exit + the host's page fault on the faulting CPU's thread; a discard is one madvise on the device's; each discard that unmapped memory is a TLB-flush interrupt on every CPU (paid at its next allocation); each kick and interrupt a VM exit (the interrupt on the reporter it wakes). docs/DESIGN.md §16" },
   warm: { type: 'boolean', default: false, describe: 'start as a guest that has run a while: every page was touched once, so the host backs all guest memory (host RSS starts at the guest size) and hinting off takes no host fault (implies --prefault); sim compare and the benchmarks measure this steady state' },
   'host-thp': { type: 'boolean', default: false, describe: 'the host backs guest memory with transparent huge pages: a fault where the whole 2 MiB is unbacked maps (and zeroes) 2 MiB at once, at the profile\'s 2 MiB fault cost' },
+  'device-faults': { type: 'string', describe: `seeded device faults, ${FAULT_GRAMMAR} (reporting, aeration, naive; reset: reporting, aeration). report-error: the queue refuses a report (virtqueue_add_inbuf fails); ack-delay: the used element comes late; irq-spurious: an interrupt with nothing used; reset: freeze/restore between passes; irq-lost: no interrupt (Linux hangs: the run fails by design)` },
+  hostile: { type: 'string', describe: 'a hostile guest: probability per report (0..1 or %) that the driver first publishes a burst of malformed chains of every bad kind and random descriptor tables; the hostile-guest oracle checks the device counted each and touched nothing it was not validly named (reporting, aeration, naive)' },
 } as const;
 
 /** Flags of `sim run` only: the event trace of one run. */
@@ -167,6 +170,8 @@ export function parseRunFlags(a: RawFlags): Config {
     ...costProfileFlag(a['cost-profile']),
     hostThp: Boolean(a['host-thp']),
     warm: Boolean(a.warm),
+    deviceFaults: deviceFaultsFlag(a['device-faults']),
+    hostile: hostileFlag(a.hostile),
   });
   if (a.html !== undefined) outputFileFlag('html', a.html);
   // A schedule to replay must parse and belong to this configuration (exit 2 otherwise).

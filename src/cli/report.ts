@@ -8,6 +8,7 @@ import type { HintStats } from '../sim/modes/stats.js';
 import type { CpuTimeStats, RoleCpuTime } from '../sim/cputime.js';
 import { schedJson, schedLines } from './schedule-report.js';
 import { fmtBytes, fmtDuration } from '../base/units.js';
+import { formatDeviceFaults } from '../virtio/device-faults.js';
 import { reportDelayMs } from '../sim/modes/index.js';
 import { costSummary } from '../mm/host-costs.js';
 import { cpuTable, deviceLine, deviceTable, freeBlocksTable, freeMemoryLine, hostLine, ns, num, oracleTable, textRows } from './report-data.js';
@@ -20,7 +21,9 @@ export function configLines(c: Config): string[] {
       `check-interval=${c.checkIntervalMs ? fmtDuration(c.checkIntervalMs) : 'end-only'} wait-timeout=${fmtDuration(c.waitTimeoutMs)} spin=${c.spin} queue-size=${c.queueSize} ring-align=${c.ringAlign} poison=${c.poison ? '0x' + c.poisonByte.toString(16) : 'off'} lockstat=${c.lockstat ? 'on' : 'off'} ` +
       `event-idx=${c.eventIdx ? 'on' : 'off'} vq-numbering=${c.vqNumbering} poison-policy=${c.poisonPolicy} discard=${c.discard ? 'on' : 'off'} ` +
       `report-delay=${c.reportDelayMs === null ? `auto(${fmtDuration(reportDelayMs(c))})` : fmtDuration(c.reportDelayMs)} capacity=${c.capacity} report-order=${c.reportOrder} settle-timeout=${fmtDuration(c.settleTimeoutMs)} page-poison-feature=${c.pagePoisonFeature ? 'on' : 'off'} prefault=${c.prefault ? 'on' : 'off'} inject=${c.inject?.length ? c.inject.join(',') : 'none'}` +
-      (c.hinting === 'hint' ? ` hint-device=${c.hintDevice} hint-interval=${fmtDuration(c.hintIntervalMs)}${c.hintDevice === 'firecracker' ? ` hint-ack-on-stop=${c.hintAckOnStop ? 'on' : 'off'} hint-done-after=${fmtDuration(c.hintDoneAfterMs)} hint-uffd-wp=${c.hintUffdWp}` : ''} hint-shrink=${c.hintShrinkBlocks} hint-shrink-acked-only=${c.hintShrinkAckedOnly ? 'on' : 'off'}` : ''),
+      (c.hinting === 'hint' ? ` hint-device=${c.hintDevice} hint-interval=${fmtDuration(c.hintIntervalMs)}${c.hintDevice === 'firecracker' ? ` hint-ack-on-stop=${c.hintAckOnStop ? 'on' : 'off'} hint-done-after=${fmtDuration(c.hintDoneAfterMs)} hint-uffd-wp=${c.hintUffdWp}` : ''} hint-shrink=${c.hintShrinkBlocks} hint-shrink-acked-only=${c.hintShrinkAckedOnly ? 'on' : 'off'}` : '') +
+      (c.deviceFaults?.length ? ` device-faults=${formatDeviceFaults(c.deviceFaults)}` : '') +
+      (c.hostile ? ` hostile=${+(c.hostile * 100).toFixed(4)}%` : ''),
     hostCostLine(c),
   ];
 }
@@ -131,6 +134,11 @@ export function verdictLines(r: RunResult): string[] {
   // An injection that never acted: the run tested nothing (exit 1 unless interrupted).
   for (const x of r.injections) if (!x.acted) out.push(`${r.interrupted ? 'NOTE' : 'VACUOUS'}: ${x.reason}`);
   for (const x of r.injections) if (x.acted) out.push(`inject ${x.name}: acted ${x.count} times (${x.counts})`);
+  if (r.faults) {
+    const f = r.faults;
+    out.push(`device faults: ${f.kinds.map((k) => `${k.kind} ${+(k.rate * 100).toFixed(2)}%${k.maxMs ? ` (<= ${k.maxMs}ms)` : ''} acted ${k.acted}`).join(', ')}; the driver saw ${f.spuriousInterrupts} interrupts with nothing used and ${f.resets} device resets`);
+  }
+  if (r.hostile) out.push(`hostile guest: ${r.hostile.chains} malformed or random avail entries in ${r.hostile.checks} checked bursts (${r.hostile.skipped} skipped: no arena block)`);
   if (r.ok) out.push(`OK: every oracle passed (seed ${r.seed})`);
   else if (r.exitCode === 130 || r.exitCode === 143) {
     const i = r.interrupt;
@@ -158,6 +166,8 @@ export function toJson(r: RunResult): Record<string, unknown> {
     interrupted: r.interrupted,
     ...(r.interrupt ? { interrupt: r.interrupt } : {}),
     injections: r.injections,
+    ...(r.faults ? { faults: r.faults } : {}),
+    ...(r.hostile ? { hostile: r.hostile } : {}),
     totals: r.totals,
     cpus: r.cpus,
     memory: r.memory,

@@ -29,6 +29,7 @@ import { Rng, splitmix32 } from '../base/rng.js';
 import { ORACLES, type Violation, UsageError } from '../base/errors.js';
 import { fmtDuration } from '../base/units.js';
 import { validateConfig } from '../sim/validate.js';
+import { FAULTS, formatDeviceFaults } from '../virtio/device-faults.js';
 import { installInterrupt } from './signals.js';
 import { simVersion } from './version.js';
 
@@ -38,7 +39,7 @@ export const STRESS_OPTIONS = {
   runs: { type: 'string', describe: 'runs in the campaign (1..1000000); default 20 unless --duration is given (then unbounded)' },
   duration: { type: 'string', describe: 'stress: wall-time bound of the campaign, ms/s/m/h (1s..24h); each run\'s workload time is --run-duration' },
   'run-duration': { type: 'string', default: '500ms', describe: 'stress: how long each run\'s workload runs (10ms..10m)' },
-  swarm: { type: 'boolean', default: false, describe: 'stress: draw a random configuration per run (cpus, memory, workload, hinting, capacity, report order, delay, pcp, poison, ...) from its seed' },
+  swarm: { type: 'boolean', default: false, describe: 'stress: draw a random configuration per run (cpus, memory, workload, hinting, capacity, report order, delay, pcp, poison, device faults, a hostile guest, ...) from its seed' },
   jobs: { type: 'string', describe: 'stress: runs at a time (1..64; default min(2, cores))' },
   shard: { type: 'string', describe: 'stress: K/N: run only runs K, K+N, K+2N, ... of the campaign (0 <= K < N <= 100000), for batch schedulers' },
   'trace-dir': { type: 'string', describe: 'stress: every run records a --trace; the trace of a failing run is kept in DIR (run-<index>-seed-<seed>.trace.json; created if missing)' },
@@ -113,6 +114,17 @@ export function runConfig(base: Config, o: Pick<StressOptions, 'campaignSeed' | 
       if (k === 0) cfg.hintDevice = 'qemu';
       else if (k === 1) cfg.hintShrinkAckedOnly = true;
       else cfg.hintUffdWp = 'serialized';
+    }
+    // Device faults in a third and a hostile guest in a quarter of the clean
+    // runs with the reporting driver (docs/DESIGN.md §17, §6): drawn after
+    // everything above, so those draws stay as they were. irq-lost is never
+    // drawn: Linux does not survive it, so such a run fails by design.
+    if (cfg.inject.length === 0 && (cfg.hinting === 'reporting' || cfg.hinting === 'aeration' || cfg.hinting === 'naive')) {
+      if (rng.below(3) === 0) {
+        const kinds = (['report-error', 'ack-delay', 'irq-spurious', 'reset'] as const).filter((k) => FAULTS[k].modes.includes(cfg.hinting) && rng.below(2) === 0);
+        cfg.deviceFaults = kinds.map((kind) => ({ kind, rate: pick(rng, [0.05, 0.1, 0.25]), maxMs: kind === 'ack-delay' ? pick(rng, [5, 20, 50]) : 0 }));
+      }
+      if (rng.below(4) === 0) cfg.hostile = pick(rng, [0.1, 0.5, 1]);
     }
     try {
       return validateConfig(cfg);
@@ -375,7 +387,7 @@ export async function runStress(base: Config, o: StressOptions, log: (line: stri
         acted.set(x.name, t);
       }
       const what = failed ? (r.violations.length ? `FAIL ${r.violations[0].oracle}` : `ERROR exit ${r.exitCode}`) : r.interrupted ? 'INTERRUPTED' : vacuous ? `VACUOUS (${r.injections.filter((x) => !x.acted).map((x) => x.name).join(', ')} never acted)` : 'ok';
-      log(`run ${i} seed ${r.seed} ${what} (${(r.wallMs / 1000).toFixed(1)}s) cpus=${cfg.cpus} workload=${cfg.workload} hinting=${cfg.hinting} memory=${cfg.memoryBytes / 2 ** 20}M`);
+      log(`run ${i} seed ${r.seed} ${what} (${(r.wallMs / 1000).toFixed(1)}s) cpus=${cfg.cpus} workload=${cfg.workload} hinting=${cfg.hinting} memory=${cfg.memoryBytes / 2 ** 20}M${cfg.deviceFaults?.length ? ` faults=${formatDeviceFaults(cfg.deviceFaults)}` : ''}${cfg.hostile ? ` hostile=${cfg.hostile * 100}%` : ''}`);
       entries.push({
         index: i,
         seed: r.seed,

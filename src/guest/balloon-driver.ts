@@ -9,11 +9,15 @@
 //     unlock.
 
 import { SITE_BALLOON_REACT } from '../locking/sites.js';
-import { LOCK_BALLOON, PAGE_SHIFT, PAGE_SIZE, DEV_FEATURES_NEGOTIATED, DEV_VQ_INDEX, INJECTED_NO_ACK_WAIT, METRIC_INJECTED, metricBase, threadIds, type Views } from '../shm/layout.js';
-import { LivenessError, type Sync } from '../locking/sync.js';
+import { LOCK_BALLOON, PAGE_SHIFT, PAGE_SIZE, DEV_FEATURES_NEGOTIATED, DEV_INTERRUPT, DEV_RESET_ACK, DEV_RESET_REQ, DEV_VQ_INDEX, INJECTED_NO_ACK_WAIT, METRIC_INJECTED, metricBase, threadIds, type Views } from '../shm/layout.js';
+import { LivenessError, type StrictWait, type Sync, waitWhileEquals } from '../locking/sync.js';
 import { ENOSPC, VIRTIO_RING_F_EVENT_IDX, VringMem, VringVirtqueue } from '../virtio/ring.js';
 import { hasFeature, HINTS_MAX, VIRTIO_BALLOON_F_PAGE_POISON } from '../virtio/balloon-abi.js';
-import { RM_RING_CHECKS, type ReportSink, type ReportStatus } from '../mm/reporter-common.js';
+import { RM_RESETS, RM_RING_CHECKS, RM_SPURIOUS_IRQS, type ReportSink, type ReportStatus } from '../mm/reporter-common.js';
+import { FAULT_REPORT_ERROR, FAULT_RESET, type FaultDice } from '../virtio/device-faults.js';
+
+/** The driver's wait for the device to acknowledge its reset: strict (docs/DESIGN.md §4). */
+const RESET_WAIT: StrictWait = { event: 'device reset acknowledgement (DEV_RESET_ACK)' };
 
 export interface BalloonDriverOptions {
   mode: 'reporting' | 'aeration';
@@ -27,10 +31,25 @@ export interface BalloonDriverOptions {
   hintBufferPfn: number;
   /** Injection `no-ack-wait` (aeration): unlock and return without waiting for the device. */
   noAckWait?: boolean;
+  /** --device-faults: the driver side's dice (report-error, reset; src/virtio/device-faults.ts). */
+  faults?: FaultDice;
+  /**
+   * Harness self-test (BALLOON_SIM_SELFTEST=fault-trust-irq): take any
+   * interrupt for the acknowledgement, without looking for the used
+   * element, a slip only a spurious interrupt exposes (irq-spurious).
+   */
+  selfTestTrustIrq?: boolean;
+  /**
+   * Run at the start of every report, with nothing in flight: the hostile
+   * guest (--hostile, src/check/hostile.ts) publishes its bursts here, on
+   * the driver's own queue (the ring has one producer).
+   */
+  beforeReport?: (vq: VringVirtqueue) => void;
 }
 
 export class VirtioBalloonDriver implements ReportSink {
-  readonly vq: VringVirtqueue;
+  /** The queue; rebuilt from zero after a device reset (init_vqs()). */
+  vq: VringVirtqueue;
   private readonly addrs: Float64Array;
   private readonly lens: Float64Array;
   private token = 1;
@@ -44,18 +63,66 @@ export class VirtioBalloonDriver implements ReportSink {
     readonly sync: Sync,
     readonly opts: BalloonDriverOptions,
   ) {
-    const negotiated = views.device[DEV_FEATURES_NEGOTIATED] >>> 0;
-    this.vq = new VringVirtqueue(VringMem.fromViews(views), views.device, {
-      eventIdx: hasFeature(negotiated, VIRTIO_RING_F_EVENT_IDX),
-      queueIndex: views.device[DEV_VQ_INDEX],
-    });
+    this.vq = this.initVq();
     const n = views.layout.params.queueSize;
     this.addrs = new Float64Array(n);
     this.lens = new Float64Array(n);
+    this.dice = opts.faults !== undefined && opts.faults.any ? opts.faults : null;
+    this.rm = metricBase(threadIds(views.layout.params.cpus).reporter);
+  }
+
+  private readonly dice: FaultDice | null;
+  /** The reporter thread's metric slot. */
+  private readonly rm: number;
+
+  /** init_vqs(): the queue over the ring, with the negotiated ring features. */
+  private initVq(): VringVirtqueue {
+    const negotiated = this.views.device[DEV_FEATURES_NEGOTIATED] >>> 0;
+    return new VringVirtqueue(VringMem.fromViews(this.views), this.views.device, {
+      eventIdx: hasFeature(negotiated, VIRTIO_RING_F_EVENT_IDX),
+      queueIndex: this.views.device[DEV_VQ_INDEX],
+    });
+  }
+
+  /** FAULT report-error: virtqueue_add_inbuf() fails as on a broken queue (-EIO); WARN_ON_ONCE, return the error. */
+  private addRefused(): boolean {
+    if (this.dice === null || !this.dice.roll(FAULT_REPORT_ERROR)) return false;
+    this.failures++;
+    return true;
+  }
+
+  /**
+   * Between passes (nothing isolated, nothing in flight): FAULT reset.
+   * virtballoon_freeze(): remove_common() resets the device
+   * (virtio_reset_device(): a status write of 0) and deletes the queues;
+   * virtballoon_restore(): init_vqs() builds them anew and
+   * virtio_device_ready() sets DRIVER_OK. Page reporting unregistered
+   * around it (the fixed order, docs/DESIGN.md §17). True if it reset.
+   */
+  betweenPasses(): boolean {
+    if (this.dice === null || !this.dice.roll(FAULT_RESET)) return false;
+    const d = this.views.device;
+    const seen = Atomics.load(d, DEV_RESET_ACK);
+    // Status 0: the device resets its queue (odd); the doorbell wakes its thread.
+    Atomics.add(d, DEV_RESET_REQ, 1);
+    this.vq.notify();
+    const w = waitWhileEquals(d, DEV_RESET_ACK, seen, this.opts.ackTimeoutMs, () => !this.opts.serving(), this.opts.spin, RESET_WAIT);
+    if (w === 'timed-out') throw new LivenessError(`balloon: the device did not acknowledge its reset within ${this.opts.ackTimeoutMs} ms`);
+    if (w === 'stopped') return false; // the run is ending: the device stays reset
+    // del_vqs() + init_vqs(): the device is off the ring; a fresh one from zero.
+    this.vq.ring.reset();
+    this.vq = this.initVq();
+    // virtio_device_ready(): DRIVER_OK (even); the doorbell lets the device serve again.
+    Atomics.add(d, DEV_RESET_REQ, 1);
+    this.vq.notify();
+    this.views.metrics[this.rm + RM_RESETS]++;
+    return true;
   }
 
   report(pfns: Int32Array, orders: Uint8Array, start: number, count: number): ReportStatus {
+    if (this.opts.beforeReport !== undefined) this.opts.beforeReport(this.vq);
     if (this.opts.mode === 'aeration') return this.aerate(pfns, orders, start, count);
+    if (this.addRefused()) return 'error';
     if (count > this.vq.num) throw new Error(`balloon: a batch of ${count} blocks does not fit a queue of ${this.vq.num}`);
     for (let i = 0; i < count; i++) {
       this.addrs[i] = pfns[start + i] * PAGE_SIZE;
@@ -85,6 +152,7 @@ export class VirtioBalloonDriver implements ReportSink {
       }
       this.addrs[0] = this.opts.hintBufferPfn * PAGE_SIZE;
       this.lens[0] = 8 * count;
+      if (this.addRefused()) return 'error';
       if (this.opts.noAckWait) {
         // INJECTED (no-ack-wait): collect whatever the device finished, queue
         // the buffer, kick, and return at once: balloon_lock is dropped and
@@ -114,8 +182,18 @@ export class VirtioBalloonDriver implements ReportSink {
   }
 
   private kickAndWait(): ReportStatus {
+    if (this.opts.selfTestTrustIrq) {
+      // Self-test: the interrupt is taken for the ack (wrong: it may be spurious).
+      const seen = Atomics.load(this.views.device, DEV_INTERRUPT);
+      this.vq.kick();
+      waitWhileEquals(this.views.device, DEV_INTERRUPT, seen, this.opts.ackTimeoutMs, () => !this.opts.serving(), this.opts.spin);
+      this.collectUsed();
+      return 'ok';
+    }
     this.vq.kick();
+    const spurious = this.vq.spuriousWakes;
     const r = this.vq.waitUsed(this.opts.ackTimeoutMs, () => !this.opts.serving(), this.opts.spin);
+    this.views.metrics[this.rm + RM_SPURIOUS_IRQS] += this.vq.spuriousWakes - spurious;
     if (r === 'timed-out') throw new LivenessError(`balloon: the device did not acknowledge a report within ${this.opts.ackTimeoutMs} ms`);
     if (r === 'stopped') {
       // The run is ending: the device may not answer; the blocks go back unreported.

@@ -7,7 +7,7 @@ import { type Zone } from '../mm/buddy.js';
 import { record } from '../base/hist.js';
 import { HDR_RUN_STATE, HDR_STATE_GEN, METRIC_HIST_BASE, NIL, RUN_RUNNING, metricBase, type Views } from '../shm/layout.js';
 import { GuestMemory } from '../mm/memory.js';
-import { VirtioBalloonDriver } from './balloon-driver.js';
+import { type BalloonDriverOptions, VirtioBalloonDriver } from './balloon-driver.js';
 import { type Sync, waitWhileEquals } from '../locking/sync.js';
 import { HM_BLOCKS, HM_NAIVE_ALLOC_FAILS, HM_ROUND_TRIPS, HM_RUN_NS_MAX, HM_RUN_NS_TOTAL, type HintDriverOptions, SentBlocks, allocBalloonBlock, freeBalloonBlocks, HINT_BLOCK_ORDER } from './balloon-pages.js';
 import { TK_REPORT, tracer } from '../locking/trace.js';
@@ -31,6 +31,10 @@ export class NaiveHinter {
     readonly sync: Sync,
     readonly thread: number,
     readonly opts: HintDriverOptions,
+    /** The reporting driver's extras (--device-faults, --hostile: src/sim/modes/common.ts driverExtras). */
+    readonly driverExtras: Partial<BalloonDriverOptions> = {},
+    /** Called when the loop ends (frees the hostile guest's arena). */
+    readonly onStop: () => void = () => undefined,
   ) {
     this.m = views.metrics;
     this.mb = metricBase(thread);
@@ -41,7 +45,16 @@ export class NaiveHinter {
   run(): void {
     const h = this.views.header;
     const running = () => Atomics.load(h, HDR_RUN_STATE) === RUN_RUNNING;
-    const driver = new VirtioBalloonDriver(this.views, this.sync, { mode: 'reporting', ackTimeoutMs: this.opts.ackTimeoutMs, spin: this.opts.spin, serving: this.opts.serving, hintBufferPfn: NIL });
+    const driver = new VirtioBalloonDriver(this.views, this.sync, { mode: 'reporting', ackTimeoutMs: this.opts.ackTimeoutMs, spin: this.opts.spin, serving: this.opts.serving, hintBufferPfn: NIL, ...this.driverExtras });
+    try {
+      this.loop(driver, running);
+    } finally {
+      this.onStop();
+    }
+  }
+
+  private loop(driver: VirtioBalloonDriver, running: () => boolean): void {
+    const h = this.views.header;
     const m = this.m;
     const mb = this.mb;
     // New blocks only while the workload runs: settling ends the loop.

@@ -26,11 +26,12 @@
 // Queue numbering and the feature handshake: src/virtio/balloon-abi.ts.
 
 import { HINTS_MAX, HINT_ORDER_MASK, VIRTIO_BALLOON_F_PAGE_POISON, VIRTIO_BALLOON_F_REPORTING, bit, hasFeature, type VqNumbering } from '../virtio/balloon-abi.js';
-import { DEV_ACTUAL, DEV_BAD_BASE, DEV_CHAINS, DEV_FEATURES_NEGOTIATED, DEV_FEATURES_OFFERED, DEV_FREE_PAGE_HINT_CMD_ID, DEV_KICK, DEV_NOTIFY_QUEUE, DEV_NUM_PAGES, DEV_POISON_VAL, DEV_STATUS, DEV_VQ_INDEX, DEV_WORDS, DEV_TLB_FLUSH_GEN, DEV_HOST_FILL, INJECTED_DEVICE_DOUBLE_USED, MAX_ORDER, METRIC_EXTRA, METRIC_INJECTED, PAGE_SHIFT, PAGE_SIZE, metricBase, threadIds, type Views } from '../shm/layout.js';
+import { DEV_ACTUAL, DEV_BAD_BASE, DEV_INTERRUPT, DEV_RESET_ACK, DEV_RESET_REQ, DEV_TOLERATED_BASE, DEV_TOLERATED_WORDS, HDR_RUN_STATE, HDR_STATE_GEN, RUN_RUNNING, RUN_SETTLING, DEV_CHAINS, DEV_FEATURES_NEGOTIATED, DEV_FEATURES_OFFERED, DEV_FREE_PAGE_HINT_CMD_ID, DEV_KICK, DEV_NOTIFY_QUEUE, DEV_NUM_PAGES, DEV_POISON_VAL, DEV_STATUS, DEV_VQ_INDEX, DEV_WORDS, DEV_TLB_FLUSH_GEN, DEV_HOST_FILL, INJECTED_DEVICE_DOUBLE_USED, MAX_ORDER, METRIC_EXTRA, METRIC_INJECTED, PAGE_SHIFT, PAGE_SIZE, metricBase, threadIds, type Views } from '../shm/layout.js';
 import { GuestMemory } from '../mm/memory.js';
-import { waitWhileEquals } from '../locking/sync.js';
+import { type StrictWait, bump, waitWhileEquals } from '../locking/sync.js';
+import { FAULT_ACK_DELAY, FAULT_IRQ_LOST, FAULT_IRQ_SPURIOUS, type FaultDice } from '../virtio/device-faults.js';
 import { TK_BAD_INPUT, TK_CHAIN, TK_DISCARD, TK_PUSH, TK_RANGE, tracer } from '../locking/trace.js';
-import { Chain, POP_BAD, POP_CHAIN, POP_DROPPED, RING_BAD_KINDS, VIRTIO_RING_F_EVENT_IDX, VRING_DESC_F_WRITE, VirtQueue, VringMem } from '../virtio/ring.js';
+import { Chain, POP_BAD, POP_CHAIN, POP_DROPPED, RING_BAD_KINDS, RING_TOLERATED_KINDS, VIRTIO_RING_F_EVENT_IDX, VRING_DESC_F_WRITE, VirtQueue, VringMem } from '../virtio/ring.js';
 import { type Violation } from '../base/errors.js';
 
 /** Bad guest input by kind: the ring's kinds, then the balloon handler's. Counted at DEV_BAD_BASE + index. */
@@ -53,7 +54,22 @@ export const BAD_DIRECTION = badIndex('direction');
 export const BAD_HINT_LEN = badIndex('hint-len');
 export const BAD_HINT_ORDER = badIndex('hint-order');
 export const BAD_NOTIFY_QUEUE = badIndex('notify-queue');
-if (DEV_BAD_BASE + BAD_KINDS.length > DEV_TLB_FLUSH_GEN || DEV_HOST_FILL >= DEV_WORDS) throw new Error('device: bad-input counters overrun the host cost words or the device region');
+if (DEV_BAD_BASE + BAD_KINDS.length > DEV_TOLERATED_BASE) throw new Error('device: bad-input counters overrun the tolerated-input counters');
+
+/**
+ * Tolerated guest input by kind (docs/DESIGN.md §12): breaks a driver rule,
+ * but QEMU and Firecracker act on it, so the device does too and only
+ * counts it. The ring's kinds, then the balloon handler's. Counted at
+ * DEV_TOLERATED_BASE + index.
+ */
+export const TOLERATED_KINDS = [
+  ...RING_TOLERATED_KINDS,
+  'hint-unaligned', // aeration: a hint whose address is not aligned to 4 KiB << order (a buddy block always is; QEMU checks host-page alignment only)
+] as const;
+export type ToleratedKind = (typeof TOLERATED_KINDS)[number];
+export const TOL_HINT_UNALIGNED = TOLERATED_KINDS.indexOf('hint-unaligned');
+if (TOLERATED_KINDS.length > DEV_TOLERATED_WORDS || DEV_TOLERATED_BASE + DEV_TOLERATED_WORDS > DEV_RESET_REQ) throw new Error('device: tolerated-input counters overrun the device region');
+if (DEV_TLB_FLUSH_GEN <= DEV_RESET_ACK + 8 || DEV_HOST_FILL >= DEV_WORDS) throw new Error('device: the host cost words overlap the reset words or overrun the device region');
 
 // Device counters in the device thread's metric slot (Float64: bytes overflow Int32).
 export const DEVM_DESCRIPTORS = 0;
@@ -114,6 +130,20 @@ export interface DeviceOptions {
   discard?: boolean;
   /** The device-allocated-range oracle (src/check/device-range.ts), run on every range before it is acted on; none: unchecked. */
   rangeCheck?: RangeCheck;
+  /** --device-faults: the device side's dice (ack-delay, irq-lost, irq-spurious; src/virtio/device-faults.ts). */
+  faults?: FaultDice;
+  /**
+   * Harness self-test (BALLOON_SIM_SELFTEST=fault-reset-keep-queue): a
+   * reset is acknowledged but the queue keeps its indices, a slip only a
+   * device reset reaches (--device-faults reset).
+   */
+  selfTestResetKeepsQueue?: boolean;
+  /**
+   * Harness self-test (BALLOON_SIM_SELFTEST=device-zero-len): range
+   * validation lets a zero length through, a slip the in-tree driver never
+   * reaches and the hostile guest (--hostile) must find.
+   */
+  selfTestZeroLen?: boolean;
 }
 
 /** A check of the guest range [pfn, pfn+count) before the device acts on it: a violation, or null. */
@@ -172,6 +202,8 @@ export interface DeviceCounters {
   interrupts: number;
   badTotal: number;
   bad: Record<BadKind, number>;
+  /** Guest input that breaks a driver rule but is acted on, as QEMU and Firecracker do (TOLERATED_KINDS). */
+  tolerated: Record<ToleratedKind, number>;
 }
 
 export function readDeviceCounters(views: Views, queueKind: QueueKind, vqNumbering: VqNumbering): DeviceCounters {
@@ -184,6 +216,8 @@ export function readDeviceCounters(views: Views, queueKind: QueueKind, vqNumberi
     bad[k] = Atomics.load(d, DEV_BAD_BASE + i);
     badTotal += bad[k];
   });
+  const tolerated = {} as Record<ToleratedKind, number>;
+  TOLERATED_KINDS.forEach((k, i) => (tolerated[k] = Atomics.load(d, DEV_TOLERATED_BASE + i)));
   const negotiated = d[DEV_FEATURES_NEGOTIATED] >>> 0;
   return {
     queueKind,
@@ -208,6 +242,7 @@ export function readDeviceCounters(views: Views, queueKind: QueueKind, vqNumberi
     interrupts: m[b + DEVM_INTERRUPTS],
     badTotal,
     bad,
+    tolerated,
   };
 }
 
@@ -224,10 +259,14 @@ export class BalloonDevice {
   readonly negotiated: number;
   readonly queueIndex: number;
   private readonly chain: Chain;
+  /** The device's own copy of an aeration hint buffer (QEMU: iov_to_buf into a local array). */
+  private readonly hintCopy = new Int32Array(2 * HINTS_MAX);
   protected readonly m: Float64Array;
   protected readonly mb: number;
   /** True when serve() stopped at its budget with chains still available. */
   pending = false;
+  /** --device-faults: the device side's dice, or null. */
+  private readonly dice: FaultDice | null;
 
   constructor(
     readonly views: Views,
@@ -237,10 +276,17 @@ export class BalloonDevice {
     this.negotiated = this.dev[DEV_FEATURES_NEGOTIATED] >>> 0;
     this.queueIndex = this.dev[DEV_VQ_INDEX];
     const ring = VringMem.fromViews(views);
-    this.vq = new VirtQueue(ring, this.dev, this.dev, DEV_BAD_BASE, {
-      eventIdx: hasFeature(this.negotiated, VIRTIO_RING_F_EVENT_IDX),
-      indirect: false, // VIRTIO_RING_F_INDIRECT_DESC is never offered
-    });
+    this.vq = new VirtQueue(
+      ring,
+      this.dev,
+      this.dev,
+      DEV_BAD_BASE,
+      {
+        eventIdx: hasFeature(this.negotiated, VIRTIO_RING_F_EVENT_IDX),
+        indirect: false, // VIRTIO_RING_F_INDIRECT_DESC is never offered
+      },
+      DEV_TOLERATED_BASE,
+    );
     this.mem = new GuestMemory(views);
     this.pages = views.pages;
     this.nrPages = views.layout.pages;
@@ -248,11 +294,16 @@ export class BalloonDevice {
     this.chain = new Chain(ring.num);
     this.m = views.metrics;
     this.mb = metricBase(threadIds(views.layout.params.cpus).device) + METRIC_EXTRA;
+    this.dice = opts.faults !== undefined && opts.faults.any ? opts.faults : null;
   }
 
   protected bad(kind: number): void {
     if (tracer !== null) tracer.instant(TK_BAD_INPUT, kind);
     Atomics.add(this.dev, DEV_BAD_BASE + kind, 1);
+  }
+
+  protected tolerated(kind: number): void {
+    Atomics.add(this.dev, DEV_TOLERATED_BASE + kind, 1);
   }
 
   /**
@@ -280,6 +331,14 @@ export class BalloonDevice {
           const st = vq.pop(c);
           if (st === POP_DROPPED) continue;
           Atomics.add(this.dev, DEV_CHAINS, 1);
+          const dice = this.dice;
+          // FAULT irq-spurious: an interrupt with nothing used yet; the
+          // driver must find no used element and wait again.
+          if (dice !== null && dice.roll(FAULT_IRQ_SPURIOUS)) bump(this.dev, DEV_INTERRUPT);
+          // FAULT ack-delay: the device gets to the chain 1..max ms late (its
+          // handler busy elsewhere), so its used element comes that late too;
+          // bounded, a logical-clock wait under --sched, cut short by a stop.
+          if (dice !== null && dice.roll(FAULT_ACK_DELAY)) this.delayAck(dice.delayMs());
           let v: Violation | null = null;
           if (st === POP_CHAIN) v = this.handleChain(c);
           else if (st !== POP_BAD) throw new Error(`device: unexpected pop status ${st}`);
@@ -291,7 +350,7 @@ export class BalloonDevice {
             vq.push(c.head, 0);
             this.m[this.mb - METRIC_EXTRA + METRIC_INJECTED + INJECTED_DEVICE_DOUBLE_USED]++; // the injection acted (src/check/inject.ts)
           }
-          const irq = vq.notify();
+          const irq = dice !== null ? this.notifyFaulty(dice) : vq.notify();
           if (irq) this.m[this.mb + DEVM_INTERRUPTS]++;
           if (tr !== null) {
             tr.since(TK_CHAIN, t0, c.head, st === POP_CHAIN ? c.count : 0);
@@ -310,6 +369,46 @@ export class BalloonDevice {
     }
   }
 
+  /** virtio_notify() with the irq-lost fault: the used element is there, the interrupt may not be raised. */
+  private notifyFaulty(dice: FaultDice): boolean {
+    if (!this.vq.shouldNotify()) return false;
+    if (dice.roll(FAULT_IRQ_LOST)) return false;
+    // WAKE: the interrupt counter is the driver's wait word.
+    bump(this.dev, DEV_INTERRUPT);
+    return true;
+  }
+
+  /** ack-delay: sleep `ms` on the run-state word (woken early by a stop). */
+  private delayAck(ms: number): void {
+    const h = this.views.header;
+    const serving = () => {
+      const st = Atomics.load(h, HDR_RUN_STATE);
+      return st === RUN_RUNNING || st === RUN_SETTLING;
+    };
+    waitWhileEquals(h, HDR_STATE_GEN, Atomics.load(h, HDR_STATE_GEN), ms, () => !serving());
+  }
+
+  /**
+   * The driver's status writes (DEV_RESET_REQ, --device-faults reset): odd,
+   * reset the queue (QEMU virtio_reset(): every index and the last bad avail
+   * idx forgotten) and acknowledge, then keep off the ring; even, DRIVER_OK
+   * on a new ring. Returns true while held in reset.
+   */
+  private resetSeen = 0;
+  private checkReset(): boolean {
+    const req = Atomics.load(this.dev, DEV_RESET_REQ);
+    if (req !== this.resetSeen) {
+      this.resetSeen = req;
+      if ((req & 1) !== 0) {
+        if (!this.opts.selfTestResetKeepsQueue) this.vq.resetState();
+        this.pending = false;
+        // WAKE: the driver waits for this before it rebuilds the ring.
+        bump(this.dev, DEV_RESET_ACK);
+      }
+    }
+    return (this.resetSeen & 1) !== 0;
+  }
+
   /**
    * The device loop: serve, then sleep on the kick word in bounded slices
    * until `stop()` (the run left RUNNING/SETTLING). An idle device is not a
@@ -323,14 +422,19 @@ export class BalloonDevice {
         // Read the kick counter BEFORE looking at the ring: a kick for a chain
         // published after our last availCount() moves it past `seen`.
         const seen = Atomics.load(d, DEV_KICK);
-        const v = this.serve();
+        // A reset in progress keeps the device off the ring (the driver is
+        // rebuilding it) until DRIVER_OK; the driver kicks after each write.
+        const v = this.checkReset() ? null : this.serve();
         if (v !== null) return v;
         if (stop()) return null;
         const untilNext = this.timers();
         if (this.pending) continue;
         const slice = Math.max(0, Math.min(this.opts.sliceMs, untilNext));
         if (slice === 0) continue;
-        if (waitWhileEquals(d, DEV_KICK, seen, slice, stop, this.opts.spin) === 'changed') {
+        // Idle with no timer of its own, the device waits for a kick only
+        // (strict, docs/DESIGN.md §4): a chain published with no kick is a
+        // lost wake-up, not 50 ms of latency. A timer's wait is semantic.
+        if (waitWhileEquals(d, DEV_KICK, seen, slice, stop, this.opts.spin, untilNext === Infinity ? this.kickWait : null) === 'changed') {
           this.m[this.mb + DEVM_KICKS]++;
           const q = Atomics.load(d, DEV_NOTIFY_QUEUE);
           if (q !== this.queueIndex) this.bad(BAD_NOTIFY_QUEUE);
@@ -340,6 +444,9 @@ export class BalloonDevice {
       Atomics.store(d, DEV_STATUS, 0);
     }
   }
+
+  /** The strict wait for a kick: one is due once a sane chain is available (the driver published after we re-enabled notifications). */
+  private readonly kickWait: StrictWait = { event: 'kick (DEV_KICK)', due: () => (this.resetSeen & 1) === 0 && this.vq.availPending() > 0, dueWhat: 'a chain is available with notifications enabled' };
 
   /** Fire the device's timed actions; ms until the next one (none here: src/host/free-page-hint-device.ts has a clock). */
   protected timers(): number {
@@ -392,11 +499,19 @@ export class BalloonDevice {
         continue;
       }
       // Reading the hint buffer is the only guest read the device makes, and
-      // only after the checks above put it inside guest memory.
+      // only after the checks above put it inside guest memory. Copy it
+      // first, as QEMU reads a buffer out with iov_to_buf() before acting
+      // on it: the discards below may drop the very page the buffer is in
+      // (a hint naming its own buffer page), and read in place the hints
+      // after that flush would come back as zeros, "pfn 0, order 0": a
+      // discard the guest never asked for.
       const w = addr / 4;
-      for (let h = 0; h < len / 8; h++) {
-        const lo = i32[w + 2 * h] >>> 0;
-        const hi = i32[w + 2 * h + 1] >>> 0;
+      const nh = len / 8;
+      const hb = this.hintCopy;
+      for (let k2 = 0; k2 < 2 * nh; k2++) hb[k2] = i32[w + k2];
+      for (let h = 0; h < nh; h++) {
+        const lo = hb[2 * h] >>> 0;
+        const hi = hb[2 * h + 1] >>> 0;
         const order = lo & HINT_ORDER_MASK;
         this.m[this.mb + DEVM_HINTS]++;
         if (order >= MAX_ORDER) {
@@ -404,6 +519,10 @@ export class BalloonDevice {
           continue;
         }
         const gpa = hi * 4294967296 + (lo - order);
+        // A block not aligned to its order is no buddy block, but QEMU and
+        // Firecracker would act on the page-aligned range all the same:
+        // tolerated, counted, acted on (the range check still applies).
+        if (gpa % (PAGE_SIZE << order) !== 0) this.tolerated(TOL_HINT_UNALIGNED);
         const v = this.reportRange(gpa, PAGE_SIZE << order);
         if (v !== null) return v;
       }
@@ -413,7 +532,7 @@ export class BalloonDevice {
 
   /** A guest range the device may act on: page-aligned, a non-zero multiple of 4 KiB, inside guest memory. Bad ones are counted by kind. */
   protected validRange(addr: number, len: number): boolean {
-    if (len === 0 || len % PAGE_SIZE !== 0) {
+    if ((len === 0 && !this.opts.selfTestZeroLen) || len % PAGE_SIZE !== 0) {
       this.bad(BAD_LEN);
       return false;
     }
@@ -445,7 +564,7 @@ export class BalloonDevice {
 
   /**
    * Act on a validated, checked range: keep it (PAGE_POISON skip policy,
-   * --no-discard) or queue its discard (flushDiscard() drops it).
+   * --no-discard) or discard it at once (one madvise per range).
    */
   protected actOnRange(pfn: number, count: number): void {
     const len = count * PAGE_SIZE;

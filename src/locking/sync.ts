@@ -15,7 +15,8 @@
 // past its bound throws LivenessError, which the role turns into a reported
 // `liveness` violation carrying the seed.
 
-import { HDR_RUN_STATE, HDR_STATE_GEN, LOCK_LINE_WORDS, LOCK_OWNER, LOCK_SITE, LOCK_WORD, type Views } from '../shm/layout.js';
+import { HDR_RUN_STATE, HDR_STATE_GEN, LOCK_LINE_WORDS, LOCK_OWNER, LOCK_REL_WAITERS, LOCK_REL_WOKEN, LOCK_SITE, LOCK_WORD, WAKE_MARK, lockName, type Views } from '../shm/layout.js';
+import { OracleViolation } from '../base/errors.js';
 
 export class LivenessError extends Error {
   constructor(message: string) {
@@ -51,6 +52,54 @@ export interface SyncOptions {
   spin: number;
   /** A lock or event wait longer than this is a liveness failure. */
   waitTimeoutMs: number;
+  /**
+   * Harness self-test (BALLOON_SIM_SELFTEST=no-notify-unlock, not a
+   * simulation feature): a release that finds waiters skips its
+   * Atomics.notify, so a test can show the lost-wakeup check finds a
+   * missing wake-up on a lock.
+   */
+  selfTestNoNotifyUnlock?: boolean;
+}
+
+/**
+ * A strict wait (docs/DESIGN.md §4 "Strict wake-ups"): one with no semantic
+ * timeout, which only a wake-up should end. Its timeout is a liveness bound;
+ * its slices exist only so a stop is noticed. Running free, a slice that
+ * runs out although the awaited change has happened is checked: the wake-up
+ * must follow within LOST_WAKEUP_GRACE_MS, or it is a `lost-wakeup`
+ * violation naming `event`. Under --sched the wait has no deadline and only
+ * a WAKE on its word makes it runnable again.
+ */
+export interface StrictWait {
+  /** The event waited for, as a violation names it: 'report request (REP_REQUEST_GEN)'. */
+  event: string;
+  /**
+   * The awaited change has happened even though the word has not moved (the
+   * used ring moved, a chain is available): the wake-up on the word is due.
+   */
+  due?: () => boolean;
+  /** What `due` means, for the message: 'a used element is in the ring'. */
+  dueWhat?: string;
+}
+
+/**
+ * How long a wake-up may trail the change it announces before a waiter that
+ * noticed the change on its own (its slice ran out) calls it lost: the
+ * waker may be preempted between its store and its Atomics.notify; on an
+ * oversubscribed machine that is milliseconds, never half a second.
+ */
+export const LOST_WAKEUP_GRACE_MS = 500;
+
+/** This thread's count of verified strict wake-ups (METRIC_WAKE_CHECKS in its metric slot); null: no checking (main, harnesses). */
+let wakeChecks: { m: Float64Array; i: number } | null = null;
+
+/** Turn the lost-wakeup checks on for this thread, counting them at m[i] (a role thread's METRIC_WAKE_CHECKS), or off (null). */
+export function setWakeChecks(m: Float64Array | null, i = 0): void {
+  wakeChecks = m === null ? null : { m, i };
+}
+
+function lostWakeup(message: string): OracleViolation {
+  return new OracleViolation({ oracle: 'lost-wakeup', message });
 }
 
 /**
@@ -66,8 +115,15 @@ export interface SchedHooks {
   active(): boolean;
   /** A scheduling point of `kind` (SP_*) on `obj`. */
   point(kind: number, obj: number): void;
-  /** Yield until arr[idx] !== seen, the run state generation moves, or the logical clock reaches deadlineMs. */
-  block(arr: Int32Array, idx: number, seen: number, deadlineMs: number): void;
+  /**
+   * Yield until arr[idx] !== seen, the run state generation moves, or the
+   * logical clock reaches deadlineMs. `strict`: a wait with no semantic
+   * timeout (docs/DESIGN.md §4): the word moving makes the thread runnable
+   * only once its wake mark shows bump() issued the Atomics.notify for the
+   * new value (the scheduler's model of a futex wake-up), so a missing
+   * wake-up is a deadlock.
+   */
+  block(arr: Int32Array, idx: number, seen: number, deadlineMs: number, strict?: boolean): void;
   /** The logical clock in ms (ticks / ticks per ms). */
   nowMs(): number;
 }
@@ -170,15 +226,44 @@ export class Sync {
     // Slow path: mark "locked with waiters" and sleep until woken by unlock.
     if (c !== 2) c = Atomics.exchange(w, i, 2);
     const deadline = t0 + this.opts.waitTimeoutMs;
+    let slept = false;
     while (c !== 0) {
-      Atomics.wait(w, i, 2, WAIT_SLICE_MS);
+      const r = Atomics.wait(w, i, 2, WAIT_SLICE_MS);
+      slept = true;
       c = Atomics.exchange(w, i, 2);
+      // Our slice ran out and the lock was free: its release must have
+      // woken a waiter (we set 2 before sleeping). Strict wake-ups (§4).
+      if (c === 0 && r === 'timed-out' && wakeChecks !== null) this.checkLockWake(lock);
       if (c !== 0 && performance.now() > deadline) {
         const owner = w[lock * LOCK_LINE_WORDS + LOCK_OWNER] - 1;
         throw new LivenessError(`lock ${lock} not acquired within ${this.opts.waitTimeoutMs} ms by thread ${this.threadId} (holder: thread ${owner})`);
       }
     }
+    if (slept && wakeChecks !== null) wakeChecks.m[wakeChecks.i]++;
     this.onContended(lock, site, t0, holderAtWait, holderSiteAtWait);
+  }
+
+  /**
+   * We hold `lock` after a wait slice ran out with the lock free. Every
+   * release that found waiters counts LOCK_REL_WAITERS before its store of 0
+   * and LOCK_REL_WOKEN after its Atomics.notify; the second may trail (the
+   * releaser preempted between the two) but must catch up within
+   * LOST_WAKEUP_GRACE_MS, or the release never woke anyone: lost-wakeup.
+   */
+  private checkLockWake(lock: number): void {
+    const w = this.locks;
+    const b = lock * LOCK_LINE_WORDS;
+    const lag = () => (Atomics.load(w, b + LOCK_REL_WAITERS) - Atomics.load(w, b + LOCK_REL_WOKEN)) | 0;
+    if (lag() <= 0) return;
+    const until = performance.now() + LOST_WAKEUP_GRACE_MS;
+    while (performance.now() < until) {
+      Atomics.wait(graceWord, 0, 0, 1);
+      if (lag() <= 0) return;
+    }
+    // We hold the lock: give it back before the violation unwinds this role,
+    // or every other thread would wait on it until the liveness bound.
+    this.release(lock);
+    throw lostWakeup(`lock ${lockName(lock)}: released with waiters sleeping, but the release woke none of them (thread ${this.threadId} found it free when its ${WAIT_SLICE_MS} ms wait slice ran out, and no Atomics.notify followed within ${LOST_WAKEUP_GRACE_MS} ms)`);
   }
 
   /**
@@ -242,10 +327,24 @@ export class Sync {
     const i = lock * LOCK_LINE_WORDS + LOCK_WORD;
     // Release: the seq-cst RMW publishes every write made under the lock.
     // 1 -> 0 means nobody waits; from 2 we must store 0 and wake one sleeper.
-    if (Atomics.sub(w, i, 1) !== 1) {
-      Atomics.store(w, i, 0);
-      Atomics.notify(w, i, 1);
-    }
+    if (Atomics.sub(w, i, 1) !== 1) this.releaseWaiters(w, lock * LOCK_LINE_WORDS);
+  }
+
+  /**
+   * The contended half of a release: store 0 and wake one sleeper, counted
+   * on both sides of the store and the notify (LOCK_REL_WAITERS,
+   * LOCK_REL_WOKEN) so a waiter can tell a late wake-up from a lost one.
+   * Returns the time of the release (lock statistics).
+   */
+  private releaseWaiters(w: Int32Array, b: number): number {
+    Atomics.add(w, b + LOCK_REL_WAITERS, 1);
+    Atomics.store(w, b + LOCK_WORD, 0);
+    const t = performance.now();
+    if (this.opts.selfTestNoNotifyUnlock) return t; // self-test: the wake-up is forgotten
+    // WAKE: one sleeper; it sets the word back to 2, so the rest are woken in turn.
+    Atomics.notify(w, b + LOCK_WORD, 1);
+    Atomics.add(w, b + LOCK_REL_WOKEN, 1);
+    return t;
   }
 
   /** unlock() with an observer: the same release, timed just after it, reported after the wake-up. */
@@ -253,9 +352,7 @@ export class Sync {
     const w = this.locks;
     const i = lock * LOCK_LINE_WORDS + LOCK_WORD;
     if (Atomics.sub(w, i, 1) !== 1) {
-      Atomics.store(w, i, 0);
-      const t = performance.now();
-      Atomics.notify(w, i, 1);
+      const t = this.releaseWaiters(w, lock * LOCK_LINE_WORDS);
       obs.released(lock, t);
     } else {
       obs.released(lock, performance.now());
@@ -296,20 +393,30 @@ export function waitWhileEquals(
   timeoutMs: number,
   stop: () => boolean,
   spin = 0,
+  strict: StrictWait | null = null,
 ): 'changed' | 'stopped' | 'timed-out' {
   const sc = scheduler;
   if (sc !== null && sc.active()) {
     // Scheduled: logical deadline; a point before each look at the word;
     // yield (blocked on the word, with the deadline) instead of sleeping.
-    const deadline = sc.nowMs() + timeoutMs;
+    // A strict wait has no deadline: only a WAKE on its word ends it, and a
+    // waker that never comes is a deadlock the scheduler reports.
+    const deadline = strict !== null ? Infinity : sc.nowMs() + timeoutMs;
     for (;;) {
       sc.point(SP_WAIT, (arr.byteOffset >> 2) + idx);
-      if (Atomics.load(arr, idx) !== seen) return 'changed';
+      // A strict wait ends only on a change whose wake-up was issued (its
+      // wake mark caught up): a word that moved with no Atomics.notify does
+      // not wake a futex sleeper, so here it does not end the wait either.
+      const now = Atomics.load(arr, idx);
+      if (now !== seen && (strict === null || wokenFor(arr, idx, now))) {
+        if (strict !== null && wakeChecks !== null) wakeChecks.m[wakeChecks.i]++;
+        return 'changed';
+      }
       if (stop()) return 'stopped';
       if (sc.nowMs() >= deadline) return 'timed-out';
-      sc.block(arr, idx, seen, deadline);
+      sc.block(arr, idx, seen, deadline, strict !== null);
       if (!sc.active()) {
-        timeoutMs = Math.max(0, deadline - sc.nowMs());
+        if (strict === null) timeoutMs = Math.max(0, deadline - sc.nowMs());
         break; // halted: finish the wait free-running
       }
     }
@@ -317,13 +424,51 @@ export function waitWhileEquals(
   for (let s = spin; s > 0; s--) if (Atomics.load(arr, idx) !== seen) return 'changed';
   const deadline = performance.now() + timeoutMs;
   for (;;) {
-    if (Atomics.load(arr, idx) !== seen) return 'changed';
+    if (Atomics.load(arr, idx) !== seen) {
+      if (strict !== null && wakeChecks !== null) wakeChecks.m[wakeChecks.i]++;
+      return 'changed';
+    }
     if (stop()) return 'stopped';
     const left = deadline - performance.now();
     if (left <= 0) return 'timed-out';
-    Atomics.wait(arr, idx, seen, Math.min(left, WAIT_SLICE_MS));
+    const r = Atomics.wait(arr, idx, seen, Math.min(left, WAIT_SLICE_MS));
+    if (r === 'timed-out' && strict !== null && wakeChecks !== null) checkWake(arr, idx, seen, strict);
   }
 }
+
+/** bump() issued the Atomics.notify for counter value `v` of arr[idx] (its wake mark reached it). */
+function wokenFor(arr: Int32Array, idx: number, v: number): boolean {
+  return ((Atomics.load(arr, idx + WAKE_MARK) - v) | 0) >= 0;
+}
+
+/**
+ * A strict wait's slice ran out. If the word moved meanwhile, no
+ * Atomics.notify woke us: the mark must show the wake-up was issued (we
+ * lost a race with it) or it must follow within the grace. If the word did
+ * not move but the awaited change has happened (`due`), the bump must
+ * follow within the grace. Otherwise the wake-up is lost: a violation.
+ */
+function checkWake(arr: Int32Array, idx: number, seen: number, strict: StrictWait): void {
+  const now = Atomics.load(arr, idx);
+  if (now !== seen) {
+    if (wokenFor(arr, idx, now)) return;
+    const until = performance.now() + LOST_WAKEUP_GRACE_MS;
+    while (performance.now() < until) {
+      // A late notify on the word ends this at once.
+      Atomics.wait(arr, idx, Atomics.load(arr, idx), Math.min(10, until - performance.now()));
+      if (wokenFor(arr, idx, Atomics.load(arr, idx))) return;
+    }
+    throw lostWakeup(`${strict.event}: the word moved from ${seen} to ${Atomics.load(arr, idx)} while a thread slept on it, and no wake-up (Atomics.notify) came: its ${WAIT_SLICE_MS} ms wait slice ran out, then ${LOST_WAKEUP_GRACE_MS} ms more`);
+  }
+  if (strict.due === undefined || !strict.due()) return;
+  // The change happened without the bump: wait the grace for it on the word.
+  if (Atomics.wait(arr, idx, seen, LOST_WAKEUP_GRACE_MS) !== 'timed-out' || Atomics.load(arr, idx) !== seen) return;
+  if (!strict.due()) return;
+  throw lostWakeup(`${strict.event}: ${strict.dueWhat ?? 'the awaited change happened'}, but the word stayed at ${seen}: no wake-up came within ${LOST_WAKEUP_GRACE_MS} ms after a ${WAIT_SLICE_MS} ms wait slice ran out`);
+}
+
+/** A word to sleep on for short polls (nobody ever notifies it). */
+const graceWord = new Int32Array(new SharedArrayBuffer(4));
 
 /**
  * Publish a run state (RUN_*) and wake every thread parked on the state
@@ -339,10 +484,19 @@ export function publishRunState(views: Views, state: number): void {
 export function bump(arr: Int32Array, idx: number): number {
   // Atomics.add is seq-cst: every plain write before it (ring entries, page
   // states) is visible to a thread that observes the new counter value.
-  const v = Atomics.add(arr, idx, 1) + 1;
+  const v = (Atomics.add(arr, idx, 1) + 1) | 0;
   // WAKE: threads sleeping in Atomics.wait on this word (free-running); a
   // scheduled thread blocked on it is runnable from the next point on.
   Atomics.notify(arr, idx);
+  // The wake mark (WAKE_MARK words on): the highest value whose notify has
+  // been issued. Raised, never lowered: two bumps may finish out of order.
+  const m = idx + WAKE_MARK;
+  // (An array with no room for a mark, a test's scratch word, has no strict waiter.)
+  for (let cur = m < arr.length ? Atomics.load(arr, m) : v; ((v - cur) | 0) > 0; ) {
+    const was = Atomics.compareExchange(arr, m, cur, v);
+    if (was === cur) break;
+    cur = was;
+  }
   if (scheduler !== null && scheduler.active()) scheduler.point(SP_WAKE, (arr.byteOffset >> 2) + idx);
   return v;
 }

@@ -82,7 +82,11 @@ export const TK_WP_FAULT = 25;
 export const TK_WP_CHECK = 26;
 /** Instant: QEMU's migration bitmap sync (--hint-device qemu). a round, b pages sent in the round that ended, c pages harvested from the dirty log. */
 export const TK_MIG_SYNC = 27;
-export const TK_COUNT = 28;
+/** Instant: a device fault acted (--device-faults). a kind index (DEVICE_FAULT_KINDS). */
+export const TK_FAULT = 28;
+/** Slice: a hostile guest's burst (--hostile), from its publication to the oracle's check. a avail entries. */
+export const TK_HOSTILE = 29;
+export const TK_COUNT = 30;
 
 /** Ends of a hint run, in TK_HINT_RUN's c. */
 export const HINT_END_NAMES = ['allocation failed', 'new cmd id', 'other'];

@@ -36,7 +36,7 @@ import { FA_BOUNDARY, FA_HEAD, FA_NR_FREE, FA_NR_REPORTED, FA_TAIL, FA_WORDS, LO
 import type { Zone } from './buddy.js';
 import { TK_ISOLATE, TK_PASS, TK_PUTBACK, tracer } from '../locking/trace.js';
 import { ORDER_SHIFT, PG_BUDDY, PG_REPORTED, PG_STATE_MASK } from './page.js';
-import { CM_REPORT_REQUESTS, RM_ISOLATED_BELOW_MIN, RM_PASSES, RM_REQUESTS_SEEN, RM_SET_REPORTED, ReporterBase, type ReportSink, type ReportStatus, type ReporterInjections, injectedWindow } from './reporter-common.js';
+import { CM_REPORT_REQUESTS, RM_ISOLATED_BELOW_MIN, RM_PASSES, RM_REQUESTS_SEEN, RM_SET_REPORTED, ReporterBase, type ReportSink, type ReportStatus, type ReporterInjections, REQUEST_WAIT, injectedWindow } from './reporter-common.js';
 
 /** AERATOR_HWM: raw blocks in a free area that make a free request aeration. */
 export const AERATOR_HWM = 32;
@@ -96,6 +96,20 @@ export function aeratorStartup(views: Views, zone: Zone): void {
   }
 }
 
+/**
+ * After a device reset (--device-faults reset): the driver's registration
+ * asks for the zone again, as aerator_startup() does, unless it is
+ * requested already (a second reference would never be dropped).
+ */
+export function aeratorRegisterAgain(views: Views, zone: Zone): void {
+  zone.sync.lock(LOCK_ZONE, SITE_REPORT_ISOLATE);
+  try {
+    if (views.zone[ZONE_AERATION_REQUESTED] === 0) aeratorNotify(views);
+  } finally {
+    zone.sync.unlock(LOCK_ZONE);
+  }
+}
+
 export class Aerator extends ReporterBase {
   private readonly notify: (order: number) => void;
   /** Blocks in the current batch. */
@@ -124,7 +138,7 @@ export class Aerator extends ReporterBase {
     while (this.serving()) {
       if (!scheduled) {
         // Read before the wait: a request after this read bumps past it.
-        if (waitWhileEquals(rep, REP_REQUEST_GEN, lastGen, 100, stop) !== 'changed') continue;
+        if (waitWhileEquals(rep, REP_REQUEST_GEN, lastGen, 100, stop, 0, REQUEST_WAIT) !== 'changed') continue;
         lastGen = Atomics.load(rep, REP_REQUEST_GEN);
       }
       scheduled = false;
@@ -144,6 +158,8 @@ export class Aerator extends ReporterBase {
    */
   cycle(): void {
     const rep = this.rep;
+    // Between passes the driver may reset its device, then register again.
+    if (this.sink.betweenPasses?.()) aeratorRegisterAgain(this.views, this.zone);
     Atomics.add(rep, REP_AER_REFCNT, 1);
     // Bounded: each round either finds the zone requested and reports, or
     // sees only its own reference and leaves; stopping leaves too.

@@ -12,12 +12,12 @@
 //        the pass (state went back to REQUESTED), the work is rescheduled.
 
 import { type Zone } from './buddy.js';
-import { FA_HEAD, FA_NR_FREE, FA_WORDS, MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, PG_NEXT, REP_REQUEST_GEN, REP_STATE, ZONE_FREE_AREA, ZONE_FREE_PAGES, ZONE_WMARK_LOW, ZONE_WMARK_MIN, metricBase, type Views, INJECTED_EARLY_PUTBACK, INJECTED_LOST_WAKEUP, INJECTED_NO_REPORTED_SKIP, INJECTED_NO_ZONE_LOCK, METRIC_INJECTED } from '../shm/layout.js';
+import { FA_HEAD, FA_NR_FREE, FA_WORDS, MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, PG_NEXT, REP_LAST_PASS_FAILED, REP_REQUEST_GEN, REP_STATE, ZONE_FREE_AREA, ZONE_FREE_PAGES, ZONE_WMARK_LOW, ZONE_WMARK_MIN, metricBase, type Views, INJECTED_EARLY_PUTBACK, INJECTED_LOST_WAKEUP, INJECTED_NO_REPORTED_SKIP, INJECTED_NO_ZONE_LOCK, METRIC_INJECTED } from '../shm/layout.js';
 import { ORDER_SHIFT, describeFlags, PG_BUDDY, PG_REPORTED, PG_STATE_MASK } from './page.js';
 import { SP_STATE, bump, schedPoint, waitWhileEquals } from '../locking/sync.js';
 import { OracleViolation } from '../base/errors.js';
 import { SITE_REPORT_DRAIN, SITE_REPORT_ISOLATE } from '../locking/sites.js';
-import { CM_REPORT_REQUESTS, RM_ISOLATE_WMARK, RM_PASSES, RM_REQUESTS_AT_PASS_END, RM_REQUESTS_SEEN, RM_SET_REPORTED, RM_SKIPPED_WMARK, type ReportSink, type ReportStatus, ReporterBase, type ReporterInjections, injectedWindow } from './reporter-common.js';
+import { CM_REPORT_REQUESTS, RM_ISOLATE_WMARK, RM_PASSES, RM_REQUESTS_AT_PASS_END, RM_REQUESTS_SEEN, RM_SET_REPORTED, RM_SKIPPED_WMARK, type ReportSink, type ReportStatus, ReporterBase, type ReporterInjections, REQUEST_WAIT, injectedWindow } from './reporter-common.js';
 import { TK_ISOLATE, TK_PASS, TK_PUTBACK, tracer } from '../locking/trace.js';
 
 export const PAGE_REPORTING_IDLE = 0;
@@ -41,6 +41,20 @@ export interface ReportingOptions {
    * simulator finds its own lost wake-up.
    */
   lateGenRead?: boolean;
+  /**
+   * Harness self-test (BALLOON_SIM_SELFTEST=no-notify-request): the free
+   * path bumps the request generation with a bare Atomics.add and no
+   * Atomics.notify (the slip the strict wake-up checks exist for), so a
+   * test can show they find it.
+   */
+  noNotifyRequest?: boolean;
+  /**
+   * Harness self-test (BALLOON_SIM_SELFTEST=fault-flag-failed): the drain
+   * flags a batch Reported even when its report failed, a slip only a
+   * failing report reaches (--device-faults report-error), so a test can
+   * show the oracles find it under the fault and nothing finds it without.
+   */
+  flagFailed?: boolean;
 }
 
 /**
@@ -77,7 +91,8 @@ export function makeFreeNotifier(views: Views, opts: ReportingOptions, thread: n
     m[mb + CM_REPORT_REQUESTS]++;
     // schedule_delayed_work(): publish by bumping the generation word the
     // reporter sleeps on (seq-cst add, then notify).
-    bump(rep, REP_REQUEST_GEN);
+    if (opts.noNotifyRequest) Atomics.add(rep, REP_REQUEST_GEN, 1); // self-test: the notify is missing
+    else bump(rep, REP_REQUEST_GEN);
   };
 }
 
@@ -109,7 +124,7 @@ export class PageReporting extends ReporterBase {
     const stop = () => !this.serving();
     while (this.serving()) {
       if (!scheduled) {
-        const r = waitWhileEquals(this.rep, REP_REQUEST_GEN, lastGen, 100, stop);
+        const r = waitWhileEquals(this.rep, REP_REQUEST_GEN, lastGen, 100, stop, 0, REQUEST_WAIT);
         if (r !== 'changed') continue;
         lastGen = Atomics.load(this.rep, REP_REQUEST_GEN);
         scheduled = true;
@@ -131,12 +146,19 @@ export class PageReporting extends ReporterBase {
 
   /** page_reporting_process(): one pass. Returns true if it must run again. */
   process(): boolean {
+    // Between passes the driver may reset its device; re-registering then
+    // raises page_reporting_register()'s request (the pass below serves it).
+    if (this.sink.betweenPasses?.()) requestReporting(this.views);
     // ACTIVE lets us see requests that arrive during the pass.
     Atomics.store(this.rep, REP_STATE, PAGE_REPORTING_ACTIVE);
     this.m[this.mb + RM_PASSES]++;
     const tr = tracer;
     const t0 = tr !== null ? tr.nowUs() : 0;
-    this.processZone();
+    const err = this.processZone();
+    // A pass that stopped at a failed report leaves the rest for the next
+    // request (page_reporting_process() breaks out on err): the settle
+    // check's excuse while nothing has requested another pass.
+    Atomics.store(this.rep, REP_LAST_PASS_FAILED, err === 'ok' ? 0 : 1);
     if (tr !== null) tr.since(TK_PASS, t0);
     // Read the request generation BEFORE the exchange that ends the pass. A
     // free path that sees IDLE after the exchange moves it to REQUESTED and
@@ -316,7 +338,7 @@ export class PageReporting extends ReporterBase {
       // The blocks are already on the free list: only flag the ones that are
       // still free blocks of the same order, as drain would.
       if (ok) this.markReported(start, count);
-    } else this.drain(start, count, ok);
+    } else this.drain(start, count, ok || this.opts.flagFailed === true);
   }
 
   private markReported(start: number, count: number): void {

@@ -9,7 +9,7 @@
 import { record } from '../base/hist.js';
 import { TK_REPORT, tracer } from '../locking/trace.js';
 import { OracleViolation } from '../base/errors.js';
-import { SP_STATE, clockMs, schedActive, schedPoint, waitWhileEquals } from '../locking/sync.js';
+import { SP_STATE, type StrictWait, clockMs, schedActive, schedPoint, waitWhileEquals } from '../locking/sync.js';
 import { HDR_RUN_STATE, HDR_STATE_GEN, LOCK_ZONE, METRIC_EXTRA, METRIC_HIST_BASE, PAGE_WORDS, PG_FLAGS, RUN_RUNNING, RUN_SETTLING, ZONE_FREE_PAGES, ZONE_ISOLATED_PAGES, metricBase, type Views, INJECTED_NO_ISOLATE, INJECTED_POISON_UNAWARE, METRIC_INJECTED } from '../shm/layout.js';
 import type { Zone } from './buddy.js';
 import { ORDER_SHIFT, PG_ISOLATED, PG_STATE_MASK, describeFlags } from './page.js';
@@ -20,6 +20,14 @@ export type ReportStatus = 'ok' | 'error';
 export interface ReportSink {
   /** Hand blocks [start, start+count) of (pfns, orders) to the host and wait for the acknowledgement. */
   report(pfns: Int32Array, orders: Uint8Array, start: number, count: number): ReportStatus;
+  /**
+   * Called by the worker between two passes, with nothing isolated and
+   * nothing in flight: where the driver may reset its device
+   * (--device-faults reset; virtballoon_freeze()/restore() with page
+   * reporting unregistered around them). True if it did: the worker then
+   * registers again (page_reporting_register()'s request, aerator_startup()).
+   */
+  betweenPasses?(): boolean;
 }
 
 // Reporter metric fields (Float64, in the reporter thread's metric slot).
@@ -45,6 +53,10 @@ export const RM_ISOLATED_BELOW_MIN = METRIC_EXTRA + 15;
 // Used elements the driver collected and validated (the `ring` oracle's runs);
 // far from the fields above so other reporter counters can be added freely.
 export const RM_RING_CHECKS = METRIC_EXTRA + 40;
+/** Interrupts that woke the driver's wait with no used element (irq-spurious faults; vring_interrupt()'s IRQ_NONE). */
+export const RM_SPURIOUS_IRQS = METRIC_EXTRA + 41;
+/** Device resets the driver went through (--device-faults reset). */
+export const RM_RESETS = METRIC_EXTRA + 42;
 // CPU metric fields.
 /** Requests this CPU raised from its free path. */
 export const CM_REPORT_REQUESTS = METRIC_EXTRA + 0;
@@ -82,6 +94,13 @@ export function injectedWindow(obj: number): void {
   if (schedActive()) schedPoint(SP_STATE, obj);
   else Atomics.wait(windowWord, 0, 0, LOST_WAKEUP_WINDOW_MS);
 }
+
+/**
+ * The reporter's wait for its work to be scheduled: strict (docs/DESIGN.md
+ * §4), only the free path's bump of REP_REQUEST_GEN should end it; its
+ * 100 ms slices are for noticing a stop, not a request.
+ */
+export const REQUEST_WAIT: StrictWait = { event: 'report request (REP_REQUEST_GEN)' };
 
 /** The batch, the metrics and the locking every hinting worker uses. */
 export class ReporterBase {

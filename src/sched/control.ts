@@ -3,7 +3,7 @@
 // outcome (trace hash, counters, the schedule record, a deadlock named).
 
 import { UsageError, type Violation } from '../base/errors.js';
-import { CACHE_LINE, LOCK_LINE_WORDS, LOCK_OWNER, lockName, threadIds, type Views } from '../shm/layout.js';
+import { CACHE_LINE, LOCK_LINE_WORDS, LOCK_OWNER, lockName, threadIds, waitWordName, type Views } from '../shm/layout.js';
 import { subSeed, splitmix32 } from '../base/rng.js';
 import {
   CHECKPOINT_STEPS,
@@ -208,7 +208,9 @@ function describeWait(views: Views, cfg: Pick<SchedParams, 'cpus'>, abs: number)
     const owner = views.locks[lock * LOCK_LINE_WORDS + LOCK_OWNER] - 1;
     return `lock ${lockName(lock)} (held by ${owner >= 0 ? threadName(cfg, owner) : 'nobody'})`;
   }
-  return `word at byte ${byte}`;
+  // A strict wait (no semantic timeout) only a wake-up ends: name the event, and say none came.
+  const name = waitWordName(l, abs);
+  return name !== null ? `${name}, with no wake-up` : `word at byte ${byte}`;
 }
 
 /** After every role stopped: read the scheduler's results and build the schedule record. */

@@ -71,6 +71,8 @@ export const T_PRIO = 4;
 export const T_GO = 5; // the thread's token wait word (bumped + notified at each handoff to it)
 export const T_DOOMED = 6; // part of a deadlock: throws SchedHalted when it wakes
 export const T_STEPS = 7; // steps this thread took
+/** 1: the thread is blocked in a strict wait (no semantic timeout): only a change of its word with the wake-up issued (or a run-state change) makes it runnable. */
+export const T_STRICT = 8;
 export const T_WORDS = SCHED_T_WORDS;
 
 export const ST_ABSENT = 0;

@@ -34,7 +34,7 @@
 // (two 32-bit murmur lanes) is `sched.traceHash` in the JSON. Timing stats
 // (latencies, durations, lock wait/hold times) are not part of it.
 
-import { LOCK_LINE_WORDS, LOCK_WORD, LOCK_ZONE, HDR_RUN_STATE, HDR_STATE_GEN, RUN_ABORT, RUN_RUNNING, RUN_SETTLING, RUN_STOPPING, type Views } from '../shm/layout.js';
+import { LOCK_LINE_WORDS, LOCK_WORD, LOCK_ZONE, WAKE_MARK, HDR_RUN_STATE, HDR_STATE_GEN, RUN_ABORT, RUN_RUNNING, RUN_SETTLING, RUN_STOPPING, type Views } from '../shm/layout.js';
 import { OracleViolation, type Violation } from '../base/errors.js';
 import { SP_BLOCK, SP_CHECK, SP_EXIT, SP_PHASE, SP_START, type SchedHooks } from '../locking/sync.js';
 import {
@@ -88,6 +88,7 @@ import {
   T_GO,
   T_STATUS,
   T_STEPS,
+  T_STRICT,
   T_WAIT_ABS,
   T_WAIT_SEEN,
   T_WORDS,
@@ -165,12 +166,13 @@ export class Scheduler implements SchedHooks {
     this.step(kind, obj, 0);
   }
 
-  block(arr: Int32Array, idx: number, seen: number, deadlineMs: number): void {
+  block(arr: Int32Array, idx: number, seen: number, deadlineMs: number, strict = false): void {
     const { th, dl } = this.s;
     const b = this.thread * T_WORDS;
     const abs = (arr.byteOffset >> 2) + idx;
     th[b + T_WAIT_ABS] = abs;
     th[b + T_WAIT_SEEN] = seen;
+    th[b + T_STRICT] = strict ? 1 : 0;
     th[b + T_GEN_SEEN] = Atomics.load(this.header, HDR_STATE_GEN);
     dl[this.thread] = deadlineMs === Infinity ? Infinity : Math.ceil(deadlineMs * TICKS_PER_MS);
     th[b + T_STATUS] = ST_BLOCKED;
@@ -328,7 +330,13 @@ export class Scheduler implements SchedHooks {
   private wakeable(t: number): boolean {
     const { th, dl, all, f } = this.s;
     const b = t * T_WORDS;
-    if (Atomics.load(all, th[b + T_WAIT_ABS]) !== th[b + T_WAIT_SEEN]) return true;
+    const abs = th[b + T_WAIT_ABS];
+    const now = Atomics.load(all, abs);
+    // A strict waiter runs again only when woken: the word moved and its
+    // wake mark (WAKE_MARK words on, raised by bump() after its notify)
+    // reached the new value. A word that moved with no wake-up (a missing
+    // Atomics.notify) leaves it blocked, as a futex sleeper would stay.
+    if (now !== th[b + T_WAIT_SEEN] && (th[b + T_STRICT] === 0 || ((Atomics.load(all, abs + WAKE_MARK) - now) | 0) >= 0)) return true;
     if (Atomics.load(this.header, HDR_STATE_GEN) !== th[b + T_GEN_SEEN]) return true;
     if (f[F_CLOCK] >= dl[t]) {
       this.s.ctl[C_TIMEOUTS]++;

@@ -56,7 +56,7 @@ export const PAGEBLOCK_ORDER = 9;
 /** PAGE_ALLOC_COSTLY_ORDER: orders above it are costly; pcp lists hold orders up to it (and pageblock order). */
 export const PAGE_ALLOC_COSTLY_ORDER = 3;
 export const LAYOUT_MAGIC = 0x42414c4e; // 'BALN'
-export const LAYOUT_VERSION = 9; // 4: lockstat slot layout (LS_*), LOCK_SITE; 5: sched region; 6: pcp lists per order, aeration boundaries; 7: trace region; 8: host THP fault locks, DEV_TLB_FLUSH_GEN, DEV_HOST_FILL; 9: hinttrack region, uffd.lock
+export const LAYOUT_VERSION = 10; // 4: lockstat slot layout (LS_*), LOCK_SITE; 5: sched region; 6: pcp lists per order, aeration boundaries; 7: trace region; 8: host THP fault locks, DEV_TLB_FLUSH_GEN, DEV_HOST_FILL; 9: hinttrack region, uffd.lock; 10: device faults' reset words, tolerated-input counters, wake marks, the host cost words moved to their own line (device region 144 words)
 export const CACHE_LINE = 64;
 export const NIL = -1; // "no page" in free-list links
 
@@ -96,6 +96,14 @@ export const LOCK_CLASS = 2; // LOCKCLASS_* of the instance, stamped by createSh
  *  contends (the kernel's lock->ip, source of lock_stat's contending points).
  *  Racy by design: statistics, never used for correctness. */
 export const LOCK_SITE = 3;
+/**
+ * Strict wake-ups (docs/DESIGN.md §4): releases that found waiters (the word
+ * was 2), counted before the release's store of 0, and those releases'
+ * wake-ups, counted after their Atomics.notify. A waiter whose slice ran out
+ * while the lock was free checks that the second caught up with the first.
+ */
+export const LOCK_REL_WAITERS = 4;
+export const LOCK_REL_WOKEN = 5;
 export const LOCK_LINE_WORDS = CACHE_LINE / 4;
 
 /** Lock classes (lock_stat "class name"). */
@@ -232,17 +240,30 @@ export const DEV_STATUS = 64;
  * its next allocation (src/sim/workload.ts). Own cache line: written by the
  * device, read by every CPU.
  */
-export const DEV_TLB_FLUSH_GEN = 112;
+export const DEV_TLB_FLUSH_GEN = 128;
 /**
  * The byte a fresh host page holds (0; poison_val with --poison-policy fill
  * and PAGE_POISON negotiated): written once at set-up, before any role
  * runs; read by GuestMemory for faults and for reads of unbacked pages.
  */
-export const DEV_HOST_FILL = 113;
+export const DEV_HOST_FILL = 129;
 /** Device counters (Int32). */
 export const DEV_CHAINS = 65;
-export const DEV_BAD_BASE = 66; // bad guest input counters by kind, BAD_KINDS order (src/host/balloon-device.ts), up to DEV_WORDS
-export const DEV_WORDS = 128;
+export const DEV_BAD_BASE = 66; // bad guest input counters by kind, BAD_KINDS order (src/host/balloon-device.ts), up to DEV_TOLERATED_BASE
+/** Tolerated guest input (a driver-rule break QEMU and Firecracker act on anyway) by kind, TOLERATED_KINDS order (src/host/balloon-device.ts). */
+export const DEV_TOLERATED_BASE = 96;
+export const DEV_TOLERATED_WORDS = 8;
+/**
+ * Device reset (--device-faults reset, docs/DESIGN.md §17): the driver's
+ * status writes. Odd: the driver reset the device (virtio_reset_device());
+ * the device forgets its queue state, acknowledges on DEV_RESET_ACK and
+ * leaves the ring alone. Even again: DRIVER_OK on a freshly built ring.
+ */
+export const DEV_RESET_REQ = 104;
+/** Bumped (and notified) by the device when it has reset its queue: the driver's wait word while it resets. */
+export const DEV_RESET_ACK = 112;
+export const DEV_RESET_ACK_WOKEN = DEV_RESET_ACK + 8;
+export const DEV_WORDS = 144; // 9 cache lines: the host cost words have the last to themselves
 
 // ---- reporting (Int32 words) ----
 export const REP_STATE = 0; // PAGE_REPORTING_IDLE / REQUESTED / ACTIVE
@@ -251,12 +272,32 @@ export const REP_REQUEST_GEN = 16; // bumped by the free path on a request; repo
 export const REP_AER_REFCNT = 17;
 /** Aeration v1: the driver's hint buffer page, pfn + 1 (0: none); read by the settle check after the driver freed it. */
 export const REP_AER_HINT_PFN1 = 18;
+/** 1 when the reporter's last pass ended on a failed report (--device-faults report-error): page_reporting_process() then leaves the rest for the next request (the settle check's excuse). */
+export const REP_LAST_PASS_FAILED = 20;
+/** The hostile guest's arena (--hostile, src/check/hostile.ts): its first pfn + 1 (0: none); freed when the driver stops, like the aeration hint page. */
+export const REP_HOSTILE_ARENA_PFN1 = 21;
 /** Free page hint driver (src/guest/free-page-hint.ts): HINT_DRV_* state of the reporter thread's driver (main reads it to settle). */
 export const REP_HINT_DRIVER_STATE = 32;
 /** Free page hint: bumped (and notified) by the driver after it moves acknowledged blocks onto the
  *  balloon's free_page_list; a CPU in the shrinker waits on it for blocks still in flight. */
 export const REP_HINT_LIST_GEN = 48;
 export const REP_WORDS = 64;
+
+/**
+ * Strict wake-ups (docs/DESIGN.md §4): every event wait word (a generation
+ * counter bumped by bump() in src/locking/sync.ts) has a companion word
+ * WAKE_MARK words after it, in the same array and cache line, holding the
+ * highest counter value whose Atomics.notify has been issued. A waiter whose
+ * wait slice ran out although the word had moved knows from it whether the
+ * wake-up was on its way or never issued (a lost wake-up).
+ */
+export const WAKE_MARK = 8;
+export const HDR_STATE_GEN_WOKEN = HDR_STATE_GEN + WAKE_MARK;
+export const DEV_KICK_WOKEN = DEV_KICK + WAKE_MARK;
+export const DEV_INTERRUPT_WOKEN = DEV_INTERRUPT + WAKE_MARK;
+export const DEV_CONFIG_GEN_WOKEN = DEV_CONFIG_GEN + WAKE_MARK;
+export const REP_REQUEST_GEN_WOKEN = REP_REQUEST_GEN + WAKE_MARK;
+export const REP_HINT_LIST_GEN_WOKEN = REP_HINT_LIST_GEN + WAKE_MARK;
 
 // ---- metrics (Float64 per thread) ----
 export const METRIC_SLOT_BYTES = 2048; // 256 Float64 fields, 64-byte aligned by construction
@@ -296,6 +337,11 @@ export const INJECTED_LOST_WAKEUP = 6;
 export const INJECTED_NO_ACK_WAIT = 7;
 export const INJECTED_DEVICE_DOUBLE_USED = 8;
 export const INJECTED_SLOTS = 16;
+/** Strict waits this thread ended by a wake-up it verified (the lost-wakeup oracle's runs, docs/DESIGN.md §4). */
+export const METRIC_WAKE_CHECKS = METRIC_INJECTED + INJECTED_SLOTS;
+/** Device faults that acted, by kind (DEVICE_FAULT_KINDS order, src/virtio/device-faults.ts), in the slot of the side that rolled them. */
+export const METRIC_FAULTS = METRIC_WAKE_CHECKS + 1;
+export const FAULT_SLOTS = 6;
 
 // ---- violations (Int32 words): the first violation's location, details go in results ----
 export const VIO_COUNT = 0;
@@ -579,15 +625,40 @@ export function assertLayout(l: Layout): void {
   if (PCP_LISTS + 2 * NR_PCP_LISTS > PCP_LINE_WORDS) throw new Error('layout: pcp lists overrun their cache line');
   if (ZONE_AERATION_ACTIVE >= ZONE_WORDS_FIXED) throw new Error('layout: zone words overrun ZONE_WORDS_FIXED');
   if ((METRIC_INJECTED + INJECTED_SLOTS) * 8 > METRIC_SLOT_BYTES) throw new Error('layout: injection counters overrun the metric slot');
+  if ((METRIC_FAULTS + FAULT_SLOTS) * 8 > METRIC_SLOT_BYTES) throw new Error('layout: wake checks and fault counters overrun the metric slot');
+  // Each event wait word's wake mark lies in its own region and cache line,
+  // on a word nothing else names (the header's HDR_WORDS, the device's and
+  // the reporting region's 16-word lines).
+  for (const [w, words] of [[HDR_STATE_GEN, HDR_WORDS], [DEV_KICK, DEV_WORDS], [DEV_INTERRUPT, DEV_WORDS], [DEV_CONFIG_GEN, DEV_WORDS], [DEV_RESET_ACK, DEV_WORDS], [REP_REQUEST_GEN, REP_WORDS], [REP_HINT_LIST_GEN, REP_WORDS]]) {
+    if (w + WAKE_MARK >= words || ((w * 4) >> 6) !== (((w + WAKE_MARK) * 4) >> 6)) throw new Error(`layout: the wake mark of word ${w} leaves its region or cache line`);
+  }
+  if (LOCK_REL_WOKEN >= LOCK_LINE_WORDS) throw new Error('layout: lock wake counters overrun the lock line');
 }
 
 /** Absolute byte offsets of every word used with Atomics.wait. */
 export function waitWordOffsets(l: Layout): number[] {
-  const out = [l.header.offset + HDR_STATE_GEN * 4, l.device.offset + DEV_KICK * 4, l.device.offset + DEV_INTERRUPT * 4, l.device.offset + DEV_CONFIG_GEN * 4, l.reporting.offset + REP_REQUEST_GEN * 4, l.reporting.offset + REP_HINT_LIST_GEN * 4];
+  const out = [l.header.offset + HDR_STATE_GEN * 4, l.device.offset + DEV_KICK * 4, l.device.offset + DEV_INTERRUPT * 4, l.device.offset + DEV_CONFIG_GEN * 4, l.reporting.offset + REP_REQUEST_GEN * 4, l.reporting.offset + REP_HINT_LIST_GEN * 4, l.device.offset + DEV_RESET_ACK * 4];
   for (let i = 0; i < l.locks; i++) out.push(l.locksRegion.offset + i * CACHE_LINE + LOCK_WORD * 4);
   // The host THP fault locks (one Int32 per 2 MiB): the first stands for all, they are contiguous.
   out.push(l.hostResident.offset + l.hostHugeLockBase * 4);
   return out;
+}
+
+/** What the wait word at absolute Int32 index `abs` is, for messages (a lock's name, an event word's name), or null. */
+export function waitWordName(l: Layout, abs: number): string | null {
+  const byte = abs * 4;
+  if (byte >= l.locksRegion.offset && byte < l.locksRegion.offset + l.locksRegion.bytes && (byte - l.locksRegion.offset) % CACHE_LINE === LOCK_WORD * 4) return `lock ${lockName((byte - l.locksRegion.offset) / CACHE_LINE)}`;
+  const named: [number, string][] = [
+    [l.header.offset + HDR_STATE_GEN * 4, 'run-state generation (HDR_STATE_GEN)'],
+    [l.device.offset + DEV_KICK * 4, 'kick (DEV_KICK)'],
+    [l.device.offset + DEV_INTERRUPT * 4, 'device interrupt (DEV_INTERRUPT)'],
+    [l.device.offset + DEV_CONFIG_GEN * 4, 'config interrupt (DEV_CONFIG_GEN)'],
+    [l.device.offset + DEV_RESET_ACK * 4, 'device reset acknowledgement (DEV_RESET_ACK)'],
+    [l.reporting.offset + REP_REQUEST_GEN * 4, 'report request (REP_REQUEST_GEN)'],
+    [l.reporting.offset + REP_HINT_LIST_GEN * 4, 'balloon list generation (REP_HINT_LIST_GEN)'],
+  ];
+  for (const [b, name] of named) if (b === byte) return name;
+  return null;
 }
 
 /** Typed views over the one shared buffer. All offsets come from the layout. */

@@ -9,6 +9,7 @@ import { zoneBatchsize } from '../mm/buddy.js';
 import type { InjectionName } from '../check/inject.js';
 import type { SchedParams } from '../sched/control.js';
 import { DEFAULT_COST_PROFILE, type HostCostProfile } from '../mm/host-costs.js';
+import { type DeviceFault, FAULTS, formatDeviceFaults, parseDeviceFaults } from '../virtio/device-faults.js';
 
 export const WORKLOADS = ['page_fault1', 'churn', 'memhog', 'memfill', 'fragment'] as const;
 export type Workload = (typeof WORKLOADS)[number];
@@ -123,6 +124,10 @@ export interface Config {
    * hinting off); implies prefault's write of the simulator's own pages.
    */
   warm: boolean;
+  /** --device-faults: device faults by kind and rate, seeded (src/virtio/device-faults.ts, docs/DESIGN.md §17); [] none. */
+  deviceFaults: DeviceFault[];
+  /** --hostile: probability per report that the driver first publishes a burst of malformed chains (src/check/hostile.ts); 0 off. */
+  hostile: number;
 }
 
 export const HINT_DEVICES = ['firecracker', 'qemu'] as const;
@@ -248,11 +253,41 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   hostCosts: DEFAULT_COST_PROFILE,
   hostThp: false,
   warm: false,
+  deviceFaults: [],
+  hostile: 0,
 };
 
 /** Events per thread ring with --trace and no --trace-events (48 bytes each: 1.5 MiB per thread). */
 export const DEFAULT_TRACE_EVENTS = 32768;
 
+/** --device-faults: the list, or a UsageError naming the flag and the grammar. */
+export function deviceFaultsFlag(raw: unknown): DeviceFault[] {
+  if (raw === undefined) return [];
+  try {
+    return parseDeviceFaults(String(raw));
+  } catch (e) {
+    throw new UsageError(`--device-faults: ${(e as Error).message}`);
+  }
+}
+
+/** --hostile: a probability (0.1) or a percentage (10%), 0 to 100%. */
+export function hostileFlag(raw: unknown): number {
+  if (raw === undefined) return 0;
+  const s = String(raw).trim();
+  const v = /^[0-9.]+%$/.test(s) ? Number(s.slice(0, -1)) / 100 : /^[0-9.]+$/.test(s) ? Number(s) : NaN;
+  if (!(v >= 0 && v <= 1)) throw new UsageError(`--hostile: '${raw}' is not accepted; accepted: a probability per report from 0 to 1, or a percentage (25%)`);
+  return v;
+}
+
+/** A device fault the hinting mode cannot act on: the one-line reason, or null. */
+export function faultConflict(c: Config): string | null {
+  for (const f of c.deviceFaults ?? []) {
+    if (!FAULTS[f.kind].modes.includes(c.hinting)) return `--device-faults: ${f.kind} acts in --hinting ${FAULTS[f.kind].modes.join(', ')}; not ${c.hinting}`;
+  }
+  if (c.hostile > 0 && !['reporting', 'aeration', 'naive'].includes(c.hinting)) return `--hostile: the hostile guest shares the reporting driver's queue: --hinting reporting, aeration or naive; not ${c.hinting}`;
+  if (c.hostile > 0 && c.inject.length > 0) return `--hostile: not with --inject (an injection's own failure would be blamed on the hostile chains, and no-ack-wait leaves chains in flight)`;
+  return null;
+}
 /** Cross-field checks once every flag parsed on its own (the hinting mode's own rules: src/sim/validate.ts). */
 export function checkConfig(c: Config): Config {
   if (c.capacity > c.queueSize) throw new UsageError(`--capacity: ${c.capacity} blocks do not fit in one chain of a ${c.queueSize}-entry queue; accepted: a power of 2 up to --queue-size`);
@@ -305,6 +340,8 @@ export function rerunCommand(c: Config): string {
   if (c.costProfile !== undefined && c.costProfile !== d.costProfile) parts.push('--cost-profile', c.costProfile);
   if (c.hostThp) parts.push('--host-thp');
   if (c.warm) parts.push('--warm');
+  if (c.deviceFaults?.length) parts.push('--device-faults', formatDeviceFaults(c.deviceFaults));
+  if (c.hostile) parts.push('--hostile', `${+(c.hostile * 100).toFixed(4)}%`);
   return parts.join(' ');
 }
 

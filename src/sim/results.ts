@@ -97,6 +97,30 @@ export interface RunResult {
   cpuTime?: CpuTimeStats;
   /** --trace: the run's event trace (src/sim/trace-export.ts); written to its own file, never part of --json. */
   trace?: ChromeTrace;
+  /** --device-faults: each kind's rate and how often it acted, and what the driver went through (docs/DESIGN.md §17). */
+  faults?: FaultOutcome;
+  /** --hostile: the hostile guest's bursts (docs/DESIGN.md §6, hostile-guest). */
+  hostile?: HostileOutcome;
+}
+
+export interface HostileOutcome {
+  rate: number;
+  /** Checks the hostile-guest oracle made: bursts (and bogus avail idx episodes) checked. */
+  checks: number;
+  /** Avail entries the hostile published. */
+  chains: number;
+  /** Bursts skipped: no block for the arena. */
+  skipped: number;
+}
+
+export interface FaultOutcome {
+  kinds: { kind: string; rate: number; maxMs?: number; acted: number }[];
+  /** Interrupts that woke the driver with no used element (irq-spurious). */
+  spuriousInterrupts: number;
+  /** Device resets the driver went through (reset). */
+  resets: number;
+  /** Reports the queue refused (report-error), as the reporter counted failed reports. */
+  failedReports: number;
 }
 
 export interface SeriesPoint {

@@ -6,14 +6,14 @@ import { type Config, layoutParams } from './config.js';
 import { ownTid } from './cputime.js';
 import { subSeed } from '../base/rng.js';
 import { LockStat } from '../locking/lockstat.js';
-import { LivenessError, Sync, setScheduler, waitWhileEquals, publishRunState } from '../locking/sync.js';
+import { LivenessError, Sync, setScheduler, setWakeChecks, waitWhileEquals, publishRunState } from '../locking/sync.js';
 import { SchedHalted, Scheduler } from '../sched/scheduler.js';
 import { Cpu } from './workload.js';
 import { injected } from '../check/inject.js';
 import { checkConservation, checkFreeLists } from '../check/structure.js';
 import { type RoleContext } from './modes/mode.js';
 import { modeOf } from './modes/index.js';
-import { HDR_READY, HDR_RUN_STATE, HDR_STATE_GEN, METRIC_OS_TID, RUN_ABORT, RUN_INIT, RUN_RUNNING, RUN_SETTLING, type Views, metricBase, openShared, threadIds } from '../shm/layout.js';
+import { HDR_READY, HDR_RUN_STATE, HDR_STATE_GEN, METRIC_OS_TID, METRIC_WAKE_CHECKS, RUN_ABORT, RUN_INIT, RUN_RUNNING, RUN_SETTLING, type Views, metricBase, openShared, threadIds } from '../shm/layout.js';
 import { ORACLES, OracleViolation, type Violation } from '../base/errors.js';
 import { TK_VIOLATION, TraceLockObserver, TraceWriter, setTracer } from '../locking/trace.js';
 import { hostCostModel, setHostCosts } from '../mm/host-costs.js';
@@ -67,7 +67,10 @@ export function runRole(task: RoleTask): RoleResult {
     // pays them is built: busy-work iterations at this thread's own rate.
     setHostCosts(hostCostModel(config.hostCosts?.costs ?? null, config.hostThp ?? false));
     const thread = roleThreadId(task);
-    const sync = new Sync(views, thread, { spin: config.spin, waitTimeoutMs: config.waitTimeoutMs });
+    const sync = new Sync(views, thread, { spin: config.spin, waitTimeoutMs: config.waitTimeoutMs, selfTestNoNotifyUnlock: process.env.BALLOON_SIM_SELFTEST === 'no-notify-unlock' });
+    // Strict wake-ups (docs/DESIGN.md §4): this thread's strict waits check
+    // that a wake-up ended them, counted as the lost-wakeup oracle's runs.
+    setWakeChecks(views.metrics, metricBase(thread) + METRIC_WAKE_CHECKS);
     const lockStat = config.lockstat ? new LockStat(views, thread) : null;
     sync.observer = lockStat;
     if (config.traceEvents > 0) {
@@ -144,6 +147,7 @@ export function runRole(task: RoleTask): RoleResult {
       sched.exit();
       setScheduler(null);
     }
+    setWakeChecks(null);
   }
 }
 
@@ -153,7 +157,10 @@ export function runRole(task: RoleTask): RoleResult {
  * dead or hung thread ends the run with exit 3 and the seed, never a hang.
  * (=late-gen-read puts the reporter's request-generation read back in the
  * order that lost requests: see src/sim/modes/page-reporting.ts
- * reportingOptions and PageReporting.process.)
+ * reportingOptions and PageReporting.process. =no-notify-request and
+ * =no-notify-unlock plant a missing Atomics.notify, on the free path's
+ * request and on a contended lock release, for the strict wake-up checks
+ * to find: docs/DESIGN.md §4.)
  */
 function selfTestFault(role: RoleName, index: number): void {
   const mode = process.env.BALLOON_SIM_SELFTEST;

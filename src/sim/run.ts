@@ -28,16 +28,18 @@ import { Zone } from '../mm/buddy.js';
 import { GuestMemory } from '../mm/memory.js';
 import { type SchedOutcome, driveScheduled, haltSched, initSched, interruptSched, loadReplay, schedOutcome, startSched } from '../sched/control.js';
 import type { ScheduleRecord } from '../sched/schedule.js';
-import { FA_NR_FREE, FA_NR_REPORTED, FA_WORDS, HDR_READY, HDR_RUN_STATE, LOCK_ZONE, MAX_ORDER, METRIC_INJECTED, METRIC_OPS, METRIC_OS_TID, METRIC_REFAULTS, PAGE_SIZE, RUN_ABORT, RUN_RUNNING, RUN_SETTLING, RUN_STOPPING, ZONE_FREE_AREA, ZONE_REPORTED_PAGES, computeLayout, createShared, metricBase, threadIds, type Views } from '../shm/layout.js';
+import { FA_NR_FREE, FA_NR_REPORTED, FA_WORDS, HDR_READY, HDR_RUN_STATE, LOCK_ZONE, MAX_ORDER, METRIC_FAULTS, METRIC_INJECTED, METRIC_OPS, METRIC_OS_TID, METRIC_REFAULTS, METRIC_WAKE_CHECKS, PAGE_SIZE, RUN_ABORT, RUN_RUNNING, RUN_SETTLING, RUN_STOPPING, ZONE_FREE_AREA, ZONE_REPORTED_PAGES, computeLayout, createShared, metricBase, threadIds, type Views } from '../shm/layout.js';
 import { type Config, layoutParams, rerunCommand, schedParams } from './config.js';
 import { type CpuTimeStats, type Schedstat, cpuTimeStats, ownTid, snapshot, threadDelta } from './cputime.js';
 import { modeOf } from './modes/index.js';
 import type { HintingMode, LivenessWatch, MainContext, SettleResult } from './modes/mode.js';
 import type { HintingStats } from './modes/stats.js';
-import { type CheckResult, type ExitCode, type RunResult, type SeriesPoint, interruptExitCode, readCpuMetrics } from './results.js';
+import { type CheckResult, type ExitCode, type FaultOutcome, type HostileOutcome, type RunResult, type SeriesPoint, interruptExitCode, readCpuMetrics } from './results.js';
 import { type InjectionOutcome, injectionOutcomes } from '../check/inject.js';
 import { type RoleName, type RoleResult, type RoleTask, roleThreadId, traceViolation } from './roles.js';
-import { RM_RING_CHECKS } from '../mm/reporter-common.js';
+import { RM_RESETS, RM_RING_CHECKS, RM_SPURIOUS_IRQS } from '../mm/reporter-common.js';
+import { DEVICE_FAULT_KINDS } from '../virtio/device-faults.js';
+import { METRIC_HOSTILE_CHAINS, METRIC_HOSTILE_CHECKS, METRIC_HOSTILE_SKIPPED } from '../check/hostile.js';
 import { TK_CHECK, TK_COUNTER_MEM, TK_COUNTER_NR_FREE, TK_PHASE, TraceLockObserver, TraceWriter, initTraceOrigin, readTrace, setTracer } from '../locking/trace.js';
 import { type ChromeTrace, chromeTrace } from './trace-export.js';
 
@@ -506,7 +508,9 @@ class Run {
       const reporterGone = !this.roleRunning('reporter');
       if (rule.ready(this.views) || reporterGone) {
         this.settleResult = rule.check(this.ctx, false, now - tSettle);
-        if (this.settleResult.ok || reporterGone) break;
+        // Passed, or failed in a state nothing can change any more: done
+        // now; --settle-timeout bounds only states that may still move.
+        if (this.settleResult.ok || reporterGone || (rule.stable?.(this.views) ?? false)) break;
       }
       if (now - tSettle >= this.cfg.settleTimeoutMs) break;
       await sleep(Math.min(20, this.sampleMs));
@@ -581,6 +585,11 @@ class Run {
     this.series.push(end);
     const cpu = readCpuMetrics(views, cfg.cpus, this.durationMs);
     for (const [oracle, runs] of Object.entries(cpu.runs)) this.checks.get(oracle as OracleName)!.runs += runs;
+    // Strict waits every role ended by a wake-up it verified (docs/DESIGN.md §4).
+    for (let t = 0; t < views.layout.threads; t++) this.checks.get('lost-wakeup')!.runs += views.metrics[metricBase(t) + METRIC_WAKE_CHECKS];
+    // --hostile: bursts the hostile-guest oracle checked (src/check/hostile.ts).
+    const hostile = cfg.hostile > 0 ? this.hostileOutcome() : undefined;
+    if (hostile) this.checks.get('hostile-guest')!.runs += hostile.checks;
     const device = this.mode.hasDevice && this.mode.queueKind !== null ? readDeviceCounters(views, this.mode.queueKind, cfg.vqNumbering) : undefined;
     if (device) {
       // The driver validates every used element it collects (virtqueue_get_buf);
@@ -595,6 +604,7 @@ class Run {
       hinting.settleMs = Math.round(this.settleMs);
       if (this.settleResult) hinting.settle = this.settleResult.summary;
     }
+    const faults = this.faultOutcome(hinting);
     const interrupted = this.tInterruptSeen >= 0 || this.tInterrupt >= 0;
     const injections = this.injectionOutcomes(hinting, device?.chains ?? 0);
     // A run whose injection never acted tested nothing: exit 1, not a pass.
@@ -633,7 +643,35 @@ class Run {
       setupMs: Math.round(this.setupMs),
       ...(cfg.lockstat ? { locks: collectLockStats(views) } : {}),
       ...(this.sched ? { sched: this.sched } : {}),
+      ...(faults ? { faults } : {}),
+      ...(hostile ? { hostile } : {}),
       ...this.cpuTime(cpu.totals.ops),
+    };
+  }
+
+  /** --hostile: what the hostile guest published and the oracle checked, from the driver thread's slot. */
+  private hostileOutcome(): HostileOutcome {
+    const m = this.views.metrics;
+    const b = metricBase(threadIds(this.cfg.cpus).reporter);
+    return { rate: this.cfg.hostile, checks: m[b + METRIC_HOSTILE_CHECKS], chains: m[b + METRIC_HOSTILE_CHAINS], skipped: m[b + METRIC_HOSTILE_SKIPPED] };
+  }
+
+  /** --device-faults: how often each kind acted (summed over the slots of the sides that rolled it). */
+  private faultOutcome(hinting: HintingStats | undefined): FaultOutcome | undefined {
+    const { cfg, views } = this;
+    if (!cfg.deviceFaults?.length) return undefined;
+    const m = views.metrics;
+    const acted = (k: number) => {
+      let n = 0;
+      for (let t = 0; t < views.layout.threads; t++) n += m[metricBase(t) + METRIC_FAULTS + k];
+      return n;
+    };
+    const rep = metricBase(threadIds(cfg.cpus).reporter);
+    return {
+      kinds: cfg.deviceFaults.map((f) => ({ kind: f.kind, rate: f.rate, ...(f.kind === 'ack-delay' ? { maxMs: f.maxMs } : {}), acted: acted(DEVICE_FAULT_KINDS.indexOf(f.kind)) })),
+      spuriousInterrupts: m[rep + RM_SPURIOUS_IRQS],
+      resets: m[rep + RM_RESETS],
+      failedReports: hinting?.failedReports ?? 0,
     };
   }
 

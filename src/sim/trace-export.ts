@@ -8,6 +8,7 @@
 // clock described in src/locking/trace.ts; each thread's events are sorted
 // by timestamp (a hold is recorded when it ends, after what it contains).
 
+import { DEVICE_FAULT_KINDS } from '../virtio/device-faults.js';
 import { ORACLES, type Violation } from '../base/errors.js';
 import { BAD_KINDS } from '../host/balloon-device.js';
 import { siteName } from '../locking/sites.js';
@@ -18,6 +19,8 @@ import {
   type RawTraceEvent,
   TK_ALLOC,
   TK_BAD_INPUT,
+  TK_FAULT,
+  TK_HOSTILE,
   TK_CHAIN,
   TK_CHECK,
   TK_COUNTER_MEM,
@@ -130,6 +133,10 @@ function convert(e: RawTraceEvent, tid: number, cpus: number, meta: TraceMeta, o
       return instant('push used', 'device', { head: e.a, interrupt: e.b === 1 });
     case TK_BAD_INPUT:
       return instant('bad input', 'device', { kind: BAD_KINDS[e.a] ?? String(e.a) });
+    case TK_FAULT:
+      return instant(`fault ${DEVICE_FAULT_KINDS[e.a] ?? String(e.a)}`, 'fault', { kind: DEVICE_FAULT_KINDS[e.a] ?? String(e.a) });
+    case TK_HOSTILE:
+      return slice('hostile burst', 'hostile', { entries: e.a });
     case TK_HINT_RUN:
       return slice('hint run', 'hint', { cmdId: e.a, blocks: e.b, ended: HINT_END_NAMES[e.c] ?? String(e.c) });
     case TK_HINT_BLOCK:

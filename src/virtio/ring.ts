@@ -28,7 +28,7 @@
 // allows (used len 0, or the chain dropped when its head is not a descriptor).
 
 import { DEV_INTERRUPT, DEV_KICK, DEV_NOTIFY_QUEUE, type Views } from '../shm/layout.js';
-import { SP_RING_AVAIL, SP_RING_USED, bump, clockMs, schedPoint, waitWhileEquals } from '../locking/sync.js';
+import { SP_RING_AVAIL, SP_RING_USED, type StrictWait, bump, clockMs, schedPoint, waitWhileEquals } from '../locking/sync.js';
 import { OracleViolation } from '../base/errors.js';
 import { burn } from '../base/burn.js';
 import { hostCosts } from '../mm/host-costs.js';
@@ -173,6 +173,8 @@ export class VringVirtqueue {
   private lastUsedIdx = 0;
   /** `len` of the last used element returned by getBuf(). */
   lastLen = 0;
+  /** Interrupts that ended a waitUsed() wait with no used element (vring_interrupt()'s "no work", IRQ_NONE). */
+  spuriousWakes = 0;
   readonly dev: Int32Array;
   /** Host cost model (src/mm/host-costs.ts): a kick is a VM exit on this (the driver's) thread; so is each interrupt it takes. */
   private readonly kickIters = hostCosts.kickIters;
@@ -354,9 +356,53 @@ export class VringVirtqueue {
       if (this.moreUsed()) return 'ready';
       const left = deadline - clockMs();
       if (left <= 0) return 'timed-out';
-      const w = waitWhileEquals(this.dev, DEV_INTERRUPT, seen, left, stop, spin);
+      // Strict (docs/DESIGN.md §4): wait_event() sleeps until the interrupt;
+      // Linux has no timeout here. A used element with no interrupt is a
+      // lost wake-up (running free) or a deadlock (--sched), not latency.
+      const w = waitWhileEquals(this.dev, DEV_INTERRUPT, seen, left, stop, spin, this.usedWait);
       if (w === 'stopped') return this.moreUsed() ? 'ready' : 'stopped';
+      // Woken with nothing used: a spurious interrupt; recheck and sleep again.
+      if (w === 'changed' && !this.moreUsed()) this.spuriousWakes++;
     }
+  }
+
+  /** The strict wait of waitUsed(): the interrupt is due once a used element is in the ring. */
+  private readonly usedWait: StrictWait = { event: 'device interrupt (DEV_INTERRUPT)', due: () => this.moreUsed(), dueWhat: 'a used element is in the ring' };
+
+  // ---- raw access for a hostile guest (src/check/hostile.ts) ----
+  // A hostile guest writes descriptors by hand and names heads no chain
+  // bookkeeping knows; these keep the driver's indices in step with what it
+  // published and collected, so real chains continue after it. Only with
+  // nothing in flight (the free list and tokens are left alone).
+
+  /** Append avail entries naming `heads[0..count)` and publish them with one avail idx store. */
+  publishRaw(heads: ArrayLike<number>, count: number): void {
+    if (this.inFlight !== 0) throw new Error('vring: publishRaw with chains in flight');
+    const r = this.ring;
+    for (let k = 0; k < count; k++) {
+      r.u16[r.availRingI + (this.availIdxShadow & r.mask)] = heads[k];
+      this.availIdxShadow = (this.availIdxShadow + 1) & 0xffff;
+      this.numAdded++;
+    }
+    // PUBLISH: as add(): the entries and descriptors before the idx store.
+    Atomics.store(r.u16, r.availIdxI, this.availIdxShadow);
+    schedPoint(SP_RING_AVAIL, this.availIdxShadow);
+  }
+
+  /** Store a bogus avail idx (hostile: more than N ahead), or put the true one back (`value` null). */
+  storeAvailIdxRaw(value: number | null): void {
+    Atomics.store(this.ring.u16, this.ring.availIdxI, value === null ? this.availIdxShadow : value & 0xffff);
+  }
+
+  /** Take the next used element whatever its id (none: -1), keeping last_used_idx and used_event in step. */
+  takeUsedRaw(): number {
+    const r = this.ring;
+    // ACQUIRE: the device stored used.ring[] before publishing used idx.
+    if (Atomics.load(r.u16, r.usedIdxI) === this.lastUsedIdx) return -1;
+    const id = r.u32[r.usedRingI + 2 * (this.lastUsedIdx & r.mask)];
+    this.lastUsedIdx = (this.lastUsedIdx + 1) & 0xffff;
+    if (this.opts.eventIdx) Atomics.store(r.u16, r.usedEventI, this.lastUsedIdx);
+    return id;
   }
 
   get availIdx(): number {
@@ -387,6 +433,19 @@ export const RING_BAD_CHAIN_LOOP = 2;
 export const RING_BAD_DESC_FLAGS = 3;
 export const RING_BAD_INDIRECT = 4;
 export const RING_BAD_AVAIL_AHEAD = 5;
+
+/**
+ * Guest input that breaks a driver rule of the spec but that QEMU and
+ * Firecracker accept and act on, so the device acts on it too: counted as
+ * `tolerated` (not bad input; docs/DESIGN.md §12). The ring's kinds first;
+ * the device adds its own after these.
+ */
+export const RING_TOLERATED_KINDS = [
+  'desc-reuse', // a descriptor in two chains popped from one avail idx read (QEMU virtqueue_split_pop and Firecracker Queue::pop track no descriptor in flight)
+  'avail-flags', // avail.flags bits other than VRING_AVAIL_F_NO_INTERRUPT (virtio 1.2 §2.7.6: the driver MUST set 0 or 1; neither VMM reads more than that bit)
+] as const;
+export const RING_TOL_DESC_REUSE = 0;
+export const RING_TOL_AVAIL_FLAGS = 1;
 
 /** A popped chain (VirtQueueElement), reused between pops: no allocation per chain. */
 export class Chain {
@@ -423,26 +482,62 @@ export class VirtQueue {
   private lastAvailIdx = 0;
   private usedIdxShadow = 0;
   private signalledUsed = 0;
+  /** The bogus avail idx last counted as avail-ahead (-1: the index was sane when last read). */
   private lastBadAvail = -1;
-  /** Bad-input counters, RING_BAD_* kinds at `badBase + kind` (Atomics.add: main reads them mid-run). */
+  /** The avail.flags value last counted as tolerated (-1: the flags were 0 or 1 when last read). */
+  private lastOddFlags = -1;
+  /** desc-reuse: the avail read (epoch) and the chain (pop sequence) that last used each descriptor. */
+  private readonly seenEpoch: Uint32Array;
+  private readonly seenPop: Uint32Array;
+  private epoch = 0;
+  private popSeq = 0;
+  /**
+   * Bad-input counters, RING_BAD_* kinds at `badBase + kind`, and tolerated
+   * input, RING_TOL_* kinds at `tolBase + kind` (-1: not counted), all
+   * Atomics.add: main reads them mid-run.
+   */
   constructor(
     readonly ring: VringMem,
     readonly dev: Int32Array,
     readonly badCounters: Int32Array,
     readonly badBase: number,
     readonly opts: DeviceQueueOptions,
+    readonly tolBase = -1,
   ) {
     this.num = ring.num;
+    this.seenEpoch = new Uint32Array(ring.num);
+    this.seenPop = new Uint32Array(ring.num);
   }
 
   private bad(kind: number): void {
     Atomics.add(this.badCounters, this.badBase + kind, 1);
   }
 
+  private tolerated(kind: number): void {
+    if (this.tolBase >= 0) Atomics.add(this.badCounters, this.tolBase + kind, 1);
+  }
+
+  /**
+   * Device reset (QEMU virtio_reset(): last_avail_idx, used_idx,
+   * signalled_used and inuse back to 0 for every queue): the queue forgets
+   * everything, including the bogus avail idx it counted last.
+   */
+  resetState(): void {
+    this.lastAvailIdx = 0;
+    this.usedIdxShadow = 0;
+    this.signalledUsed = 0;
+    this.lastBadAvail = -1;
+    this.lastOddFlags = -1;
+    this.seenEpoch.fill(0);
+    this.epoch = 0;
+  }
+
   /**
    * Number of chains the driver has made available and we have not popped
    * (virtqueue_num_heads). An index more than N ahead is hostile input: it is
-   * counted once per bogus value and nothing is popped until it is sane.
+   * counted once per bogus episode (QEMU virtio_error()s "Guest moved used
+   * index", Firecracker's Queue::pop returns InvalidAvailIdx) and nothing is
+   * popped until it is sane.
    */
   availCount(): number {
     // ACQUIRE: pairs with the driver's Atomics.store of avail idx.
@@ -455,7 +550,28 @@ export class VirtQueue {
       }
       return 0;
     }
+    // Sane again: forget the bogus value, so a later episode with the same
+    // value is counted again (without this, a guest that repeats one bogus
+    // index after good chains in between was counted only the first time).
+    this.lastBadAvail = -1;
+    if (n > 0) {
+      // The chains of this read form one publication for desc-reuse.
+      this.epoch = (this.epoch + 1) >>> 0 || 1;
+      const flags = Atomics.load(this.ring.u16, this.ring.availFlagsI);
+      if ((flags & ~VRING_AVAIL_F_NO_INTERRUPT) !== 0) {
+        if (flags !== this.lastOddFlags) {
+          this.lastOddFlags = flags;
+          this.tolerated(RING_TOL_AVAIL_FLAGS);
+        }
+      } else this.lastOddFlags = -1;
+    }
     return n;
+  }
+
+  /** Chains available and sane, without counting anything (the lost-kick check of a sleeping device). */
+  availPending(): number {
+    const n = (Atomics.load(this.ring.u16, this.ring.availIdxI) - this.lastAvailIdx) & 0xffff;
+    return n > this.num ? 0 : n;
   }
 
   /**
@@ -473,12 +589,22 @@ export class VirtQueue {
       this.bad(RING_BAD_HEAD_INDEX);
       return POP_DROPPED;
     }
+    const pop = (this.popSeq = (this.popSeq + 1) >>> 0);
+    let reused = false;
     let i = head;
     for (;;) {
       if (c.count >= num) {
         this.bad(RING_BAD_CHAIN_LOOP);
         return POP_BAD;
       }
+      // A descriptor an earlier chain of this publication used (not a loop
+      // inside this chain: that is chain-loop): tolerated, once per chain.
+      if (this.seenEpoch[i] === this.epoch && this.seenPop[i] !== pop) {
+        if (!reused) this.tolerated(RING_TOL_DESC_REUSE);
+        reused = true;
+      }
+      this.seenEpoch[i] = this.epoch;
+      this.seenPop[i] = pop;
       const flags = r.descFlags(i);
       if ((flags & ~VRING_DESC_F_KNOWN) !== 0) {
         this.bad(RING_BAD_DESC_FLAGS);

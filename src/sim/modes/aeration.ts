@@ -10,9 +10,9 @@ import { Aerator, makeAeratorNotifier, aeratorStartup } from '../../mm/aeration.
 import { GuestMemory } from '../../mm/memory.js';
 import { NIL, REP_AER_REFCNT, ZONE_AERATION_REQUESTED, ZONE_ISOLATED_PAGES, type Views, REP_AER_HINT_PFN1 } from '../../shm/layout.js';
 import { HINTS_MAX } from '../../virtio/balloon-abi.js';
-import { setUpBalloonDevice } from './common.js';
+import { driverExtras, setUpBalloonDevice } from './common.js';
 import type { HintingMode } from './mode.js';
-import { KERNEL_DELAY_MS, delayOf, makeReportingDevice, reporterEnabled, reportingSettle, reportingStats, requestLiveness } from './page-reporting.js';
+import { KERNEL_DELAY_MS, delayOf, makeReportingDevice, reporterEnabled, reportingSettle, reportingStats, requestLiveness, teardownPfns } from './page-reporting.js';
 
 /** Idle: no reference held (no zone requested, the worker not cycling) and nothing isolated. */
 const quiet = (views: Views): boolean => Atomics.load(views.reporting, REP_AER_REFCNT) === 0 && views.zone[ZONE_ISOLATED_PAGES] === 0;
@@ -44,8 +44,9 @@ export const aeration: HintingMode = {
     // any other guest write (host RSS counts it while it is allocated).
     new GuestMemory(views).touch(hintPfn);
     Atomics.store(views.reporting, REP_AER_HINT_PFN1, hintPfn + 1);
+    const extras = driverExtras(ctx);
     try {
-      const driver = new VirtioBalloonDriver(views, sync, { mode: 'aeration', ackTimeoutMs: config.waitTimeoutMs, spin: config.spin, serving, hintBufferPfn: hintPfn, noAckWait: injected(config, 'no-ack-wait') });
+      const driver = new VirtioBalloonDriver(views, sync, { mode: 'aeration', ackTimeoutMs: config.waitTimeoutMs, spin: config.spin, serving, hintBufferPfn: hintPfn, noAckWait: injected(config, 'no-ack-wait'), ...extras.opts });
       // The aerator's own put-backs notify through it; its zone raises no
       // request of its own (the hint page it frees when it stops is teardown).
       zone.aerationMinOrder = config.reportOrder;
@@ -54,6 +55,7 @@ export const aeration: HintingMode = {
       aeratorStartup(views, zone);
       aerator.run();
     } finally {
+      extras.release();
       zone.free(hintPfn, 0, thread);
     }
     return [];
@@ -61,9 +63,6 @@ export const aeration: HintingMode = {
   makeDevice: (ctx) => makeReportingDevice('aeration', ctx),
   hintingQuiet: quiet,
   liveness: (views, c) => requestLiveness('aeration', views, c, (v) => v.zone[ZONE_AERATION_REQUESTED] !== 0),
-  settle: reportingSettle('aeration', quiet, (views) => {
-    const p1 = Atomics.load(views.reporting, REP_AER_HINT_PFN1);
-    return p1 > 0 ? [p1 - 1] : [];
-  }),
+  settle: reportingSettle('aeration', quiet, teardownPfns),
   stats: (views, c, notes) => reportingStats('aeration', views, c, notes),
 };

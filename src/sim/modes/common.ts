@@ -3,8 +3,11 @@
 
 import { driverDeclaresPoison, injected } from '../../check/inject.js';
 import { deviceRangeCheck } from '../../check/device-range.js';
-import { type DeviceOptions, type QueueKind, deviceInit, hostFillByte } from '../../host/balloon-device.js';
-import { DEV_FEATURES_OFFERED, DEV_HOST_FILL, DEV_VQ_INDEX, type Views } from '../../shm/layout.js';
+import { type DeviceOptions, type QueueKind, deviceInit, hostFillByte, keepReason } from '../../host/balloon-device.js';
+import { DEV_FEATURES_OFFERED, DEV_HOST_FILL, DEV_POISON_VAL, DEV_VQ_INDEX, METRIC_FAULTS, metricBase, type Views } from '../../shm/layout.js';
+import { FaultDice } from '../../virtio/device-faults.js';
+import type { BalloonDriverOptions } from '../../guest/balloon-driver.js';
+import { HostileGuest } from '../../check/hostile.js';
 import { VIRTIO_BALLOON_F_PAGE_POISON, bit, negotiateFeatures } from '../../virtio/balloon-abi.js';
 import type { Config } from '../config.js';
 import type { RoleContext } from './mode.js';
@@ -44,7 +47,30 @@ export function deviceOptions(ctx: RoleContext, queueKind: QueueKind): DeviceOpt
   // the device runs without its oracle, so a test can show the stamp oracle
   // alone still catches a discard of a page in use (the host's zero page).
   const rangeCheck = process.env.BALLOON_SIM_SELFTEST === 'no-range-check' ? undefined : deviceRangeCheck(ctx.views.pages);
-  return { queueKind, poisonPolicy: c.poisonPolicy, spin: c.spin, sliceMs: 50, doubleUsed: injected(c, 'device-double-used'), discard: c.discard, ...(rangeCheck ? { rangeCheck } : {}) };
+  return { queueKind, poisonPolicy: c.poisonPolicy, spin: c.spin, sliceMs: 50, doubleUsed: injected(c, 'device-double-used'), discard: c.discard, ...(rangeCheck ? { rangeCheck } : {}), faults: faultDice(ctx, 'device'), selfTestResetKeepsQueue: process.env.BALLOON_SIM_SELFTEST === 'fault-reset-keep-queue', selfTestZeroLen: process.env.BALLOON_SIM_SELFTEST === 'device-zero-len' };
+}
+
+/** --device-faults: one side's dice, counting what acted in this thread's slot (undefined: no faults). */
+export function faultDice(ctx: RoleContext, side: 'driver' | 'device'): FaultDice | undefined {
+  const f = ctx.config.deviceFaults ?? [];
+  return f.length === 0 ? undefined : new FaultDice(f, ctx.config.seed, side, ctx.views.metrics, metricBase(ctx.thread) + METRIC_FAULTS);
+}
+
+/**
+ * What the reporting driver gets besides its mode's options: the driver
+ * side's fault dice and the hostile guest (--hostile); `release` frees the
+ * hostile's arena once the driver stops.
+ */
+export function driverExtras(ctx: RoleContext): { opts: Partial<BalloonDriverOptions>; release: () => void } {
+  const c = ctx.config;
+  const hostile =
+    c.hostile > 0 && (c.hinting === 'reporting' || c.hinting === 'aeration' || c.hinting === 'naive')
+      ? new HostileGuest(ctx.views, ctx.zone, { rate: c.hostile, queueKind: c.hinting === 'aeration' ? 'aeration' : 'reporting', seed: c.seed, thread: ctx.thread, waitTimeoutMs: c.waitTimeoutMs, spin: c.spin, serving: ctx.serving, discards: keepReason(ctx.views.device[DEV_POISON_VAL], c) === null })
+      : null;
+  return {
+    opts: { faults: faultDice(ctx, 'driver'), selfTestTrustIrq: process.env.BALLOON_SIM_SELFTEST === 'fault-trust-irq', ...(hostile ? { beforeReport: hostile.beforeReport } : {}) },
+    release: () => hostile?.release(),
+  };
 }
 
 /** The scheduler cannot run these modes yet (naive: its loop waits on wall-clock slices). */

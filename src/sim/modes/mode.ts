@@ -53,6 +53,14 @@ export interface SettleRule {
   /** The quiescent property, checked now; takes the locks it needs. `final`: the last check, at the settle timeout. */
   check(ctx: MainContext, final: boolean, settleMs: number): SettleResult;
   /**
+   * Cheap, racy, asked after a check that failed while `ready`: nothing can
+   * change the property any more (reporting: every CPU has exited and the
+   * reporter is idle with no request pending and nothing isolated, so no
+   * pass will run). Then the failure is final at once instead of at
+   * --settle-timeout, which stays the bound for states that may still move.
+   */
+  stable?(views: Views): boolean;
+  /**
    * After the final check passed: what must still hold for a while (reporting:
    * a settled reporter sends nothing more). Free-running runs only.
    */

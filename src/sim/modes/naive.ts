@@ -4,7 +4,7 @@
 
 import { NaiveHinter } from '../../guest/naive.js';
 import { BalloonDevice } from '../../host/balloon-device.js';
-import { deviceOptions, noDiscardRefused, notScheduled, setUpBalloonDevice } from './common.js';
+import { deviceOptions, driverExtras, noDiscardRefused, notScheduled, setUpBalloonDevice } from './common.js';
 import { balloonSettle, balloonSettled } from './free-page-hint.js';
 import { hintStats } from './hint.js';
 import type { HintingMode } from './mode.js';
@@ -21,7 +21,8 @@ export const naive: HintingMode = {
   installCpuHooks: () => undefined,
   runReporter(ctx) {
     const c = ctx.config;
-    new NaiveHinter(ctx.views, ctx.zone, ctx.sync, ctx.thread, { ackTimeoutMs: c.waitTimeoutMs, spin: c.spin, serving: ctx.serving, poisonByte: c.poison ? c.poisonByte : null }).run();
+    const extras = driverExtras(ctx);
+    new NaiveHinter(ctx.views, ctx.zone, ctx.sync, ctx.thread, { ackTimeoutMs: c.waitTimeoutMs, spin: c.spin, serving: ctx.serving, poisonByte: c.poison ? c.poisonByte : null }, extras.opts, extras.release).run();
     return [];
   },
   makeDevice: (ctx) => new BalloonDevice(ctx.views, deviceOptions(ctx, 'reporting')),

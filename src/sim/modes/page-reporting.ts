@@ -11,7 +11,7 @@ import { reportingAllowed } from '../../guest/balloon-driver.js';
 import { BalloonDevice, keepReason } from '../../host/balloon-device.js';
 import { SITE_CHECK } from '../../locking/sites.js';
 import { RM_BLOCKS, RM_ISOLATE_WMARK, RM_PASSES, RM_REPORTS } from '../../mm/reporter-common.js';
-import { DEV_POISON_VAL, LOCK_ZONE, PAGE_SIZE, metricBase, threadIds, type Views } from '../../shm/layout.js';
+import { DEV_POISON_VAL, LOCK_ZONE, PAGE_SIZE, REP_AER_HINT_PFN1, REP_HOSTILE_ARENA_PFN1, REP_LAST_PASS_FAILED, metricBase, threadIds, type Views } from '../../shm/layout.js';
 import type { Config } from '../config.js';
 import { deviceOptions } from './common.js';
 import type { DeviceRole, LivenessWatch, MainContext, RoleContext, SettleResult, SettleRule } from './mode.js';
@@ -70,6 +70,8 @@ function settleOptions(mode: ReporterMode, views: Views, c: Config, teardownPfns
     deviceKeepsPages: on ? keepReason(views.device[DEV_POISON_VAL], c) : null,
     isolationsRefused: () => views.metrics[metricBase(threadIds(c.cpus).reporter) + RM_ISOLATE_WMARK],
     teardownPfns,
+    // Only when reports can fail by fault: without it a failed pass is a bug the check must see.
+    ...(c.deviceFaults?.some((f) => f.kind === 'report-error') ? { lastPassFailed: () => Atomics.load(views.reporting, REP_LAST_PASS_FAILED) === 1 } : {}),
   };
 }
 
@@ -85,12 +87,29 @@ function checkAccounting(mode: ReporterMode, ctx: MainContext, teardownPfns: rea
 }
 
 /**
+ * Pages the driver frees when it stops, after the settle point: aeration's
+ * hint buffer page and the hostile guest's arena (--hostile).
+ */
+export function teardownPfns(views: Views): number[] {
+  const out: number[] = [];
+  for (const w of [REP_AER_HINT_PFN1, REP_HOSTILE_ARENA_PFN1]) {
+    const p1 = Atomics.load(views.reporting, w);
+    if (p1 > 0) out.push(p1 - 1);
+  }
+  return out;
+}
+
+/**
  * The settle rule of a reporter mode; `quiet(views)`: its worker is idle with
  * nothing isolated; `teardown(views)`: pages the driver frees when it stops.
  */
 export function reportingSettle(mode: ReporterMode, quiet: (views: Views) => boolean, teardown: (views: Views) => readonly number[] = () => []): SettleRule {
   return {
     ready: quiet,
+    // Settling runs after every CPU exited: no free path raises a request
+    // any more, so an idle reporter (IDLE / refcnt 0, nothing isolated)
+    // stays idle and the property cannot change (docs/DESIGN.md §2, settle).
+    stable: quiet,
     check(ctx, final, settleMs) {
       const r = checkAccounting(mode, ctx, teardown(ctx.views));
       if (final) r.violations = r.violations.map((x) => ({ ...x, message: `${x.message} (checked ${Math.round(settleMs)} ms after the workload stopped; --settle-timeout ${ctx.config.settleTimeoutMs} ms)` }));

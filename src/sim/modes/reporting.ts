@@ -7,13 +7,13 @@ import { VirtioBalloonDriver } from '../../guest/balloon-driver.js';
 import { PAGE_REPORTING_IDLE, PAGE_REPORTING_REQUESTED, PageReporting, type ReportingOptions, makeFreeNotifier, requestReporting } from '../../mm/page-reporting.js';
 import { NIL, REP_STATE, ZONE_ISOLATED_PAGES, type Views } from '../../shm/layout.js';
 import type { Config } from '../config.js';
-import { setUpBalloonDevice } from './common.js';
+import { driverExtras, setUpBalloonDevice } from './common.js';
 import type { HintingMode } from './mode.js';
-import { KERNEL_DELAY_MS, delayOf, makeReportingDevice, reporterEnabled, reportingSettle, reportingStats, requestLiveness } from './page-reporting.js';
+import { KERNEL_DELAY_MS, delayOf, makeReportingDevice, reporterEnabled, reportingSettle, reportingStats, requestLiveness, teardownPfns } from './page-reporting.js';
 
 /** The reporter's options for a run. */
 export function reportingOptions(c: Config): ReportingOptions {
-  return { capacity: c.capacity, reportOrder: c.reportOrder, delayMs: delayOf('reporting', c), inject: reporterInjections(c), lateGenRead: process.env.BALLOON_SIM_SELFTEST === 'late-gen-read' };
+  return { capacity: c.capacity, reportOrder: c.reportOrder, delayMs: delayOf('reporting', c), inject: reporterInjections(c), lateGenRead: process.env.BALLOON_SIM_SELFTEST === 'late-gen-read', noNotifyRequest: process.env.BALLOON_SIM_SELFTEST === 'no-notify-request', flagFailed: process.env.BALLOON_SIM_SELFTEST === 'fault-flag-failed' };
 }
 
 /** Idle with nothing isolated: the state machine is IDLE. */
@@ -39,16 +39,21 @@ export const reporting: HintingMode = {
     const { views, zone, sync, config, thread, serving } = ctx;
     const allowed = reporterEnabled(views, config);
     if (!allowed.allowed) return [allowed.why];
-    const driver = new VirtioBalloonDriver(views, sync, { mode: 'reporting', ackTimeoutMs: config.waitTimeoutMs, spin: config.spin, serving, hintBufferPfn: NIL, noAckWait: injected(config, 'no-ack-wait') });
-    const pr = new PageReporting(views, zone, driver, reportingOptions(config), thread);
-    // page_reporting_register(): the initial flush request.
-    requestReporting(views);
-    pr.run();
+    const extras = driverExtras(ctx);
+    try {
+      const driver = new VirtioBalloonDriver(views, sync, { mode: 'reporting', ackTimeoutMs: config.waitTimeoutMs, spin: config.spin, serving, hintBufferPfn: NIL, noAckWait: injected(config, 'no-ack-wait'), ...extras.opts });
+      const pr = new PageReporting(views, zone, driver, reportingOptions(config), thread);
+      // page_reporting_register(): the initial flush request.
+      requestReporting(views);
+      pr.run();
+    } finally {
+      extras.release();
+    }
     return [];
   },
   makeDevice: (ctx) => makeReportingDevice('reporting', ctx),
   hintingQuiet: quiet,
   liveness: (views, c) => requestLiveness('reporting', views, c, (v) => Atomics.load(v.reporting, REP_STATE) === PAGE_REPORTING_REQUESTED),
-  settle: reportingSettle('reporting', quiet),
+  settle: reportingSettle('reporting', quiet, teardownPfns),
   stats: (views, c, notes) => reportingStats('reporting', views, c, notes),
 };

@@ -1,0 +1,29 @@
+// Settling ends as soon as the settled property holds or can no longer
+// change (docs/DESIGN.md §2): a reporter that is idle with no request
+// pending after every CPU exited will send nothing more, so a failed
+// reported-accounting check is final at once; --settle-timeout (10 s by
+// default) only bounds states that may still move. Before, a swarm run
+// with a real accounting bug waited the full 10 s to report it.
+
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { RACE_BASE_ARGS } from '../src/check/inject.js';
+
+const CLI = path.resolve(__dirname, '../dist/src/cli/main.js');
+
+describe('settling ends when the property cannot change any more', () => {
+  it('an accounting bug (keep-reported-on-merge) fails far inside the default 10 s --settle-timeout', () => {
+    const base = RACE_BASE_ARGS.filter((_, i, a) => a[i] !== '--settle-timeout' && a[i - 1] !== '--settle-timeout');
+    const args = [CLI, ...base, '--cpus', '4', '--workload', 'churn', '--hinting', 'reporting', '--inject', 'keep-reported-on-merge', '--seed', '1', '--json'];
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 60_000 });
+    const wallMs = performance.now() - t0;
+    const j = JSON.parse(r.stdout);
+    expect(r.status, r.stderr).toBe(1);
+    expect(j.config.settleTimeoutMs).toBe(10_000);
+    expect(j.violations[0].oracle).toBe('reported-accounting');
+    expect(j.hinting.settleMs).toBeLessThan(2_000);
+    expect(wallMs).toBeLessThan(10_000);
+  });
+});
