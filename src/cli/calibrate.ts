@@ -252,6 +252,8 @@ export async function runCalibrateCommand(a: Record<string, unknown>): Promise<v
   if (out === null) process.stdout.write(text);
   else {
     writeFileSync(out, text);
-    process.stderr.write(`calibrate: profile written to ${out}; use it with: sim --cost-profile ${out} ...\n`);
+    // The module form is the shipped default (built in), not a --cost-profile file.
+    if (out.endsWith('.ts')) process.stderr.write(`calibrate: profile module written to ${out}; as src/mm/host-costs-default.ts it becomes the default profile after npm run build\n`);
+    else process.stderr.write(`calibrate: profile written to ${out}; use it with: sim --cost-profile ${out} ...\n`);
   }
 }

@@ -1,5 +1,5 @@
 // The shipped default host cost profile (--cost-profile default), written by
-// `sim calibrate --out src/mm/host-costs-default.ts` on 2026-12-01T22:25:42.199Z.
+// `sim calibrate --out src/mm/host-costs-default.ts` on 2026-12-01T23:49:13.739Z.
 // Machine, per-field sources and the raw measurements are in the data below.
 // Regenerate it on the machine the defaults should describe with:
 //   npx tsc -p . && node dist/src/cli/main.js calibrate --out src/mm/host-costs-default.ts
@@ -9,24 +9,24 @@ export const DEFAULT_PROFILE_JSON: unknown = {
   "format": "balloon-sim-host-costs/1",
   "provenance": {
     "machine": "AMD EPYC, 2 CPUs, 24 GiB, Linux 6.18.44-fc-v1045, a virtual machine (CPUID hypervisor flag), THP madvise",
-    "date": "2026-12-01T22:25:42.199Z",
+    "date": "2026-12-01T23:49:13.739Z",
     "command": "sim calibrate --out src/mm/host-costs-default.ts",
     "node": "v20.20.2",
     "cc": "cc (Debian 12.2.0-14+deb12u1) 12.2.0"
   },
   "costs": {
-    "vmExitNs": 7758,
-    "hostFault4kNs": 21213,
-    "hostFault2mNs": 133547,
-    "madviseEmptyNs": 1102,
-    "madvise4kNs": 40127,
-    "madvise64kNs": 378733,
-    "madvise2mNs": 179813,
-    "madvise4mNs": 247267,
-    "madvise2mThpNs": 11933,
-    "tlbFlushNs": 7758,
-    "kickNs": 7758,
-    "interruptNs": 7758
+    "vmExitNs": 7455,
+    "hostFault4kNs": 15526,
+    "hostFault2mNs": 42681,
+    "madviseEmptyNs": 1392,
+    "madvise4kNs": 7965,
+    "madvise64kNs": 85914,
+    "madvise2mNs": 189842,
+    "madvise4mNs": 398806,
+    "madvise2mThpNs": 14909,
+    "tlbFlushNs": 7455,
+    "kickNs": 7455,
+    "interruptNs": 7455
   },
   "sources": {
     "vmExitNs": "measured: CPUID round trip (C probe); this machine is a guest, so CPUID is a VM exit and entry",
@@ -44,26 +44,26 @@ export const DEFAULT_PROFILE_JSON: unknown = {
   },
   "measured": {
     "node": {
-      "firstTouch4kNs": 25548.356872558597,
-      "zero4kNs": 728.9601745605335,
-      "zero2mNs": 169351.64062500975,
-      "futexRoundTripNs": 13269.999999920401
+      "firstTouch4kNs": 16176.612884521477,
+      "zero4kNs": 369.98495483397954,
+      "zero2mNs": 112197.46874999715,
+      "futexRoundTripNs": 29295.999999931155
     },
     "probe": {
-      "cpuidNs": 7757.9,
-      "firstTouch4kNs": 21499.4,
-      "zero4kNs": 286.2,
+      "cpuidNs": 7454.8,
+      "firstTouch4kNs": 15709,
+      "zero4kNs": 183.4,
       "madviseNs": {
-        "4096": 40127,
-        "65536": 378732.5,
-        "2097152": 179813,
-        "4194304": 247267
+        "4096": 7964.5,
+        "65536": 85914,
+        "2097152": 189841.5,
+        "4194304": 398805.5
       },
-      "madviseEmptyNs": 1102,
-      "firstTouch2mNs": 184082.9,
+      "madviseEmptyNs": 1392,
+      "firstTouch2mNs": 130702.3,
       "thpHugeKb": 131072,
-      "zero2mNs": 50536.1,
-      "madvise2mThpNs": 11933
+      "zero2mNs": 88020.9,
+      "madvise2mThpNs": 14908.5
     }
   }
 };
