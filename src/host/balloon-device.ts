@@ -144,6 +144,12 @@ export interface DeviceOptions {
    * reaches and the hostile guest (--hostile) must find.
    */
   selfTestZeroLen?: boolean;
+  /**
+   * Harness self-test (BALLOON_SIM_SELFTEST=ring-peek-head): the queue reads
+   * an avail.ring entry before the avail idx that covers it (a ring
+   * publish-order slip on the device side; src/virtio/ring.ts).
+   */
+  selfTestPeekHead?: boolean;
 }
 
 /** A check of the guest range [pfn, pfn+count) before the device acts on it: a violation, or null. */
@@ -284,6 +290,7 @@ export class BalloonDevice {
       {
         eventIdx: hasFeature(this.negotiated, VIRTIO_RING_F_EVENT_IDX),
         indirect: false, // VIRTIO_RING_F_INDIRECT_DESC is never offered
+        selfTestPeekHead: opts.selfTestPeekHead === true,
       },
       DEV_TOLERATED_BASE,
     );

@@ -151,7 +151,33 @@ export interface DriverOptions {
   eventIdx: boolean;
   /** The queue index the driver writes with each notification (VIRTIO_PCI_QUEUE_NOTIFY). */
   queueIndex: number;
+  /** Which free descriptor a new chain starts at (--desc-policy; default 'lifo', Linux's free_head). */
+  descPolicy?: DescPolicy;
+  /**
+   * Harness self-test (BALLOON_SIM_SELFTEST=ring-idx-before-entry, not a
+   * simulation feature): add() publishes avail idx before it writes the
+   * avail.ring entry, a publish-order slip. A device that reads the entry in
+   * between (under --sched: at the publish's scheduling point) takes the
+   * stale entry, which equals the fresh one only while every chain starts
+   * at descriptor 0 (LIFO, one chain in flight).
+   */
+  selfTestIdxBeforeEntry?: boolean;
 }
+
+/**
+ * The driver's descriptor allocation policy (--desc-policy):
+ *  'lifo': Linux's split ring (virtqueue_add_split takes vq->free_head,
+ *          detach_buf_split pushes a used chain back at the head), so with one
+ *          chain in flight every chain starts at descriptor 0 and a stale
+ *          avail or used entry is identical to a fresh one;
+ *  'fifo': a used chain goes to the TAIL of the free list, so consecutive
+ *          chains start at different descriptors and rotate through the
+ *          table (the order a ring whose descriptors are used in order moves
+ *          through it). A simulator option to make stale ring entries
+ *          visible, not a Linux behaviour.
+ */
+export const DESC_POLICIES = ['lifo', 'fifo'] as const;
+export type DescPolicy = (typeof DESC_POLICIES)[number];
 
 /**
  * The driver's half of a split virtqueue, after Linux's `struct
@@ -165,9 +191,14 @@ export class VringVirtqueue {
   private readonly tokens: Float64Array;
   private readonly inUse: Uint8Array;
   private freeHead = 0;
+  /** 'fifo': the last descriptor of the free list, where a used chain is appended (meaningful while numFree > 0). */
+  private freeTail: number;
+  private readonly fifo: boolean;
   numFree: number;
   /** Chains handed to the device and not yet returned. */
   inFlight = 0;
+  /** Most chains in flight at once since this queue was built (a reset builds a new one). */
+  inFlightMax = 0;
   private availIdxShadow = 0;
   private numAdded = 0;
   private lastUsedIdx = 0;
@@ -198,6 +229,10 @@ export class VringVirtqueue {
     this.inUse = new Uint8Array(this.num);
     for (let i = 0; i < this.num - 1; i++) this.extraNext[i] = i + 1;
     this.numFree = this.num;
+    // The policy's state lives here: a device reset rebuilds the queue with
+    // this constructor (init_vqs()), so it starts again from descriptor 0.
+    this.fifo = opts.descPolicy === 'fifo';
+    this.freeTail = this.num - 1;
     // The driver owns the ring's start state: indices 0, asking for every
     // interrupt (avail.flags 0, used_event 0 = "after the first used entry").
     const r = ring;
@@ -253,15 +288,23 @@ export class VringVirtqueue {
     this.chainLen[head] = count;
     this.tokens[head] = token;
     this.inUse[head] = 1;
-    this.inFlight++;
-    r.u16[r.availRingI + (this.availIdxShadow & r.mask)] = head;
+    if (++this.inFlight > this.inFlightMax) this.inFlightMax = this.inFlight;
+    const slot = r.availRingI + (this.availIdxShadow & r.mask);
     this.availIdxShadow = (this.availIdxShadow + 1) & 0xffff;
     this.numAdded++;
-    // PUBLISH (virtio_wmb + avail->idx = shadow): a seq-cst store, so every
-    // descriptor and avail.ring write above is visible to a device that
-    // Atomics.loads this idx value.
-    Atomics.store(r.u16, r.availIdxI, this.availIdxShadow);
-    schedPoint(SP_RING_AVAIL, this.availIdxShadow); // scheduled runs: the device may run right after the publish
+    if (this.opts.selfTestIdxBeforeEntry) {
+      // Self-test: the publish-order slip (idx first, entry after).
+      Atomics.store(r.u16, r.availIdxI, this.availIdxShadow);
+      schedPoint(SP_RING_AVAIL, this.availIdxShadow);
+      r.u16[slot] = head;
+    } else {
+      r.u16[slot] = head;
+      // PUBLISH (virtio_wmb + avail->idx = shadow): a seq-cst store, so every
+      // descriptor and avail.ring write above is visible to a device that
+      // Atomics.loads this idx value.
+      Atomics.store(r.u16, r.availIdxI, this.availIdxShadow);
+      schedPoint(SP_RING_AVAIL, this.availIdxShadow); // scheduled runs: the device may run right after the publish
+    }
     // As Linux: 65535 additions without a kick would make the 16-bit
     // vring_need_event window ambiguous, so kick now.
     if (this.numAdded === 0xffff) this.kick();
@@ -324,12 +367,21 @@ export class VringVirtqueue {
     const id = r.u32[e];
     const len = r.u32[e + 1];
     if (id >= this.num || this.inUse[id] === 0) throw new OracleViolation({ oracle: 'ring', message: `device returned descriptor ${id}, which is not the head of a chain in flight` });
-    // detach_buf: return the chain's descriptors to the private free list.
+    // detach_buf_split: return the chain's descriptors to the private free list.
     const n = this.chainLen[id];
     let last = id;
     for (let k = 1; k < n; k++) last = this.extraNext[last];
-    this.extraNext[last] = this.freeHead;
-    this.freeHead = id;
+    if (!this.fifo) {
+      // Linux: pushed back at the head, so the next chain starts here again.
+      this.extraNext[last] = this.freeHead;
+      this.freeHead = id;
+    } else {
+      // --desc-policy fifo: appended at the tail; the next chain starts at
+      // the oldest free descriptor.
+      if (this.numFree === 0) this.freeHead = id;
+      else this.extraNext[this.freeTail] = id;
+      this.freeTail = last;
+    }
     this.numFree += n;
     this.inUse[id] = 0;
     this.inFlight--;
@@ -474,6 +526,16 @@ export interface DeviceQueueOptions {
   eventIdx: boolean;
   /** VIRTIO_RING_F_INDIRECT_DESC negotiated. The device never offers it, so INDIRECT is always counted as bad. */
   indirect: false;
+  /**
+   * Harness self-test (BALLOON_SIM_SELFTEST=ring-peek-head, not a
+   * simulation feature): the read of avail.ring[last_avail_idx] is hoisted
+   * above the avail idx load that covers it. QEMU's virtqueue_num_heads()
+   * has an smp_rmb() so that "descriptor read does not bypass avail index
+   * read"; here the device reads the entry when it finds the ring empty and
+   * pops that value once the index moves. Stale, it equals the fresh entry
+   * only while every chain starts at descriptor 0 (LIFO, one chain in flight).
+   */
+  selfTestPeekHead?: boolean;
 }
 
 /** The device's half, after QEMU's VirtQueue: last_avail_idx, used_idx, signalled_used. */
@@ -491,6 +553,8 @@ export class VirtQueue {
   private readonly seenPop: Uint32Array;
   private epoch = 0;
   private popSeq = 0;
+  /** selfTestPeekHead: the avail.ring entry read before its index was seen (-1: none). */
+  private peeked = -1;
   /**
    * Bad-input counters, RING_BAD_* kinds at `badBase + kind`, and tolerated
    * input, RING_TOL_* kinds at `tolBase + kind` (-1: not counted), all
@@ -530,6 +594,7 @@ export class VirtQueue {
     this.lastOddFlags = -1;
     this.seenEpoch.fill(0);
     this.epoch = 0;
+    this.peeked = -1;
   }
 
   /**
@@ -543,6 +608,8 @@ export class VirtQueue {
     // ACQUIRE: pairs with the driver's Atomics.store of avail idx.
     const availIdx = Atomics.load(this.ring.u16, this.ring.availIdxI);
     const n = (availIdx - this.lastAvailIdx) & 0xffff;
+    // Self-test: the entry is read although the index does not cover it yet.
+    if (n === 0 && this.opts.selfTestPeekHead) this.peeked = this.ring.u16[this.ring.availRingI + (this.lastAvailIdx & this.ring.mask)];
     if (n > this.num) {
       if (availIdx !== this.lastBadAvail) {
         this.lastBadAvail = availIdx;
@@ -581,7 +648,13 @@ export class VirtQueue {
   pop(c: Chain): PopStatus {
     const r = this.ring;
     const num = this.num;
-    const head = r.u16[r.availRingI + (this.lastAvailIdx & r.mask)];
+    // Plain load, ordered after the avail idx load of availCount() (the
+    // smp_rmb() of QEMU's virtqueue_num_heads()).
+    let head = r.u16[r.availRingI + (this.lastAvailIdx & r.mask)];
+    if (this.peeked >= 0) {
+      head = this.peeked; // self-test (selfTestPeekHead): the value read too early
+      this.peeked = -1;
+    }
     this.lastAvailIdx = (this.lastAvailIdx + 1) & 0xffff;
     c.head = head;
     c.count = 0;
