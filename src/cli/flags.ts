@@ -16,6 +16,7 @@ import { UsageError } from '../base/errors.js';
 import { fmtBytes, fmtDuration, parsePercent } from '../base/units.js';
 import { validateConfig } from '../sim/validate.js';
 import { DEFAULT_COST_PROFILE, type HostCostProfile, parseCostProfile } from '../mm/host-costs.js';
+import { DESC_POLICIES } from '../virtio/ring.js';
 
 const r = RANGES;
 const d = DEFAULT_CONFIG;
@@ -76,6 +77,8 @@ export const RUN_OPTIONS = {
   'host-thp': { type: 'boolean', default: false, describe: 'the host backs guest memory with transparent huge pages: a fault where the whole 2 MiB is unbacked maps (and zeroes) 2 MiB at once, at the profile\'s 2 MiB fault cost' },
   'device-faults': { type: 'string', describe: `seeded device faults, ${FAULT_GRAMMAR} (reporting, aeration, naive; reset: reporting, aeration). report-error: the queue refuses a report (virtqueue_add_inbuf fails); ack-delay: the used element comes late; irq-spurious: an interrupt with nothing used; reset: freeze/restore between passes; irq-lost: no interrupt (Linux hangs: the run fails by design)` },
   hostile: { type: 'string', describe: 'a hostile guest: probability per report (0..1 or %) that the driver first publishes a burst of malformed chains of every bad kind and random descriptor tables; the hostile-guest oracle checks the device counted each and touched nothing it was not validly named (reporting, aeration, naive)' },
+  'desc-policy': { type: 'string', default: d.descPolicy, describe: `the driver's descriptor allocation: ${DESC_POLICIES.join(', ')} (lifo: Linux's free_head, a used chain goes back to the head, so with one chain in flight every chain starts at descriptor 0; fifo: a simulator option, a used chain goes to the tail, so consecutive chains start at different descriptors and a stale ring entry differs from a fresh one)` },
+  'report-inflight': { type: 'string', default: String(d.reportInflight), describe: `reporting, aeration: split each report into up to N chains, published one by one and all in flight before the driver waits (${r.reportInflight.min}..${r.reportInflight.max}; 1 = upstream: page_reporting sends one batch as one chain and waits for it). N > 1 is a simulator extension to stress the ring's publish order, not upstream behaviour` },
 } as const;
 
 /** Flags of `sim run` only: the event trace of one run. */
@@ -172,6 +175,8 @@ export function parseRunFlags(a: RawFlags): Config {
     warm: Boolean(a.warm),
     deviceFaults: deviceFaultsFlag(a['device-faults']),
     hostile: hostileFlag(a.hostile),
+    descPolicy: choiceFlag('desc-policy', a['desc-policy'] ?? d.descPolicy, DESC_POLICIES),
+    reportInflight: intFlag('report-inflight', a['report-inflight'] ?? d.reportInflight, r.reportInflight),
   });
   if (a.html !== undefined) outputFileFlag('html', a.html);
   // A schedule to replay must parse and belong to this configuration (exit 2 otherwise).

@@ -23,7 +23,9 @@ export function configLines(c: Config): string[] {
       `report-delay=${c.reportDelayMs === null ? `auto(${fmtDuration(reportDelayMs(c))})` : fmtDuration(c.reportDelayMs)} capacity=${c.capacity} report-order=${c.reportOrder} settle-timeout=${fmtDuration(c.settleTimeoutMs)} page-poison-feature=${c.pagePoisonFeature ? 'on' : 'off'} prefault=${c.prefault ? 'on' : 'off'} inject=${c.inject?.length ? c.inject.join(',') : 'none'}` +
       (c.hinting === 'hint' ? ` hint-device=${c.hintDevice} hint-interval=${fmtDuration(c.hintIntervalMs)}${c.hintDevice === 'firecracker' ? ` hint-ack-on-stop=${c.hintAckOnStop ? 'on' : 'off'} hint-done-after=${fmtDuration(c.hintDoneAfterMs)} hint-uffd-wp=${c.hintUffdWp}` : ''} hint-shrink=${c.hintShrinkBlocks} hint-shrink-acked-only=${c.hintShrinkAckedOnly ? 'on' : 'off'}` : '') +
       (c.deviceFaults?.length ? ` device-faults=${formatDeviceFaults(c.deviceFaults)}` : '') +
-      (c.hostile ? ` hostile=${+(c.hostile * 100).toFixed(4)}%` : ''),
+      (c.hostile ? ` hostile=${+(c.hostile * 100).toFixed(4)}%` : '') +
+      (c.descPolicy !== undefined && c.descPolicy !== 'lifo' ? ` desc-policy=${c.descPolicy}` : '') +
+      ((c.reportInflight ?? 1) > 1 ? ` report-inflight=${c.reportInflight}` : ''),
     hostCostLine(c),
   ];
 }
@@ -73,10 +75,10 @@ export function hintingLines(r: RunResult): string[] {
   const h = r.hinting;
   if (!h) return [];
   if (!h.enabled) return [`hinting: ${h.mode} DISABLED`];
-  if (h.hint) return hintLines(h.mode, h.hint, h.settleMs, h.settle?.ok);
+  if (h.hint) return hintLines(h.mode, h.hint, h.settleMs, h.settle?.ok, h.ringInFlightMax);
   const out: string[] = [];
   out.push(`hinting: ${h.mode}: ${num(h.reports)} reports, ${num(h.reportedBlocks)} blocks, ${fmtBytes(h.reportedBytes)} reported, ${num(h.reReportedBlocks)} re-reported after merging, ${num(h.failedReports)} failed`);
-  out.push(`  round trip p50 ${ns(h.roundTripNs.p50)} p99 ${ns(h.roundTripNs.p99)}; ${num(h.passes)} passes (the registration's request and ${num(h.requests)} raised by frees; a free while a pass is pending or running joins it); reporter held the zone lock ${ns(h.reporterZoneLockHoldNs)} in all`);
+  out.push(`  round trip p50 ${ns(h.roundTripNs.p50)} p99 ${ns(h.roundTripNs.p99)}; ${num(h.passes)} passes (the registration's request and ${num(h.requests)} raised by frees; a free while a pass is pending or running joins it); reporter held the zone lock ${ns(h.reporterZoneLockHoldNs)} in all; at most ${num(h.ringInFlightMax ?? 0)} chains in flight on the ring`);
   if (h.passesSkippedBelowWatermark || h.isolationsRefusedByMinWatermark) out.push(`  watermarks: ${h.passesSkippedBelowWatermark} passes skipped (zone not above low + capacity << order), ${h.isolationsRefusedByMinWatermark} isolations refused (min)`);
   out.push(`  isolation: at most ${fmtBytes(h.isolatedPagesMax * 4096)} isolated at once; ${fmtBytes(h.isolatedBelowMinPages * 4096)} isolated below the min watermark; ${num(h.allocFailuresWhileIsolated)} CPU allocation failures while blocks were isolated`);
   if (h.settle) out.push(`  settled in ${h.settleMs} ms: host RSS ${fmtBytes(h.settle.rssBytes)}${h.settle.excuses.length ? '; ' + h.settle.excuses.join('; ') : ''}`);
@@ -84,7 +86,7 @@ export function hintingLines(r: RunResult): string[] {
 }
 
 /** The end table of --hinting hint / naive (src/sim/modes/stats.ts). */
-export function hintLines(mode: string, x: HintStats, settleMs?: number, settled?: boolean): string[] {
+export function hintLines(mode: string, x: HintStats, settleMs?: number, settled?: boolean, inFlightMax?: number): string[] {
   const out: string[] = [];
   const pct = (f: number) => `${(f * 100).toFixed(1)}%`;
   if (mode === 'naive') {
@@ -94,7 +96,7 @@ export function hintLines(mode: string, x: HintStats, settleMs?: number, settled
     const d = x.device;
     const vmm = d ? (d.kind === 'qemu' ? 'qemu, live migration' : `firecracker, acknowledge_on_stop ${d.ackOnStop ? 'on' : 'off'}${d.uffdWp !== 'off' ? `, uffd-wp ${d.uffdWp}` : ''}`) : '?';
     out.push(`hinting: hint (FREE_PAGE_HINT, ${vmm}): ${num(x.runs)} runs, ${num(x.blocksHinted)} blocks = ${fmtBytes(x.bytesHinted)} hinted, ${fmtBytes(x.bytesPerRun)} per run; balloon held at most ${fmtBytes(x.heldBytesMax)}`);
-    out.push(`  run duration (cmd id -> STOP sent) p50 ${ms(x.runMs.p50)} max ${ms(x.runMs.max)} mean ${ms(x.runMs.mean)}; runs ended: ${x.runEnds.allocationFailed} allocation failed, ${x.runEnds.newCmdId} new cmd id, ${x.runEnds.other} other`);
+    out.push(`  run duration (cmd id -> STOP sent) p50 ${ms(x.runMs.p50)} max ${ms(x.runMs.max)} mean ${ms(x.runMs.mean)}; runs ended: ${x.runEnds.allocationFailed} allocation failed, ${x.runEnds.newCmdId} new cmd id, ${x.runEnds.other} other${inFlightMax !== undefined ? `; at most ${num(inFlightMax)} chains in flight on the ring` : ''}`);
     out.push(`  distinct blocks ${num(x.distinctBlocks)} (${fmtBytes(x.distinctBytes)}), duplicates ${num(x.duplicateBlocks)} (ratio ${x.duplicateRatio.toFixed(3)}); DONE handled ${x.donesHandled}, ${num(x.blocksFreedOnDone)} blocks freed on DONE; ${num(x.listedAtKick)} blocks listed at their kick; ring full: ${num(x.ringFullFrees)} blocks freed at once${x.ringFullWaits > 0 ? ` (${num(x.ringFullWaits)} with acked-only)` : ''}; ${num(x.idsDropped)} ids not queued`);
     const sh = x.shrinker;
     out.push(`  shrinker: reclaim below the low watermark ${num(sh.reclaimCalls)} calls freed ${num(sh.reclaimBlocks)} blocks; after a failed allocation ${num(sh.calls)} calls freed ${num(sh.blocksReturned)} blocks; per call mean ${ms(sh.nsMean / 1e6)} max ${ms(sh.nsMax / 1e6)}; CPU allocation failures ${num(x.cpuAllocFailures)}, of them with the balloon holding pages it could not return: ${num(sh.emptyWhileBalloonHeld)}`);

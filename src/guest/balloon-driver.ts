@@ -11,9 +11,9 @@
 import { SITE_BALLOON_REACT } from '../locking/sites.js';
 import { LOCK_BALLOON, PAGE_SHIFT, PAGE_SIZE, DEV_FEATURES_NEGOTIATED, DEV_INTERRUPT, DEV_RESET_ACK, DEV_RESET_REQ, DEV_VQ_INDEX, INJECTED_NO_ACK_WAIT, METRIC_INJECTED, metricBase, threadIds, type Views } from '../shm/layout.js';
 import { LivenessError, type StrictWait, type Sync, waitWhileEquals } from '../locking/sync.js';
-import { ENOSPC, VIRTIO_RING_F_EVENT_IDX, VringMem, VringVirtqueue } from '../virtio/ring.js';
+import { type DescPolicy, ENOSPC, VIRTIO_RING_F_EVENT_IDX, VringMem, VringVirtqueue } from '../virtio/ring.js';
 import { hasFeature, HINTS_MAX, VIRTIO_BALLOON_F_PAGE_POISON } from '../virtio/balloon-abi.js';
-import { RM_RESETS, RM_RING_CHECKS, RM_SPURIOUS_IRQS, type ReportSink, type ReportStatus } from '../mm/reporter-common.js';
+import { RM_INFLIGHT_MAX, RM_RESETS, RM_RING_CHECKS, RM_SPURIOUS_IRQS, type ReportSink, type ReportStatus } from '../mm/reporter-common.js';
 import { FAULT_REPORT_ERROR, FAULT_RESET, type FaultDice } from '../virtio/device-faults.js';
 
 /** The driver's wait for the device to acknowledge its reset: strict (docs/DESIGN.md §4). */
@@ -45,6 +45,21 @@ export interface BalloonDriverOptions {
    * the driver's own queue (the ring has one producer).
    */
   beforeReport?: (vq: VringVirtqueue) => void;
+  /** --desc-policy: the queue's descriptor allocation (default lifo, Linux's). */
+  descPolicy?: DescPolicy;
+  /**
+   * --report-inflight: split each report into up to this many chains, each
+   * published (and kicked) on its own, all in flight before the driver
+   * waits for them. Default 1: upstream (virtballoon_free_page_report adds
+   * one chain and waits; aeration v1 one buffer). More is a simulator
+   * extension that stresses the ring's publish order.
+   */
+  inflight?: number;
+  /**
+   * Harness self-test (BALLOON_SIM_SELFTEST=ring-idx-before-entry): the
+   * queue publishes avail idx before the avail.ring entry (src/virtio/ring.ts).
+   */
+  selfTestIdxBeforeEntry?: boolean;
 }
 
 export class VirtioBalloonDriver implements ReportSink {
@@ -52,17 +67,22 @@ export class VirtioBalloonDriver implements ReportSink {
   vq: VringVirtqueue;
   private readonly addrs: Float64Array;
   private readonly lens: Float64Array;
+  private readonly one = new Float64Array(1);
+  private readonly oneLen = new Float64Array(1);
   private token = 1;
   /** Reports that could not be queued (ring full) or were cut short by a stop. */
   failures = 0;
   /** Used elements collected, each validated by getBuf() (the `ring` oracle's runs). */
   usedChecked = 0;
+  /** Chains one report is split into at most (--report-inflight). */
+  private readonly inflight: number;
 
   constructor(
     readonly views: Views,
     readonly sync: Sync,
     readonly opts: BalloonDriverOptions,
   ) {
+    this.inflight = Math.max(1, opts.inflight ?? 1);
     this.vq = this.initVq();
     const n = views.layout.params.queueSize;
     this.addrs = new Float64Array(n);
@@ -75,13 +95,25 @@ export class VirtioBalloonDriver implements ReportSink {
   /** The reporter thread's metric slot. */
   private readonly rm: number;
 
-  /** init_vqs(): the queue over the ring, with the negotiated ring features. */
+  /**
+   * init_vqs(): the queue over the ring, with the negotiated ring features
+   * and the descriptor policy (a reset builds it again from here, so the
+   * policy's state starts over with the new queue).
+   */
   private initVq(): VringVirtqueue {
     const negotiated = this.views.device[DEV_FEATURES_NEGOTIATED] >>> 0;
     return new VringVirtqueue(VringMem.fromViews(this.views), this.views.device, {
       eventIdx: hasFeature(negotiated, VIRTIO_RING_F_EVENT_IDX),
       queueIndex: this.views.device[DEV_VQ_INDEX],
+      descPolicy: this.opts.descPolicy ?? 'lifo',
+      selfTestIdxBeforeEntry: this.opts.selfTestIdxBeforeEntry === true,
     });
+  }
+
+  /** The ring's most chains in flight at once, kept across queue rebuilds in the reporter's slot. */
+  private noteInFlight(): void {
+    const m = this.views.metrics;
+    if (this.vq.inFlight > m[this.rm + RM_INFLIGHT_MAX]) m[this.rm + RM_INFLIGHT_MAX] = this.vq.inFlight;
   }
 
   /** FAULT report-error: virtqueue_add_inbuf() fails as on a broken queue (-EIO); WARN_ON_ONCE, return the error. */
@@ -120,7 +152,9 @@ export class VirtioBalloonDriver implements ReportSink {
   }
 
   report(pfns: Int32Array, orders: Uint8Array, start: number, count: number): ReportStatus {
-    if (this.opts.beforeReport !== undefined) this.opts.beforeReport(this.vq);
+    // The hostile burst needs the ring to itself: never with a chain in
+    // flight (a report cut short by a stop can leave one behind).
+    if (this.opts.beforeReport !== undefined && this.vq.inFlight === 0) this.opts.beforeReport(this.vq);
     if (this.opts.mode === 'aeration') return this.aerate(pfns, orders, start, count);
     if (this.addRefused()) return 'error';
     if (count > this.vq.num) throw new Error(`balloon: a batch of ${count} blocks does not fit a queue of ${this.vq.num}`);
@@ -128,12 +162,57 @@ export class VirtioBalloonDriver implements ReportSink {
       this.addrs[i] = pfns[start + i] * PAGE_SIZE;
       this.lens[i] = PAGE_SIZE << orders[start + i];
     }
+    if (this.inflight > 1 && count > 1) return this.addSplit(count, 0, true);
     const head = this.vq.addInbuf(this.addrs, this.lens, count, this.token++);
     if (head === ENOSPC) {
       this.failures++;
       return 'error';
     }
+    this.noteInFlight();
     return this.kickAndWait();
+  }
+
+  /**
+   * --report-inflight N > 1 (a simulator extension, not upstream): the
+   * batch in addrs/lens[0..count) as up to N chains of consecutive entries,
+   * each added and kicked on its own, so the device may pop one while the
+   * driver writes the next; then wait until every one is used. `inbuf`:
+   * device-writable ranges (reporting); else one device-readable hint
+   * buffer per chain, each a slice of the hint array (aeration).
+   */
+  private addSplit(count: number, hintBase: number, inbuf: boolean): ReportStatus {
+    const chains = Math.min(this.inflight, count);
+    let added = 0;
+    let failed = false;
+    for (let c = 0, at = 0; c < chains; c++) {
+      const n = Math.floor((count * (c + 1)) / chains) - Math.floor((count * c) / chains);
+      let head: number;
+      if (inbuf) head = this.vq.addInbuf(this.addrs.subarray(at), this.lens.subarray(at), n, this.token++);
+      else {
+        this.one[0] = hintBase + 8 * at;
+        this.oneLen[0] = 8 * n;
+        head = this.vq.addOutbuf(this.one, this.oneLen, 1, this.token++);
+      }
+      if (head === ENOSPC) {
+        failed = true;
+        break;
+      }
+      added++;
+      at += n;
+      this.noteInFlight();
+      // Kick per chain (suppressed while the device has NO_NOTIFY set):
+      // the device serves the first while the driver publishes the rest.
+      this.vq.kick();
+    }
+    if (failed) this.failures++;
+    if (added === 0) return 'error';
+    // Every chain must come back before the blocks go back on the free list.
+    for (let rounds = 0; this.vq.inFlight > 0; rounds++) {
+      if (rounds > 4 * this.vq.num) throw new Error('balloon: waited for more used elements than chains in flight');
+      const st = this.waitAndCollect();
+      if (st !== 'ok') return st;
+    }
+    return failed ? 'error' : 'ok';
   }
 
   private aerate(pfns: Int32Array, orders: Uint8Array, start: number, count: number): ReportStatus {
@@ -153,6 +232,8 @@ export class VirtioBalloonDriver implements ReportSink {
       this.addrs[0] = this.opts.hintBufferPfn * PAGE_SIZE;
       this.lens[0] = 8 * count;
       if (this.addRefused()) return 'error';
+      // --report-inflight: the hint array as several buffers in flight at once.
+      if (this.inflight > 1 && count > 1 && !this.opts.noAckWait) return this.addSplit(count, this.opts.hintBufferPfn * PAGE_SIZE, false);
       if (this.opts.noAckWait) {
         // INJECTED (no-ack-wait): collect whatever the device finished, queue
         // the buffer, kick, and return at once: balloon_lock is dropped and
@@ -164,6 +245,7 @@ export class VirtioBalloonDriver implements ReportSink {
           this.failures++;
           return 'error';
         }
+        this.noteInFlight();
         this.vq.kick();
         // The injection acted: a batch went out with nobody waiting for its ack.
         this.views.metrics[metricBase(threadIds(this.views.layout.params.cpus).reporter) + METRIC_INJECTED + INJECTED_NO_ACK_WAIT]++;
@@ -175,6 +257,7 @@ export class VirtioBalloonDriver implements ReportSink {
         this.failures++;
         return 'error';
       }
+      this.noteInFlight();
       return this.kickAndWait();
     } finally {
       sync.unlock(LOCK_BALLOON);
@@ -191,6 +274,11 @@ export class VirtioBalloonDriver implements ReportSink {
       return 'ok';
     }
     this.vq.kick();
+    return this.waitAndCollect();
+  }
+
+  /** wait_event(vb->acked, ...) for the next used element(s), then collect every one there is. */
+  private waitAndCollect(): ReportStatus {
     const spurious = this.vq.spuriousWakes;
     const r = this.vq.waitUsed(this.opts.ackTimeoutMs, () => !this.opts.serving(), this.opts.spin);
     this.views.metrics[this.rm + RM_SPURIOUS_IRQS] += this.vq.spuriousWakes - spurious;

@@ -57,6 +57,8 @@ export const RM_RING_CHECKS = METRIC_EXTRA + 40;
 export const RM_SPURIOUS_IRQS = METRIC_EXTRA + 41;
 /** Device resets the driver went through (--device-faults reset). */
 export const RM_RESETS = METRIC_EXTRA + 42;
+/** Most chains the driver had in flight on its ring at once (--report-inflight; hint: its blocks and ids). */
+export const RM_INFLIGHT_MAX = METRIC_EXTRA + 43;
 // CPU metric fields.
 /** Requests this CPU raised from its free path. */
 export const CM_REPORT_REQUESTS = METRIC_EXTRA + 0;

@@ -10,6 +10,7 @@ import type { InjectionName } from '../check/inject.js';
 import type { SchedParams } from '../sched/control.js';
 import { DEFAULT_COST_PROFILE, type HostCostProfile } from '../mm/host-costs.js';
 import { type DeviceFault, FAULTS, formatDeviceFaults, parseDeviceFaults } from '../virtio/device-faults.js';
+import type { DescPolicy } from '../virtio/ring.js';
 
 export const WORKLOADS = ['page_fault1', 'churn', 'memhog', 'memfill', 'fragment'] as const;
 export type Workload = (typeof WORKLOADS)[number];
@@ -128,6 +129,10 @@ export interface Config {
   deviceFaults: DeviceFault[];
   /** --hostile: probability per report that the driver first publishes a burst of malformed chains (src/check/hostile.ts); 0 off. */
   hostile: number;
+  /** --desc-policy: the driver's descriptor allocation ('lifo': Linux's free_head; 'fifo': used chains to the tail, so heads rotate). */
+  descPolicy: DescPolicy;
+  /** --report-inflight: reporting/aeration split each report into up to this many chains, all in flight at once (1: upstream, one chain; more: a simulator extension). */
+  reportInflight: number;
 }
 
 export const HINT_DEVICES = ['firecracker', 'qemu'] as const;
@@ -167,6 +172,7 @@ export const RANGES = {
   hintShrinkBlocks: { min: 1, max: 1024 },
   pctDepth: { min: 1, max: 16 },
   traceEvents: { min: 1024, max: 1 << 20 },
+  reportInflight: { min: 1, max: 64 },
 } satisfies Record<string, Range>;
 
 function inRange(flag: string, v: number, r: Range, show: (n: number) => string = String): number {
@@ -255,6 +261,8 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   warm: false,
   deviceFaults: [],
   hostile: 0,
+  descPolicy: 'lifo',
+  reportInflight: 1,
 };
 
 /** Events per thread ring with --trace and no --trace-events (48 bytes each: 1.5 MiB per thread). */
@@ -288,6 +296,15 @@ export function faultConflict(c: Config): string | null {
   if (c.hostile > 0 && c.inject.length > 0) return `--hostile: not with --inject (an injection's own failure would be blamed on the hostile chains, and no-ack-wait leaves chains in flight)`;
   return null;
 }
+/** --desc-policy and --report-inflight where they cannot act: the one-line reason, or null. */
+export function ringConflict(c: Config): string | null {
+  if ((c.descPolicy ?? 'lifo') !== 'lifo' && c.hinting === 'off') return `--desc-policy: applies to a mode with a queue (reporting, aeration, naive, hint); not off`;
+  const n = c.reportInflight ?? 1;
+  if (n > 1 && c.hinting !== 'reporting' && c.hinting !== 'aeration') return `--report-inflight: more than one chain per report splits a report's batch (reporting, aeration); not ${c.hinting}${c.hinting === 'naive' ? ' (one block per report)' : c.hinting === 'hint' ? ' (its driver keeps many chains in flight already)' : ''}`;
+  if (n > 1 && c.inject.includes('no-ack-wait')) return `--report-inflight: not with --inject no-ack-wait (it sends one buffer and does not wait for it)`;
+  return null;
+}
+
 /** Cross-field checks once every flag parsed on its own (the hinting mode's own rules: src/sim/validate.ts). */
 export function checkConfig(c: Config): Config {
   if (c.capacity > c.queueSize) throw new UsageError(`--capacity: ${c.capacity} blocks do not fit in one chain of a ${c.queueSize}-entry queue; accepted: a power of 2 up to --queue-size`);
@@ -342,6 +359,8 @@ export function rerunCommand(c: Config): string {
   if (c.warm) parts.push('--warm');
   if (c.deviceFaults?.length) parts.push('--device-faults', formatDeviceFaults(c.deviceFaults));
   if (c.hostile) parts.push('--hostile', `${+(c.hostile * 100).toFixed(4)}%`);
+  if (c.descPolicy !== undefined && c.descPolicy !== d.descPolicy) parts.push('--desc-policy', c.descPolicy);
+  if (c.reportInflight !== undefined && c.reportInflight !== d.reportInflight) parts.push('--report-inflight', String(c.reportInflight));
   return parts.join(' ');
 }
 

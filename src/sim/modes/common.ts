@@ -47,7 +47,7 @@ export function deviceOptions(ctx: RoleContext, queueKind: QueueKind): DeviceOpt
   // the device runs without its oracle, so a test can show the stamp oracle
   // alone still catches a discard of a page in use (the host's zero page).
   const rangeCheck = process.env.BALLOON_SIM_SELFTEST === 'no-range-check' ? undefined : deviceRangeCheck(ctx.views.pages);
-  return { queueKind, poisonPolicy: c.poisonPolicy, spin: c.spin, sliceMs: 50, doubleUsed: injected(c, 'device-double-used'), discard: c.discard, ...(rangeCheck ? { rangeCheck } : {}), faults: faultDice(ctx, 'device'), selfTestResetKeepsQueue: process.env.BALLOON_SIM_SELFTEST === 'fault-reset-keep-queue', selfTestZeroLen: process.env.BALLOON_SIM_SELFTEST === 'device-zero-len' };
+  return { queueKind, poisonPolicy: c.poisonPolicy, spin: c.spin, sliceMs: 50, doubleUsed: injected(c, 'device-double-used'), discard: c.discard, ...(rangeCheck ? { rangeCheck } : {}), faults: faultDice(ctx, 'device'), selfTestResetKeepsQueue: process.env.BALLOON_SIM_SELFTEST === 'fault-reset-keep-queue', selfTestZeroLen: process.env.BALLOON_SIM_SELFTEST === 'device-zero-len', selfTestPeekHead: process.env.BALLOON_SIM_SELFTEST === 'ring-peek-head' };
 }
 
 /** --device-faults: one side's dice, counting what acted in this thread's slot (undefined: no faults). */
@@ -68,9 +68,14 @@ export function driverExtras(ctx: RoleContext): { opts: Partial<BalloonDriverOpt
       ? new HostileGuest(ctx.views, ctx.zone, { rate: c.hostile, queueKind: c.hinting === 'aeration' ? 'aeration' : 'reporting', seed: c.seed, thread: ctx.thread, waitTimeoutMs: c.waitTimeoutMs, spin: c.spin, serving: ctx.serving, discards: keepReason(ctx.views.device[DEV_POISON_VAL], c) === null })
       : null;
   return {
-    opts: { faults: faultDice(ctx, 'driver'), selfTestTrustIrq: process.env.BALLOON_SIM_SELFTEST === 'fault-trust-irq', ...(hostile ? { beforeReport: hostile.beforeReport } : {}) },
+    opts: { faults: faultDice(ctx, 'driver'), selfTestTrustIrq: process.env.BALLOON_SIM_SELFTEST === 'fault-trust-irq', ...(hostile ? { beforeReport: hostile.beforeReport } : {}), ...ringOptions(c) },
     release: () => hostile?.release(),
   };
+}
+
+/** The driver ring's options: --desc-policy, --report-inflight, and the ring publish-order self-test. */
+export function ringOptions(c: Config): Pick<BalloonDriverOptions, 'descPolicy' | 'inflight' | 'selfTestIdxBeforeEntry'> {
+  return { descPolicy: c.descPolicy ?? 'lifo', inflight: c.reportInflight ?? 1, selfTestIdxBeforeEntry: process.env.BALLOON_SIM_SELFTEST === 'ring-idx-before-entry' };
 }
 
 /** The scheduler cannot run these modes yet (naive: its loop waits on wall-clock slices). */

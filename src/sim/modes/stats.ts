@@ -9,7 +9,7 @@ import { METRIC_ALLOC_FAILS, METRIC_HIST_BASE, PAGE_SIZE, metricBase, threadIds,
 import { CM_RECLAIM_BLOCKS, CM_RECLAIM_CALLS, CM_SHRINK_BLOCKS, CM_SHRINK_CALLS, CM_SHRINK_EMPTY_HELD, CM_SHRINK_NS_MAX, CM_SHRINK_NS_TOTAL, HINT_BLOCK_ORDER, HM_BLOCKS, HM_BLOCKS_FREED_DONE, HM_DISTINCT_BLOCKS, HM_DONES, HM_DUP_BLOCKS, HM_END_ALLOC_FAIL, HM_END_NEW_ID, HM_END_OTHER, HM_HELD_PAGES_MAX, HM_ID_DROPPED, HM_LISTED_AT_KICK, HM_NAIVE_ALLOC_FAILS, HM_RING_FULL_FREES, HM_RING_FULL_WAITS, HM_ROUND_TRIPS, HM_RUNS, HM_RUN_NS_MAX, HM_RUN_NS_TOTAL } from '../../guest/balloon-pages.js';
 import { CM_UFFD_WP_FAULTS, CM_UFFD_WP_NS } from '../../host/hint-tracking.js';
 import type { Config } from '../config.js';
-import { CM_REPORT_REQUESTS, RM_BLOCKS, RM_FAILS, RM_ISOLATE_WMARK, RM_LOCK_HOLD_NS, RM_PAGES, RM_PASSES, RM_REPORTS, RM_REQUESTS_AT_PASS_END, RM_REREPORTED, RM_RT_NS_MAX, RM_RT_NS_TOTAL, RM_SET_REPORTED, RM_SKIPPED_WMARK, CM_ALLOC_FAIL_ISOLATED, RM_ISOLATED_BELOW_MIN, RM_ISOLATED_PAGES_MAX } from '../../mm/reporter-common.js';
+import { CM_REPORT_REQUESTS, RM_BLOCKS, RM_FAILS, RM_ISOLATE_WMARK, RM_LOCK_HOLD_NS, RM_PAGES, RM_PASSES, RM_REPORTS, RM_REQUESTS_AT_PASS_END, RM_REREPORTED, RM_RT_NS_MAX, RM_RT_NS_TOTAL, RM_SET_REPORTED, RM_SKIPPED_WMARK, CM_ALLOC_FAIL_ISOLATED, RM_ISOLATED_BELOW_MIN, RM_ISOLATED_PAGES_MAX, RM_INFLIGHT_MAX } from '../../mm/reporter-common.js';
 
 /** The settled property, as the end table and JSON show it (`hinting.settle`). */
 export interface SettleSummary {
@@ -46,6 +46,8 @@ export interface HintingStats {
   /** The reporter's histogram behind roundTripNs, non-empty buckets (reporting, aeration: report round trips; hint: hint runs; naive: round trips). */
   roundTripHistNs: HistBucket[];
   reporterZoneLockHoldNs: number;
+  /** Most chains the driver had in flight on its ring at once (1 with upstream reporting and aeration; --report-inflight; hint: blocks and ids). */
+  ringInFlightMax: number;
   settleMs?: number;
   settle?: SettleSummary;
   /** --hinting hint / naive (src/sim/modes/stats.ts). */
@@ -85,6 +87,7 @@ export function readReporterStats(views: Views, mode: string, enabled: boolean, 
     allocFailuresWhileIsolated: failsIsolated,
     roundTripHistNs: nonEmptyBuckets(m, b + METRIC_HIST_BASE),
     reporterZoneLockHoldNs: m[b + RM_LOCK_HOLD_NS],
+    ringInFlightMax: m[b + RM_INFLIGHT_MAX],
   };
 }
 
