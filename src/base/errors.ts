@@ -28,6 +28,7 @@ export const ORACLES = [
   'migration',
   'lost-wakeup',
   'hostile-guest',
+  'hint-cmd-id',
 ] as const;
 export type OracleName = (typeof ORACLES)[number];
 

@@ -43,8 +43,9 @@ import { type Zone } from '../mm/buddy.js';
 import { record } from '../base/hist.js';
 import { DEV_CONFIG_GEN, DEV_FEATURES_NEGOTIATED, DEV_FREE_PAGE_HINT_CMD_ID, DEV_VQ_INDEX, HDR_RUN_STATE, METRIC_HIST_BASE, NIL, PAGE_SIZE, REP_HINT_DRIVER_STATE, REP_HINT_LIST_GEN, RUN_RUNNING, ZONE_BALLOON_LIST_BLOCKS, ZONE_BALLOON_PAGES, ZONE_FREE_PAGES, ZONE_WMARK_HIGH, metricBase, type Views } from '../shm/layout.js';
 import { GuestMemory } from '../mm/memory.js';
-import { LivenessError, clockMs, waitWhileEquals } from '../locking/sync.js';
-import { ENOSPC, VIRTIO_RING_F_EVENT_IDX, VringMem, VringVirtqueue } from '../virtio/ring.js';
+import { LivenessError, type StrictWait, clockMs, waitWhileEquals } from '../locking/sync.js';
+import { type DescPolicy, ENOSPC, VIRTIO_RING_F_EVENT_IDX, VringMem, VringVirtqueue } from '../virtio/ring.js';
+import { RM_INFLIGHT_MAX, RM_RING_CHECKS } from '../mm/reporter-common.js';
 import { hasFeature, VIRTIO_BALLOON_CMD_ID_DONE, VIRTIO_BALLOON_CMD_ID_STOP } from '../virtio/balloon-abi.js';
 import { TK_HINT_BLOCK, TK_HINT_DONE, TK_HINT_RUN, TK_SHRINK, tracer } from '../locking/trace.js';
 import {
@@ -81,6 +82,40 @@ import {
   listBalloonBlocks,
   popBalloonList,
 } from './balloon-pages.js';
+
+/**
+ * What the hint-cmd-id oracle (src/check/hint-cmd-id.ts) is told, on the
+ * driver's thread: every read of the command id from config space, and
+ * every chain the driver publishes on the free_page_vq (the oracle reads
+ * the chain back from the ring, not from the driver's own state).
+ */
+export interface CmdIdObserver {
+  /** virtio_cread(free_page_hint_cmd_id): the driver has now seen `id`. */
+  configRead(id: number): void;
+  /** A chain with this head was just published on `ring`, while the driver sends for run `cmdIdActive` (vb->cmd_id_active). */
+  published(ring: VringMem, head: number, cmdIdActive: number): void;
+}
+
+/** The free page hint driver's options beyond the balloon pages' common ones. */
+export interface FreePageHintOptions extends HintDriverOptions {
+  /** --desc-policy: the free_page_vq's descriptor allocation (default lifo, Linux's). */
+  descPolicy?: DescPolicy;
+  /** Harness self-test (BALLOON_SIM_SELFTEST=ring-idx-before-entry): avail idx published before its entry (src/virtio/ring.ts). */
+  selfTestIdxBeforeEntry?: boolean;
+  /** The hint-cmd-id oracle's hooks; none: unchecked. */
+  cmdIdCheck?: CmdIdObserver;
+  /**
+   * Harness self-test (BALLOON_SIM_SELFTEST=hint-late-id-check, not a
+   * simulation feature): send_free_pages() reads the command id before
+   * get_free_page_and_send() but acts on it only after, so one more block
+   * goes out after the driver has seen a newer id: the slip the
+   * hint-cmd-id oracle exists for.
+   */
+  selfTestLateIdCheck?: boolean;
+}
+
+/** The hint worker's wait for a config interrupt: strict (docs/DESIGN.md §4; report_free_page_func runs off config_changed, no timeout). */
+const CONFIG_WAIT: StrictWait = { event: 'config interrupt (DEV_CONFIG_GEN)' };
 
 /** The balloon's shrinker, installed on each CPU's Zone (see the rules at the top). */
 export interface ShrinkerOptions {
@@ -190,11 +225,16 @@ export class FreePageHintDriver {
     readonly views: Views,
     readonly zone: Zone,
     readonly thread: number,
-    readonly opts: HintDriverOptions,
+    readonly opts: FreePageHintOptions,
   ) {
     this.dev = views.device;
     const negotiated = this.dev[DEV_FEATURES_NEGOTIATED] >>> 0;
-    this.vq = new VringVirtqueue(VringMem.fromViews(views), this.dev, { eventIdx: hasFeature(negotiated, VIRTIO_RING_F_EVENT_IDX), queueIndex: this.dev[DEV_VQ_INDEX] });
+    this.vq = new VringVirtqueue(VringMem.fromViews(views), this.dev, {
+      eventIdx: hasFeature(negotiated, VIRTIO_RING_F_EVENT_IDX),
+      queueIndex: this.dev[DEV_VQ_INDEX],
+      descPolicy: opts.descPolicy ?? 'lifo',
+      selfTestIdxBeforeEntry: opts.selfTestIdxBeforeEntry === true,
+    });
     this.ackedOnly = opts.ackedOnly === true;
     // init_vqs(): the free_page_vq is created with a NULL callback, so the
     // ring asks for no interrupts. Mitigation (b) waits for the device and
@@ -220,7 +260,16 @@ export class FreePageHintDriver {
     // onConfigChange(), so a new id that ends a run early (HM_END_NEW_ID) still
     // wakes the worker for that run, as the requeued work item does in Linux.
     // ACQUIRE: the device stored the cmd id before bumping DEV_CONFIG_GEN.
-    return Atomics.load(this.dev, DEV_FREE_PAGE_HINT_CMD_ID) >>> 0;
+    const id = Atomics.load(this.dev, DEV_FREE_PAGE_HINT_CMD_ID) >>> 0;
+    // The oracle: from here on the driver has seen `id`.
+    if (this.opts.cmdIdCheck !== undefined) this.opts.cmdIdCheck.configRead(id);
+    return id;
+  }
+
+  /** A chain was published: the oracle reads it back; the ring's most chains in flight. */
+  private published(head: number): void {
+    if (this.opts.cmdIdCheck !== undefined) this.opts.cmdIdCheck.published(this.vq.ring, head, this.cmdIdActive);
+    if (this.vq.inFlight > this.m[this.mb + RM_INFLIGHT_MAX]) this.m[this.mb + RM_INFLIGHT_MAX] = this.vq.inFlight;
   }
 
   /**
@@ -231,7 +280,10 @@ export class FreePageHintDriver {
    */
   detachUsed(): void {
     let n = 0;
-    for (let t = this.vq.getBuf(); t >= 0; t = this.vq.getBuf()) {
+    // Each used element is checked by getBuf() (the ring oracle): counted before it is made.
+    while (this.vq.moreUsed()) {
+      this.m[this.mb + RM_RING_CHECKS]++;
+      const t = this.vq.getBuf();
       if (t === 0 || !this.ackedOnly) continue; // a cmd id buffer, or a block listed at its kick
       const pfn = t - 1;
       this.inFlight.delete(pfn);
@@ -268,6 +320,7 @@ export class FreePageHintDriver {
       this.m[this.mb + HM_ID_DROPPED]++;
       return;
     }
+    this.published(head);
     this.vq.kick();
   }
 
@@ -290,6 +343,21 @@ export class FreePageHintDriver {
     const bound = 2 * (this.views.layout.pages >> HINT_BLOCK_ORDER) + 4 * this.vq.num + 64;
     let end = HM_END_OTHER;
     for (let i = 0; i < bound && this.opts.serving(); i++) {
+      if (this.opts.selfTestLateIdCheck) {
+        // Self-test: the id read before the send, acted on only after it.
+        const seen = this.cmdIdReceived();
+        if (!this.getFreePageAndSend()) {
+          end = HM_END_ALLOC_FAIL;
+          break;
+        }
+        if (seen !== this.cmdIdActive) {
+          end = HM_END_NEW_ID;
+          break;
+        }
+        continue;
+      }
+      // send_free_pages(): "If the device asks to stop, the driver won't
+      // send any more free pages": the id is checked before every block.
       if (this.cmdIdReceived() !== this.cmdIdActive) {
         end = HM_END_NEW_ID;
         break;
@@ -342,7 +410,8 @@ export class FreePageHintDriver {
     }
     this.addr[0] = pfn * PAGE_SIZE;
     this.len[0] = PAGE_SIZE << HINT_BLOCK_ORDER;
-    this.vq.addInbuf(this.addr, this.len, 1, pfn + 1);
+    const head = this.vq.addInbuf(this.addr, this.len, 1, pfn + 1);
+    this.published(head);
     this.vq.kick();
     if (this.ackedOnly) this.inFlight.add(pfn);
     else {
@@ -396,7 +465,9 @@ export class FreePageHintDriver {
     try {
       this.onConfigChange();
       while (this.opts.serving()) {
-        const r = waitWhileEquals(this.dev, DEV_CONFIG_GEN, this.lastConfigGen, 50, stop);
+        // Strict: the worker runs when the config interrupt comes
+        // (virtballoon_changed() queues it); the slice only notices a stop.
+        const r = waitWhileEquals(this.dev, DEV_CONFIG_GEN, this.lastConfigGen, 50, stop, 0, CONFIG_WAIT);
         if (r !== 'changed') continue;
         this.lastConfigGen = Atomics.load(this.dev, DEV_CONFIG_GEN);
         this.onConfigChange();

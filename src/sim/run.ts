@@ -40,6 +40,7 @@ import { type RoleName, type RoleResult, type RoleTask, roleThreadId, traceViola
 import { RM_RESETS, RM_RING_CHECKS, RM_SPURIOUS_IRQS } from '../mm/reporter-common.js';
 import { DEVICE_FAULT_KINDS } from '../virtio/device-faults.js';
 import { METRIC_HOSTILE_CHAINS, METRIC_HOSTILE_CHECKS, METRIC_HOSTILE_SKIPPED } from '../check/hostile.js';
+import { METRIC_HINT_ID_CHECKS } from '../check/hint-cmd-id.js';
 import { TK_CHECK, TK_COUNTER_MEM, TK_COUNTER_NR_FREE, TK_PHASE, TraceLockObserver, TraceWriter, initTraceOrigin, readTrace, setTracer } from '../locking/trace.js';
 import { type ChromeTrace, chromeTrace } from './trace-export.js';
 
@@ -601,6 +602,8 @@ class Run {
     if (hinting) {
       // Free page hint with --hint-device qemu: the hinted pages the migration oracle checked.
       this.checks.get('migration')!.runs += hinting.hint?.device?.migration?.checks ?? 0;
+      // Free page hint: the ranges the hint-cmd-id oracle checked (src/check/hint-cmd-id.ts).
+      this.checks.get('hint-cmd-id')!.runs += views.metrics[metricBase(threadIds(cfg.cpus).reporter) + METRIC_HINT_ID_CHECKS];
       hinting.settleMs = Math.round(this.settleMs);
       if (this.settleResult) hinting.settle = this.settleResult.summary;
     }

@@ -12,6 +12,7 @@ import { FreePageHintDevice, hintOfferedFeatures } from '../../host/free-page-hi
 import { makeVcpuWriteTracking } from '../../host/hint-tracking.js';
 import { hintBlockState, uffdDiscardCheck } from '../../check/device-range.js';
 import { migrationCheck } from '../../check/migration.js';
+import { HintCmdIdCheck } from '../../check/hint-cmd-id.js';
 import { liveData } from '../../check/live-data.js';
 import { VIRTIO_BALLOON_F_FREE_PAGE_HINT, freePageQueueIndex, hasFeature } from '../../virtio/balloon-abi.js';
 import { deviceOptions, noDiscardRefused, setUpBalloonDevice } from './common.js';
@@ -62,7 +63,18 @@ export const hint: HintingMode = {
   },
   runReporter(ctx) {
     const c = ctx.config;
-    new FreePageHintDriver(ctx.views, ctx.zone, ctx.thread, { ackTimeoutMs: c.waitTimeoutMs, spin: c.spin, serving: ctx.serving, poisonByte: c.poison ? c.poisonByte : null, ackedOnly: c.hintShrinkAckedOnly }).run();
+    new FreePageHintDriver(ctx.views, ctx.zone, ctx.thread, {
+      ackTimeoutMs: c.waitTimeoutMs,
+      spin: c.spin,
+      serving: ctx.serving,
+      poisonByte: c.poison ? c.poisonByte : null,
+      ackedOnly: c.hintShrinkAckedOnly,
+      descPolicy: c.descPolicy ?? 'lifo',
+      selfTestIdxBeforeEntry: process.env.BALLOON_SIM_SELFTEST === 'ring-idx-before-entry',
+      // The hint-cmd-id oracle (src/check/hint-cmd-id.ts): no range after a newer id was seen.
+      cmdIdCheck: new HintCmdIdCheck(ctx.views, ctx.thread),
+      selfTestLateIdCheck: process.env.BALLOON_SIM_SELFTEST === 'hint-late-id-check',
+    }).run();
     return [];
   },
   makeDevice(ctx) {
