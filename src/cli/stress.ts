@@ -65,6 +65,9 @@ export function runSeed(campaignSeed: number, i: number): number {
 
 const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[rng.below(xs.length)];
 
+/** A swarm hint run lasts at least this many --hint-interval periods (several hint runs, the id changing between them). */
+export const SWARM_HINT_RUNS = 3;
+
 /**
  * The configuration of run i: the base configuration with the run's seed,
  * or with --swarm one drawn from the run's seed. Injections stay as given;
@@ -127,12 +130,40 @@ export function runConfig(base: Config, o: Pick<StressOptions, 'campaignSeed' | 
       if (rng.below(4) === 0) cfg.hostile = pick(rng, [0.1, 0.5, 1]);
     }
     try {
+      validateConfig(cfg);
+    } catch (e) {
+      if (!(e instanceof UsageError)) throw e;
+      continue;
+    }
+    // Drawn only once the configuration above is valid, so a seed whose
+    // first attempt was refused draws its next attempt as it always did.
+    drawRingDimensions(rng, cfg);
+    try {
       return validateConfig(cfg);
     } catch (e) {
       if (!(e instanceof UsageError)) throw e;
     }
   }
   return plain;
+}
+
+/**
+ * Ring concurrency (docs/DESIGN.md §12), in clean runs of a mode with a
+ * queue: a rotating descriptor policy in half, and reporting or aeration
+ * with more than one chain in flight per report in half, so stale avail
+ * and used entries differ from fresh ones. Free page hint: its interval
+ * from 10 ms to 1 s, and the run at least SWARM_HINT_RUNS intervals long,
+ * so the command id changes while the driver sends. Drawn after every
+ * other draw, so those stay as they were for every seed.
+ */
+function drawRingDimensions(rng: Rng, cfg: Config): void {
+  if (cfg.inject.length > 0 || cfg.hinting === 'off') return;
+  cfg.descPolicy = rng.below(2) === 0 ? 'fifo' : 'lifo';
+  if ((cfg.hinting === 'reporting' || cfg.hinting === 'aeration') && rng.below(2) === 0) cfg.reportInflight = pick(rng, [2, 4, 8]);
+  if (cfg.hinting === 'hint') {
+    cfg.hintIntervalMs = pick(rng, [10, 20, 50, 100, 200, 500, 1000]);
+    cfg.durationMs = Math.max(cfg.durationMs, SWARM_HINT_RUNS * cfg.hintIntervalMs);
+  }
 }
 
 export function parseStressFlags(a: RawFlags, parseRunFlags: (a: RawFlags) => Config): { base: Config; opts: StressOptions } {
@@ -387,7 +418,7 @@ export async function runStress(base: Config, o: StressOptions, log: (line: stri
         acted.set(x.name, t);
       }
       const what = failed ? (r.violations.length ? `FAIL ${r.violations[0].oracle}` : `ERROR exit ${r.exitCode}`) : r.interrupted ? 'INTERRUPTED' : vacuous ? `VACUOUS (${r.injections.filter((x) => !x.acted).map((x) => x.name).join(', ')} never acted)` : 'ok';
-      log(`run ${i} seed ${r.seed} ${what} (${(r.wallMs / 1000).toFixed(1)}s) cpus=${cfg.cpus} workload=${cfg.workload} hinting=${cfg.hinting} memory=${cfg.memoryBytes / 2 ** 20}M${cfg.deviceFaults?.length ? ` faults=${formatDeviceFaults(cfg.deviceFaults)}` : ''}${cfg.hostile ? ` hostile=${cfg.hostile * 100}%` : ''}`);
+      log(`run ${i} seed ${r.seed} ${what} (${(r.wallMs / 1000).toFixed(1)}s) cpus=${cfg.cpus} workload=${cfg.workload} hinting=${cfg.hinting} memory=${cfg.memoryBytes / 2 ** 20}M${cfg.deviceFaults?.length ? ` faults=${formatDeviceFaults(cfg.deviceFaults)}` : ''}${cfg.hostile ? ` hostile=${cfg.hostile * 100}%` : ''}${cfg.descPolicy !== 'lifo' ? ` desc=${cfg.descPolicy}` : ''}${cfg.reportInflight > 1 ? ` inflight=${cfg.reportInflight}` : ''}${cfg.hinting === 'hint' ? ` hint-interval=${fmtDuration(cfg.hintIntervalMs)}` : ''}`);
       entries.push({
         index: i,
         seed: r.seed,
