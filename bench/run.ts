@@ -21,6 +21,7 @@ const modules: Record<string, () => Promise<{ bench: (o: { quick?: boolean }) =>
   kernel: () => import('./kernel.js'),
   'linux-v5': () => import('./linux-v5.js'),
   faults: () => import('./faults.js'),
+  slips: () => import('./slips.js'),
 };
 
 const args = process.argv.slice(2);
