@@ -116,7 +116,10 @@ describe('signals: sim run', () => {
     const runs = Object.fromEntries(j.checks.map((c: { oracle: string; runs: number }) => [c.oracle, c.runs]));
     expect(runs['reported-accounting']).toBe(1);
     expect(runs.conservation).toBeGreaterThan(0);
-    expect(runs.stamp).toBeGreaterThan(0);
+    // The stamp oracle runs on every allocation, not at the end: it has run
+    // exactly when the workload did (a signal during set-up, possible on a
+    // loaded machine, runs 0 ms of it).
+    expect(runs.stamp > 0, `stamp checks ${runs.stamp}, ops ${j.totals.ops}`).toBe(j.totals.ops > 0);
     expect(p.err()).toMatch(/^INTERRUPTED by SIGTERM after \d+\.\d+s of the 60\.00s workload: every oracle that ran passed; exit 143 \(seed 7\)$/m);
     expect(p.err()).toMatch(/^rerun: sim .*--seed 7/m);
   });
