@@ -47,11 +47,13 @@ describe('buddy allocator', () => {
     assertHealthy(zone);
   });
 
+  // npm run mutation runs this once per mutant of the allocator: 20k ops there.
+  const RANDOM_OPS = process.env.BALLOON_SIM_MUTATION ? 20_000 : 100_000;
   it('keeps conservation and list integrity over 100k random ops, every block aligned, and merges back fully', () => {
     const { zone } = makeWorld({ memoryBytes: 32 * MiB });
     const rng = new Rng(12345);
     const held: [number, number][] = [];
-    for (let i = 0; i < 100_000; i++) {
+    for (let i = 0; i < RANDOM_OPS; i++) {
       if (held.length > 0 && (rng.below(2) === 0 || held.length > 2000)) {
         const k = rng.below(held.length);
         const [pfn, order] = held[k];

@@ -1,6 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { UsageError } from '../src/base/errors.js';
+import { configFromArgs } from '../src/cli/flags.js';
 
 const CLI = path.resolve(__dirname, '../dist/src/cli/main.js');
 const sim = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
@@ -29,9 +31,30 @@ describe('sim command line: bad input is one line naming the flag, exit 2', () =
     [['compare', '--no-discard'], /^sim: --no-discard: not accepted by compare/],
     [['--inject', 'poison-unaware', '--poison', '--no-discard'], /^sim: --inject: poison-unaware does its harm through memory the host discards; it cannot show with --no-discard$/],
   ];
+  // A process per case costs a node start-up each (about a second on a loaded
+  // 2-core machine): every case is checked through the parser the CLI uses
+  // (configFromArgs, the message the CLI prints after "sim: "), and a few,
+  // one per kind of refusal, also end to end (exit 2, one line, no stack).
+  const withDuration = (args: string[]) => [...args, '--duration', args.includes('--duration') ? args[args.indexOf('--duration') + 1] : '20ms'];
+  const endToEnd = new Set(['--cpus 0', '--memory 10000000', '--workload nope', '--frobnicate 1', '--pcp-high 40 --memory 1G', 'compare --no-discard', '--inject poison-unaware --poison --no-discard']);
   for (const [args, re] of cases) {
-    it(`rejects ${args.join(' ')}`, () => {
-      const r = sim(...args, '--duration', args.includes('--duration') ? args[args.indexOf('--duration') + 1] : '20ms');
+    const key = args.join(' ');
+    if (!args.includes('compare')) {
+      it(`rejects ${key} (parser)`, () => {
+        let msg = '';
+        try {
+          configFromArgs(withDuration(args));
+        } catch (e) {
+          expect(e).toBeInstanceOf(UsageError);
+          msg = `sim: ${(e as Error).message}`;
+        }
+        expect(msg.split('\n')).toHaveLength(1);
+        expect(msg).toMatch(re);
+      });
+    }
+    if (!endToEnd.has(key)) continue;
+    it(`rejects ${key} (process: exit 2, one line, no stack trace)`, () => {
+      const r = sim(...withDuration(args));
       expect(r.status).toBe(2);
       const lines = r.stderr.trim().split('\n');
       expect(lines).toHaveLength(1);

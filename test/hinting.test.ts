@@ -9,7 +9,14 @@ const MiB = 2 ** 20;
 // No host cost profile: these runs check where memory goes, not what the host charges for it.
 const base: Config = { ...DEFAULT_CONFIG, seed: 11, cpus: 4, memoryBytes: 512 * MiB, reportDelayMs: 50, checkIntervalMs: 200, settleTimeoutMs: 8000, costProfile: 'none', hostCosts: null };
 // Long enough for memhog to fill, hold and free even on a busy 2-core machine.
-const memhog = (hinting: Config['hinting'], extra: Partial<Config> = {}) => runSimulation({ ...base, memoryBytes: 256 * MiB, workload: 'memhog', hogShare: 0.8, holdMs: 200, durationMs: 3000, hinting, ...extra });
+// A run is 3 s of workload plus settling: tests asking for the same
+// configuration share one run (read-only results).
+const memhogRuns = new Map<string, Promise<RunResult>>();
+const memhog = (hinting: Config['hinting'], extra: Partial<Config> = {}): Promise<RunResult> => {
+  const key = JSON.stringify([hinting, extra]);
+  if (!memhogRuns.has(key)) memhogRuns.set(key, runSimulation({ ...base, memoryBytes: 256 * MiB, workload: 'memhog', hogShare: 0.8, holdMs: 200, durationMs: 3000, hinting, ...extra }));
+  return memhogRuns.get(key)!;
+};
 const clean = (r: RunResult) => {
   expect(r.errors).toEqual([]);
   expect(r.violations).toEqual([]);
@@ -85,7 +92,7 @@ describe('memhog then idle: memory goes back to the host', () => {
   }
 
   it('reporting and aeration return the same memory on the same memhog run, within one batch', async () => {
-    const a = await memhog('reporting');
+    const a = await memhog('reporting'); // the runs of the first two tests
     const b = await memhog('aeration');
     clean(a);
     clean(b);
