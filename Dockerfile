@@ -1,4 +1,4 @@
-# balloon-sim image for cluster campaigns (README "Stress campaigns on a cluster").
+# balloon-sim image for cluster campaigns (README "Campaigns on a cluster").
 #   docker build -t balloon-sim:latest .
 #   docker run --rm balloon-sim:latest --cpus 4 --workload churn --memory 256M --duration 10s
 #   docker run --rm -v "$PWD/out:/out" balloon-sim:latest stress --swarm --seed 2024 --runs 200 --shard 0/4 --json

@@ -106,7 +106,7 @@ describe('seeded scheduler: every injection is found under --sched pct, and its 
     const inj: InjectionInfo = INJECTIONS[name];
     const args = [...RACE_BASE_ARGS, ...inj.args, ...inj.schedArgs, '--inject', name, '--sched', 'pct'];
     if (inj.schedSeeds === 0) {
-      it.todo(`${name}: not found by --sched pct (known gap, see README: the scheduled run has no equivalent of the free-running reporter-quiet check)`);
+      it.todo(`${name}: not found by --sched pct (known gap, see docs/TESTING.md, Injections under --sched pct: the scheduled run has no equivalent of the free-running reporter-quiet check)`);
       continue;
     }
     it(`${name}: found under --sched pct within ${inj.schedSeeds} seeds; its schedule replays it exactly${name === INJECTION_NAMES[0] ? ' (file and string)' : ''}`, async () => {

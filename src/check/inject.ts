@@ -36,7 +36,7 @@ export interface InjectionInfo {
    * to order), a shorter logical run (fewer steps for the change points to
    * spread over) and a deeper PCT (more change points). `schedSeeds` is the
    * bound the tests hold it to: found within seeds 1..schedSeeds; 0 means
-   * PCT is not known to find it (see README).
+   * PCT is not known to find it (see docs/TESTING.md, "Injections under --sched pct").
    */
   schedArgs: string[];
   schedSeeds: number;

@@ -1,4 +1,4 @@
-// Interrupting a command (README "Signals and exit status"). The first
+// Interrupting a command (docs/GUIDE.md "Interrupting a run"). The first
 // SIGINT or SIGTERM aborts the AbortSignal the command hands its runs
 // (RunHooks.interrupt): the workload ends early, the run settles (bounded by
 // --settle-timeout), every end-of-run oracle runs, the report and the JSON

@@ -110,7 +110,7 @@ export function runConfig(base: Config, o: Pick<StressOptions, 'campaignSeed' | 
     // clean reporter runs: drawn last, so the draws above stay as they were.
     if (cfg.inject.length === 0 && (cfg.hinting === 'reporting' || cfg.hinting === 'aeration')) cfg.discard = rng.below(4) !== 0;
     // Free page hint without the known upstream race (Firecracker's
-    // documented one has its own campaign, README): QEMU, or Firecracker with
+    // documented one has its own campaign, docs/GUIDE.md): QEMU, or Firecracker with
     // one of the two mitigations. Drawn last too.
     if (cfg.hinting === 'hint') {
       const k = rng.below(3);
