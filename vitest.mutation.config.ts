@@ -22,7 +22,12 @@ export default defineConfig({
     include: MUTATION_TEST_FILES,
     env: { BALLOON_SIM_MUTATION: '1' },
     testTimeout: 60_000,
-    pool: 'forks',
+    // Stryker runs the covering tests once per mutant in one worker thread;
+    // without isolation the worker keeps the test files and modules loaded
+    // between mutants (the active mutant is read at run time, from Stryker's
+    // global), which is most of the time per mutant.
+    pool: 'threads',
+    isolate: false,
     maxWorkers: 1,
   },
 });

@@ -81,7 +81,7 @@ export interface LivenessWatch {
 
 export interface HintingMode {
   readonly name: HintingModeName;
-  /** One line for --help and the README table. */
+  /** One line for --help (the README and docs/GUIDE.md tables are written by hand from the same words). */
   readonly summary: string;
   /** The reporter and the device roles run (every mode but off); the run settles after the workload. */
   readonly hasDevice: boolean;
