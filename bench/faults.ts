@@ -11,13 +11,10 @@
 // stopped plus its settle phase (durationMs + hinting.settleMs): simulated
 // time from go to the violation. Wall time per run is reported next to it.
 
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { RACE_BASE_ARGS } from '../src/check/inject.js';
+import { simWithSelftest } from './spawn-sim.js';
 import { type BenchReport, median, round } from './types.js';
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
 
 interface Json {
   durationMs: number;
@@ -25,24 +22,15 @@ interface Json {
   violations: { oracle: string }[];
 }
 
-function simJson(args: string[], selftest: string): Promise<{ code: number | null; wallMs: number; j: Json | null }> {
-  const t0 = performance.now();
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [CLI, ...args, '--json'], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, BALLOON_SIM_SELFTEST: selftest } });
-    let out = '';
-    c.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    const t = setTimeout(() => c.kill('SIGKILL'), 120_000);
-    c.on('close', (code) => {
-      clearTimeout(t);
-      let j: Json | null = null;
-      try {
-        j = JSON.parse(out) as Json;
-      } catch {
-        /* no result: not detected */
-      }
-      resolve({ code, wallMs: performance.now() - t0, j });
-    });
-  });
+async function simJson(args: string[], selftest: string): Promise<{ code: number | null; wallMs: number; j: Json | null }> {
+  const r = await simWithSelftest(args, selftest, 120_000);
+  let j: Json | null = null;
+  try {
+    j = JSON.parse(r.out) as Json;
+  } catch {
+    /* no result: not detected */
+  }
+  return { code: r.code, wallMs: r.wallMs, j };
 }
 
 interface Row {

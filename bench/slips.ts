@@ -22,13 +22,10 @@
 // hinting.settleMs), simulated time from go to the violation (logical time
 // under --sched). Wall time per run is reported next to it.
 
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { RACE_BASE_ARGS } from '../src/check/inject.js';
+import { simWithSelftest } from './spawn-sim.js';
 import { type BenchReport, median, round } from './types.js';
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
 
 interface Json {
   durationMs: number;
@@ -36,19 +33,7 @@ interface Json {
   violations: { oracle: string }[];
 }
 
-function sim(args: string[], selftest: string): Promise<{ code: number | null; wallMs: number; out: string }> {
-  const t0 = performance.now();
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [CLI, ...args, '--json'], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, BALLOON_SIM_SELFTEST: selftest } });
-    let out = '';
-    c.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    const t = setTimeout(() => c.kill('SIGKILL'), 300_000);
-    c.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, wallMs: performance.now() - t0, out });
-    });
-  });
-}
+const sim = (args: string[], selftest: string) => simWithSelftest(args, selftest, 300_000);
 
 const parse = <T>(s: string): T | null => {
   try {

@@ -12,7 +12,6 @@
 // stated bound of seeds, and its schedule file must replay to the same
 // violation at the same step. Build first (dist/src/cli/main.js).
 
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -21,8 +20,8 @@ import { configFromArgs } from '../src/cli/flags.js';
 import { writeScheduleFile } from '../src/cli/schedule-file.js';
 import { runSimulation, type RunResult } from '../src/sim/run.js';
 import { searchSchedules } from '../src/sim/schedule-search.js';
+import { type CliOut, slots, spawnSim } from './spawn-sim.js';
 
-const CLI = path.resolve(__dirname, '../dist/src/cli/main.js');
 const tmp = mkdtempSync(path.join(tmpdir(), 'hint-race-'));
 const DETECT_SEEDS = 4;
 const RERUN_ATTEMPTS = 4;
@@ -43,48 +42,21 @@ const MITIGATED: [string, string[]][] = [
 ];
 
 // At most two simulations at once (each is 4-7 threads on 2 cores).
-let free = 2;
-const queue: (() => void)[] = [];
-async function slot<T>(f: () => Promise<T>): Promise<T> {
-  if (free === 0) await new Promise<void>((r) => queue.push(r));
-  else free--;
-  try {
-    return await f();
-  } finally {
-    const next = queue.shift();
-    if (next) next();
-    else free++;
-  }
-}
+const slot = slots(2);
 
-interface Out {
-  status: number | null;
-  stdout: string;
-  stderr: string;
+interface Out extends CliOut {
   json: any;
 }
 function sim(args: string[]): Promise<Out> {
-  return slot(
-    () =>
-      new Promise<Out>((resolve) => {
-        const c = spawn(process.execPath, [CLI, ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-        c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-        const t = setTimeout(() => c.kill('SIGKILL'), 60_000); // a hang is a failure, not a stuck suite
-        c.on('close', (status) => {
-          clearTimeout(t);
-          let json: any = null;
-          try {
-            json = JSON.parse(stdout);
-          } catch {
-            /* usage errors print no JSON */
-          }
-          resolve({ status, stdout, stderr, json });
-        });
-      }),
-  );
+  return slot(() => spawnSim([...args, '--json'], 60_000)).then((o) => {
+    let json: any = null;
+    try {
+      json = JSON.parse(o.stdout);
+    } catch {
+      /* usage errors print no JSON */
+    }
+    return { ...o, json };
+  });
 }
 const runIn = (args: string[], seed: number): Promise<RunResult> => slot(() => runSimulation(configFromArgs([...args, '--seed', String(seed)])));
 

@@ -13,12 +13,10 @@
 //  - clean: the same configuration without --inject exits 0 (cleanSeeds).
 // At most SLOTS simulations run at once (each is 8+2 threads on 2 cores).
 
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { INJECTIONS, INJECTION_NAMES, RACE_BASE_ARGS, type InjectionName } from '../src/check/inject.js';
+import { type CliOut, slots, spawnSim } from './spawn-sim.js';
 
-const CLI = path.resolve(__dirname, '../dist/src/cli/main.js');
 const DETECT_SEEDS = 6;
 const RERUN_ATTEMPTS = 4;
 // One clean seed per injection, different for each, so a configuration that
@@ -26,44 +24,10 @@ const RERUN_ATTEMPTS = 4;
 const cleanSeeds = (name: InjectionName): number[] => [101 + INJECTION_NAMES.indexOf(name)];
 const SLOTS = 2;
 
-// A counting semaphore: the cases are concurrent, the simulations bounded.
-let free = SLOTS;
-const queue: (() => void)[] = [];
-async function slot<T>(f: () => Promise<T>): Promise<T> {
-  if (free === 0) await new Promise<void>((r) => queue.push(r));
-  else free--;
-  try {
-    return await f();
-  } finally {
-    const next = queue.shift();
-    if (next) next();
-    else free++;
-  }
-}
-
-interface Out {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function sim(args: string[]): Promise<Out> {
-  return slot(
-    () =>
-      new Promise<Out>((resolve) => {
-        const c = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        c.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-        c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-        const t = setTimeout(() => c.kill('SIGKILL'), 40_000); // a hang is a failure, not a stuck suite
-        c.on('close', (status) => {
-          clearTimeout(t);
-          resolve({ status, stdout, stderr });
-        });
-      }),
-  );
-}
+// The cases are concurrent, the simulations bounded.
+const slot = slots(SLOTS);
+type Out = CliOut;
+const sim = (args: string[]): Promise<Out> => slot(() => spawnSim(args, 40_000));
 
 const cleanRuns = new Map<string, Promise<Out>>();
 function cleanRun(args: string[], seed: number): Promise<Out> {
