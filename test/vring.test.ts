@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { BAD_KINDS, type BadKind, readDeviceCounters } from '../src/host/balloon-device.js';
 import { DEV_BAD_BASE, DEV_INTERRUPT, DEV_KICK, DEV_VQ_INDEX, PAGE_SIZE } from '../src/shm/layout.js';
-import { Chain, ENOSPC, VIRTIO_RING_F_EVENT_IDX, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, VringVirtqueue, vringNeedEvent } from '../src/virtio/ring.js';
+import { Chain, ENOSPC, VIRTIO_RING_F_EVENT_IDX, VRING_DESC_F_INDIRECT, VRING_DESC_F_NEXT, VRING_DESC_F_WRITE, VringMem, VringVirtqueue, vringNeedEvent, vringOffsets } from '../src/virtio/ring.js';
 import { type Fixture, ringFixture } from './ring-fixture.js';
 import { OracleViolation } from '../src/base/errors.js';
 import { VIRTIO_BALLOON_F_FREE_PAGE_HINT, VIRTIO_BALLOON_F_PAGE_POISON, VIRTIO_BALLOON_F_REPORTING, VIRTIO_BALLOON_F_STATS_VQ, bit, reportingQueueIndex } from '../src/virtio/balloon-abi.js';
@@ -19,6 +19,32 @@ function drain(d: VringVirtqueue): [number, number][] {
   for (let t = d.getBuf(); t >= 0; t = d.getBuf()) out.push([t, d.lastLen]);
   return out;
 }
+
+describe('split ring geometry', () => {
+  // The constructor's refusals (a ring of another size or alignment would
+  // put avail and used where the other side does not look).
+  it('refuses a size that is not a power of 2 in 1..32768, an alignment other than 4 or 4096, and a table not 16-byte aligned', () => {
+    const buf = new SharedArrayBuffer(1 << 20);
+    for (const num of [0, 3, 1.5, 65536, -8]) expect(() => new VringMem(buf, 0, num, 4), `num ${num}`).toThrow(/is not a power of 2 in 1\.\.32768/);
+    for (const align of [8, 2, 0]) expect(() => new VringMem(buf, 0, 8, align), `align ${align}`).toThrow(/neither 4 nor 4096/);
+    expect(() => new VringMem(buf, 8, 8, 4)).toThrow(/not 16-byte aligned/);
+    for (const num of [1, 2, 256, 32768]) expect(() => new VringMem(new SharedArrayBuffer(1 << 20), 16, num, 4096)).not.toThrow();
+  });
+
+  it('places avail, used and the event words where the virtio 1.2 split layout puts them', () => {
+    for (const [num, align] of [[8, 4], [256, 4096], [1, 4]] as const) {
+      const r = new VringMem(new SharedArrayBuffer(1 << 20), 0, num, align);
+      const o = vringOffsets(num, align);
+      expect(r.availFlagsI * 2).toBe(o.avail);
+      expect(r.availIdxI * 2).toBe(o.avail + 2);
+      expect(r.availRingI * 2).toBe(o.avail + 4);
+      expect(r.usedEventI * 2).toBe(o.avail + 4 + 2 * num); // used_event after avail.ring[num]
+      expect(r.usedFlagsI * 2).toBe(o.used);
+      expect(r.usedIdxI * 2).toBe(o.used + 2);
+      expect(r.availEventI * 2).toBe(o.used + 4 + 8 * num); // avail_event after used.ring[num]
+    }
+  });
+});
 
 describe('split ring, one thread', () => {
   it('returns every chain to the driver in order with its token and used len 0, freeing its descriptors', () => {
@@ -297,6 +323,9 @@ describe('balloon device under hostile guest input', () => {
   const cases: { name: string; kind: BadKind; descs: (q: number) => [number, RawDesc][]; head: (q: number) => number; used: 'len0' | 'dropped' | 'len0-skip'; queueKind?: 'reporting' | 'aeration' }[] = [
     { name: 'descriptor index >= queue size in avail.ring', kind: 'head-index', descs: () => [], head: (q) => q + 3, used: 'dropped' },
     { name: 'next index >= queue size', kind: 'desc-index', descs: (q) => [[0, { addr: 0, len: PAGE_SIZE, flags: W | N, next: q + 1 }]], head: () => 0, used: 'len0' },
+    // The first index out of range, each (found by npm run mutation: > in place of >= passed).
+    { name: 'descriptor index == queue size in avail.ring', kind: 'head-index', descs: () => [], head: (q) => q, used: 'dropped' },
+    { name: 'next index == queue size', kind: 'desc-index', descs: (q) => [[0, { addr: 0, len: PAGE_SIZE, flags: W | N, next: q }]], head: () => 0, used: 'len0' },
     { name: 'a chain that loops (longer than the queue)', kind: 'chain-loop', descs: () => [[0, { addr: 0, len: PAGE_SIZE, flags: W | N, next: 1 }], [1, { addr: PAGE_SIZE, len: PAGE_SIZE, flags: W | N, next: 0 }]], head: () => 0, used: 'len0' },
     { name: 'unknown flag bits', kind: 'desc-flags', descs: () => [[0, { addr: 0, len: PAGE_SIZE, flags: W | 0x10, next: 0 }]], head: () => 0, used: 'len0' },
     { name: 'INDIRECT without VIRTIO_RING_F_INDIRECT_DESC', kind: 'indirect', descs: () => [[0, { addr: 0, len: 16, flags: VRING_DESC_F_INDIRECT, next: 0 }]], head: () => 0, used: 'len0' },
@@ -346,6 +375,36 @@ describe('balloon device under hostile guest input', () => {
       expect(badTotal(f)).toBe(1);
     });
   }
+
+  // Boundaries the one-thread tests did not pin (npm run mutation): the
+  // longest legal chain is the whole table, and a driver may publish a
+  // whole queue's worth of chains at once.
+  it('serves a chain of exactly queue-size descriptors (not a loop) and one more is a chain-loop', () => {
+    const q = 8;
+    const f = ringFixture({ queueSize: q, memoryBytes });
+    const all: [number, RawDesc][] = [];
+    for (let i = 0; i < q; i++) all.push([i, { addr: (10 + i) * PAGE_SIZE, len: PAGE_SIZE, flags: i < q - 1 ? W | N : W, next: i + 1 }]);
+    hostileChain(f, all, 0);
+    expect(f.device.serve()).toBeNull();
+    expect(badTotal(f)).toBe(0);
+    expect(usedSince(f, 0)).toEqual([[0, 0]]);
+    expect(counters(f).bytesDiscarded).toBe(q * PAGE_SIZE);
+    // The same table with the last descriptor chained back to the first: q + 1 descriptors.
+    f.ring.writeDesc(q - 1, (10 + q - 1) * PAGE_SIZE, PAGE_SIZE, W | N, 0);
+    hostileChain(f, [], 0);
+    expect(f.device.serve()).toBeNull();
+    expect(badCount(f, 'chain-loop')).toBe(1);
+  });
+
+  it('serves a whole queue of chains published at once (avail idx exactly queue size ahead is not avail-ahead)', () => {
+    const q = 8;
+    const f = ringFixture({ queueSize: q, memoryBytes });
+    for (let i = 0; i < q; i++) hostileChain(f, [[i, { addr: (20 + i) * PAGE_SIZE, len: PAGE_SIZE, flags: W, next: 0 }]], i);
+    expect(f.device.serve()).toBeNull();
+    expect(badTotal(f)).toBe(0);
+    expect(usedSince(f, 0).map(([id]) => id)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(counters(f).bytesDiscarded).toBe(q * PAGE_SIZE);
+  });
 
   it("counts 'hint-order' for a hint whose order is >= MAX_ORDER and still discards the good hints of the buffer", () => {
     const f = ringFixture({ queueSize: 8, device: { queueKind: 'aeration' } });
