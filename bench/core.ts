@@ -3,7 +3,7 @@
 // 8 GiB guest. Every ratio compares numbers measured in this one run.
 
 import { Bench } from 'tinybench';
-import { Zone } from '../src/mm/buddy.js';
+import { DEFAULT_ZONE_OPTIONS, Zone } from '../src/mm/buddy.js';
 import { type Config, DEFAULT_CONFIG } from '../src/sim/config.js';
 import { HDR_RUN_STATE, LOCK_ZONE, PAGE_WORDS, RUN_RUNNING, createShared, lockWordIndex } from '../src/shm/layout.js';
 import { runSimulation } from '../src/sim/run.js';
@@ -15,7 +15,9 @@ const INNER = 10_000;
 function world() {
   const views = createShared({ cpus: 2, memoryBytes: 256 * 2 ** 20, queueSize: 16, ringAlign: 4 });
   const sync = new Sync(views, 0, { spin: 200, waitTimeoutMs: 10_000 });
-  const zone = new Zone(views, sync);
+  // The buddy path under the zone lock (what this module has always measured);
+  // bench/kernel.ts measures the per-CPU lists.
+  const zone = new Zone(views, sync, { ...DEFAULT_ZONE_OPTIONS, pcp: false });
   zone.init();
   views.header[HDR_RUN_STATE] = RUN_RUNNING;
   return { views, sync, zone };
@@ -86,7 +88,8 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
     }
   }
   // An 8 GiB guest: set up, run briefly, check.
-  const big = await runSimulation({ ...DEFAULT_CONFIG, cpus: 2, workload: 'page_fault1', memoryBytes: 8 * 2 ** 30, durationMs: 500, seed: 77, checkIntervalMs: 0 });
+  // At the kernel's 2 s delay upstream reports 8 GiB in about 13 passes (26 s): a settle bound to match.
+  const big = await runSimulation({ ...DEFAULT_CONFIG, cpus: 2, workload: 'page_fault1', memoryBytes: 8 * 2 ** 30, durationMs: 500, seed: 77, checkIntervalMs: 0, settleTimeoutMs: 60_000 });
   // Set-up of a 1 GiB guest without prefault (what `sim` does by default).
   const plain = await runSimulation({ ...DEFAULT_CONFIG, cpus: 8, workload: 'page_fault1', memoryBytes: 2 ** 30, durationMs: 100, seed: 78, checkIntervalMs: 0, hinting: 'off' });
   const pf = (c: number) => median(ops[c]);
@@ -116,6 +119,8 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
     notes: [
       'targets: order-0 pairs >= 5M/s (fragmented zone; an empty zone splits and re-merges 10 levels per pair); zoneLockVsBareCas <= 1.5; pageFault1Cpus8VsCpus2 >= 0.7; struct page <= 32 B; 1 GiB set-up < 1000 ms; 8 GiB guest ok',
       `page_fault1: 1 GiB guest, --hinting off --prefault (the simulator process\'s own first-touch faults excluded), ${opts.quick ? 500 : 1500} ms per run, medians of ${reps} interleaved rounds`,
+      `order-0 and order-9 pairs: the buddy path under the zone lock (--no-pcp); bench/kernel.ts measures the per-CPU lists`,
+      big.ok ? `8 GiB guest: ${big.rerun}: ok` : `8 GiB guest FAILED (exit ${big.exitCode}): ${big.rerun}: ${big.violations[0]?.message ?? big.errors[0] ?? ''}`,
     ],
   };
 }
