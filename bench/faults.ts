@@ -12,25 +12,13 @@
 // time from go to the violation. Wall time per run is reported next to it.
 
 import { RACE_BASE_ARGS } from '../src/check/inject.js';
-import { simWithSelftest } from './spawn-sim.js';
+import { type RunJson, detectMs, parseRun, simWithSelftest } from './spawn-sim.js';
 import { type BenchReport, median, round } from './types.js';
 
 
-interface Json {
-  durationMs: number;
-  hinting?: { settleMs?: number };
-  violations: { oracle: string }[];
-}
-
-async function simJson(args: string[], selftest: string): Promise<{ code: number | null; wallMs: number; j: Json | null }> {
+async function simJson(args: string[], selftest: string): Promise<{ code: number | null; wallMs: number; j: RunJson | null }> {
   const r = await simWithSelftest(args, selftest, 120_000);
-  let j: Json | null = null;
-  try {
-    j = JSON.parse(r.out) as Json;
-  } catch {
-    /* no result: not detected */
-  }
-  return { code: r.code, wallMs: r.wallMs, j };
+  return { code: r.code, wallMs: r.wallMs, j: parseRun(r.out) };
 }
 
 interface Row {
@@ -73,7 +61,8 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
     for (const s of seeds) {
       const r = await simJson([...args, '--seed', String(s)], row.selftest);
       wall.push(r.wallMs);
-      if (r.code === 1 && r.j !== null && row.oracles.includes(r.j.violations[0]?.oracle)) detect.push(r.j.durationMs + (r.j.hinting?.settleMs ?? 0));
+      const ms = detectMs(r.code, r.j, row.oracles);
+      if (ms !== null) detect.push(ms);
     }
     const med = detect.length ? median(detect) : NaN;
     results[`${row.name}.detectMsMedian`] = round(med);

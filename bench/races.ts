@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULT_CONFIG } from '../src/sim/config.js';
 import { INJECTIONS, INJECTION_NAMES, RACE_BASE_ARGS } from '../src/check/inject.js';
 import { runStress } from '../src/cli/stress.js';
+import { detectMs } from './spawn-sim.js';
 import { type BenchReport, median, round } from './types.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
@@ -52,10 +53,10 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
     for (const s of seeds) {
       const r = await simJson([...args, '--seed', String(s)]);
       wall.push(r.wallMs);
-      const ok = r.code === 1 && r.j !== null && (INJECTIONS[name].oracles as readonly string[]).includes(r.j.violations[0]?.oracle);
-      if (ok) {
+      const ms = detectMs(r.code, r.j, INJECTIONS[name].oracles);
+      if (ms !== null) {
         found++;
-        detect.push(r.j!.durationMs + (r.j!.hinting?.settleMs ?? 0));
+        detect.push(ms);
       }
     }
     const med = detect.length ? median(detect) : NaN;

@@ -23,15 +23,10 @@
 // under --sched). Wall time per run is reported next to it.
 
 import { RACE_BASE_ARGS } from '../src/check/inject.js';
-import { simWithSelftest } from './spawn-sim.js';
+import { detectMs, parseRun, simWithSelftest } from './spawn-sim.js';
 import { type BenchReport, median, round } from './types.js';
 
 
-interface Json {
-  durationMs: number;
-  hinting?: { settleMs?: number };
-  violations: { oracle: string }[];
-}
 
 const sim = (args: string[], selftest: string) => simWithSelftest(args, selftest, 300_000);
 
@@ -87,8 +82,9 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
     for (const s of seeds) {
       const r = await sim([...row.args, ...row.dims, '--seed', String(s)], row.selftest);
       wall.push(r.wallMs);
-      const j = parse<Json>(r.out);
-      if (r.code === 1 && j !== null && row.oracles.includes(j.violations[0]?.oracle)) detect.push(j.durationMs + (j.hinting?.settleMs ?? 0));
+      const j = parseRun(r.out);
+      const ms = detectMs(r.code, j, row.oracles);
+      if (ms !== null) detect.push(ms);
       // (No new dimension: hint under --sched had several chains in flight already.)
       if (row.dims.length === 0) continue;
       const old = await sim([...row.args, '--seed', String(s)], row.selftest);

@@ -20,3 +20,29 @@ export function simWithSelftest(args: string[], selftest: string, timeoutMs: num
     });
   });
 }
+
+/** The part of a run's --json the detection benchmarks read. */
+export interface RunJson {
+  durationMs: number;
+  hinting?: { settleMs?: number };
+  violations: { oracle: string }[];
+}
+
+/** A run's --json, or null when it printed none (a usage error, a kill). */
+export function parseRun(out: string): RunJson | null {
+  try {
+    return JSON.parse(out) as RunJson;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Time to detect: the run failed (exit 1) naming one of `oracles` first, and
+ * this is the simulated time from go to the violation (durationMs + the
+ * settle phase); null when it did not detect.
+ */
+export function detectMs(code: number | null, j: RunJson | null, oracles: readonly string[]): number | null {
+  if (code !== 1 || j === null || !oracles.includes(j.violations[0]?.oracle)) return null;
+  return j.durationMs + (j.hinting?.settleMs ?? 0);
+}

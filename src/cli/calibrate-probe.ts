@@ -67,6 +67,20 @@ static void touch(char *p, size_t bytes, size_t step) {
   for (size_t o = 0; o < bytes; o += step) p[o] = 1;
 }
 
+/* The median time of MADV_DONTNEED on each n-byte chunk of [p, p + bytes). */
+static double madvise_each_median(char *p, size_t bytes, size_t n) {
+  int calls = (int)(bytes / n);
+  double *w = malloc(sizeof(double) * calls);
+  for (int i = 0; i < calls; i++) {
+    double t0 = now_ns();
+    madvise(p + (size_t)i * n, n, MADV_DONTNEED);
+    w[i] = now_ns() - t0;
+  }
+  double m = median(w, calls);
+  free(w);
+  return m;
+}
+
 int main(int argc, char **argv) {
   size_t region = (argc > 1 && strcmp(argv[1], "--quick") == 0) ? 32 * MIB : 128 * MIB;
   double v[REPS];
@@ -106,31 +120,15 @@ int main(int argc, char **argv) {
     printf("\"madviseNs\":{");
     for (int s = 0; s < 4; s++) {
       size_t n = sizes[s];
-      int calls = (int)(region / n);
-      if (calls > 4096) calls = 4096;
-      double *w = malloc(sizeof(double) * calls);
+      size_t bytes = region / n > 4096 ? 4096 * n : region;
       touch(p, region, PG);
-      for (int i = 0; i < calls; i++) {
-        double t0 = now_ns();
-        madvise(p + (size_t)i * n, n, MADV_DONTNEED);
-        w[i] = now_ns() - t0;
-      }
-      printf("%s\"%zu\":%.1f", s ? "," : "", n, median(w, calls));
-      free(w);
+      printf("%s\"%zu\":%.1f", s ? "," : "", n, madvise_each_median(p, bytes, n));
     }
     printf("},");
     /* the call alone: an unpopulated range */
     touch(p, region, PG);
     madvise(p, region, MADV_DONTNEED);
-    int calls = (int)(region / HUGE);
-    double *w = malloc(sizeof(double) * calls);
-    for (int i = 0; i < calls; i++) {
-      double t0 = now_ns();
-      madvise(p + (size_t)i * HUGE, HUGE, MADV_DONTNEED);
-      w[i] = now_ns() - t0;
-    }
-    printf("\"madviseEmptyNs\":%.1f,", median(w, calls));
-    free(w);
+    printf("\"madviseEmptyNs\":%.1f,", madvise_each_median(p, region, HUGE));
     munmap(p, region);
   }
   /* 2 MiB: transparent huge pages where the kernel gives them */
@@ -155,15 +153,7 @@ int main(int argc, char **argv) {
       v[r] = (now_ns() - t0) / (region / HUGE);
     }
     printf("\"zero2mNs\":%.1f,", median(v, REPS));
-    int calls = (int)(region / HUGE);
-    double *w = malloc(sizeof(double) * calls);
-    for (int i = 0; i < calls; i++) {
-      double t0 = now_ns();
-      madvise(p + (size_t)i * HUGE, HUGE, MADV_DONTNEED);
-      w[i] = now_ns() - t0;
-    }
-    printf("\"madvise2mThpNs\":%.1f", median(w, calls));
-    free(w);
+    printf("\"madvise2mThpNs\":%.1f", madvise_each_median(p, region, HUGE));
     munmap(p, region);
   }
   printf("}\n");
