@@ -224,7 +224,9 @@ describe('hostile guest: bursts of malformed chains against each device, and the
 
 describe('--hostile in runs', () => {
   const CLI = path.resolve(__dirname, '../dist/src/cli/main.js');
-  const ARGS = ['--memory', '32M', '--capacity', '2', '--report-order', '7', '--report-delay', '0ms', '--settle-timeout', '1s', '--check-interval', '100ms', '--cpus', '2', '--workload', 'churn', '--duration', '500ms', '--seed', '3', '--json'];
+  // 1.5 s: long enough for more than 10 hostile bursts on a loaded 2-core
+  // machine (500 ms gave 7 once in a full-suite run).
+  const ARGS = ['--memory', '32M', '--capacity', '2', '--report-order', '7', '--report-delay', '0ms', '--settle-timeout', '1s', '--check-interval', '100ms', '--cpus', '2', '--workload', 'churn', '--duration', '1500ms', '--seed', '3', '--json'];
   const sim = (args: string[], selftest = '') => {
     const r = spawnSync(process.execPath, [CLI, ...ARGS, ...args], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, BALLOON_SIM_SELFTEST: selftest } });
     return { status: r.status, json: JSON.parse(r.stdout), stderr: r.stderr };
