@@ -8,7 +8,7 @@ import { liveData } from '../src/check/live-data.js';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEV_FREE_PAGE_HINT_CMD_ID, DEV_HINT_WP_ARMED, HTM_DIRTY_LOG, HTM_UFFD_WRITTEN, NIL, PAGE_SIZE, ZONE_BALLOON_LIST_BLOCKS, ZONE_BALLOON_PAGES, ZONE_FREE_PAGES, ZONE_WMARK_LOW, metricBase, threadIds } from '../src/shm/layout.js';
+import { DEV_FREE_PAGE_HINT_CMD_ID, DEV_HINT_WP_ARMED, HTM_DIRTY_LOG, HTM_UFFD_WRITTEN, NIL, PAGE_SIZE, REP_HINT_DRIVER_STATE, ZONE_BALLOON_LIST_BLOCKS, ZONE_BALLOON_PAGES, ZONE_FREE_PAGES, ZONE_WMARK_LOW, metricBase, threadIds } from '../src/shm/layout.js';
 import { type Config, DEFAULT_CONFIG, rerunCommand } from '../src/sim/config.js';
 import { readDeviceCounters } from '../src/host/balloon-device.js';
 import { FREE_PAGE_HINT_S_DONE, FREE_PAGE_HINT_S_REQUESTED, FREE_PAGE_HINT_S_START, FREE_PAGE_HINT_S_STOP, FreePageHintDevice, type HintDeviceKind, readHintDeviceCounters } from '../src/host/free-page-hint-device.js';
@@ -17,8 +17,9 @@ import { hint } from '../src/sim/modes/hint.js';
 import { runSimulation } from '../src/sim/run.js';
 import { VRING_AVAIL_F_NO_INTERRUPT, VringMem, VringVirtqueue } from '../src/virtio/ring.js';
 import { makeWorld, zoneAs } from './helpers.js';
-import { VIRTIO_BALLOON_CMD_ID_STOP } from '../src/virtio/balloon-abi.js';
-import { CM_RECLAIM_BLOCKS, HINT_BLOCK_ORDER, HM_BLOCKS, HM_END_OTHER, HM_LISTED_AT_KICK, HM_RING_FULL_FREES, allocBalloonBlock } from '../src/guest/balloon-pages.js';
+import { VIRTIO_BALLOON_CMD_ID_DONE, VIRTIO_BALLOON_CMD_ID_STOP } from '../src/virtio/balloon-abi.js';
+import { balloonSettled } from '../src/sim/modes/free-page-hint.js';
+import { CM_RECLAIM_BLOCKS, HINT_BLOCK_ORDER, HM_BLOCKS, HM_END_OTHER, HM_LISTED_AT_KICK, HM_RING_FULL_FREES, HINT_DRV_HOLDING, HINT_DRV_IDLE, allocBalloonBlock, freeBalloonBlocks, popBalloonList } from '../src/guest/balloon-pages.js';
 import { FreePageHintDriver } from '../src/guest/free-page-hint.js';
 import { Sync } from '../src/locking/sync.js';
 import type { RoleContext } from '../src/sim/modes/mode.js';
@@ -225,6 +226,26 @@ describe('free page hint driver and shrinker, as upstream runs them', () => {
     for (let i = 0; i < 1024; i++) cpuZone.alloc(0, 0);
     expect(w.views.zone[ZONE_FREE_PAGES]).toBeLessThan(w.views.zone[ZONE_WMARK_LOW]);
     expect(m[metricBase(0) + CM_RECLAIM_BLOCKS]).toBe(0);
+  });
+
+  it('DONE while a shrinker has popped a block and not yet freed it: the driver goes idle, and the run settles once that block is freed', () => {
+    const { w, driver, cpuZone } = driverWorld();
+    driver.reportFreePage(2); // every block listed at its kick
+    const z = w.views.zone;
+    expect(Atomics.load(w.views.reporting, REP_HINT_DRIVER_STATE)).toBe(HINT_DRV_HOLDING);
+    // A CPU's shrinker pops one block (zone lock), then is preempted before freeing it.
+    const popped = new Int32Array(1);
+    expect(popBalloonList(cpuZone, popped, 1, 0)).toBe(1);
+    // The device writes DONE; the driver returns every listed block.
+    Atomics.store(w.views.device, DEV_FREE_PAGE_HINT_CMD_ID, VIRTIO_BALLOON_CMD_ID_DONE);
+    driver.onConfigChange();
+    expect(z[ZONE_BALLOON_LIST_BLOCKS]).toBe(0);
+    expect(z[ZONE_BALLOON_PAGES]).toBe(1 << HINT_BLOCK_ORDER); // the shrinker's block, still counted
+    // The driver holds nothing: idle (a HOLDING here would never change again).
+    expect(Atomics.load(w.views.reporting, REP_HINT_DRIVER_STATE)).toBe(HINT_DRV_IDLE);
+    expect(balloonSettled(w.views)).toBe(false); // not while the shrinker holds its block
+    freeBalloonBlocks(cpuZone, null, null, popped, 1, 0);
+    expect(balloonSettled(w.views)).toBe(true);
   });
 
   it('a full ring (num_free <= 1) frees the block and keeps looping', () => {

@@ -254,6 +254,18 @@ export class FreePageHintDriver {
     Atomics.store(this.views.reporting, REP_HINT_DRIVER_STATE, s);
   }
 
+  /**
+   * HOLDING while the driver itself holds blocks: listed on free_page_list
+   * or, with --hint-shrink-acked-only, in flight. Not ZONE_BALLOON_PAGES: that
+   * also counts blocks a shrinker has popped and not yet freed, and a state
+   * taken from it could say HOLDING after DONE with nothing left for the
+   * driver to return (nothing would ever set it back; the settle check saw
+   * that as a lost DONE). The settle check reads ZONE_BALLOON_PAGES on its own.
+   */
+  private heldState(): number {
+    return Atomics.load(this.zone.zone, ZONE_BALLOON_LIST_BLOCKS) > 0 || this.inFlight.size > 0 ? HINT_DRV_HOLDING : HINT_DRV_IDLE;
+  }
+
   /** virtio_balloon_cmd_id_received(): the command id in config space. */
   cmdIdReceived(): number {
     // Do not consume the config generation here: run() re-reads it before each
@@ -386,7 +398,7 @@ export class FreePageHintDriver {
     if (ns > m[mb + HM_RUN_NS_MAX]) m[mb + HM_RUN_NS_MAX] = ns;
     record(m, mb + METRIC_HIST_BASE, ns);
     if (tracer !== null) tracer.emit(TK_HINT_RUN, tracer.usOf(t0), ns / 1000, id, blocksSent - blocksBefore, end - HM_END_ALLOC_FAIL);
-    this.state(Atomics.load(this.zone.zone, ZONE_BALLOON_PAGES) > 0 ? HINT_DRV_HOLDING : HINT_DRV_IDLE);
+    this.state(this.heldState());
   }
 
   /** get_free_page_and_send(): false when the allocation failed (all free memory taken). */
@@ -451,7 +463,7 @@ export class FreePageHintDriver {
       const freed = this.returnAll();
       this.m[this.mb + HM_BLOCKS_FREED_DONE] += freed;
       if (tracer !== null) tracer.instant(TK_HINT_DONE, freed);
-      this.state(Atomics.load(this.zone.zone, ZONE_BALLOON_PAGES) > 0 ? HINT_DRV_HOLDING : HINT_DRV_IDLE);
+      this.state(this.heldState());
     } else if (id !== VIRTIO_BALLOON_CMD_ID_STOP && id !== this.cmdIdActive) {
       this.reportFreePage(id);
     }
