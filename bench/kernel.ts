@@ -3,9 +3,11 @@
 //  - single-thread order-0 alloc+free through the per-CPU lists (pcp on);
 //  - page_fault1 in both shapes (--thp never: an order-0 fault per page
 //    through pcp; --thp always: an order-9 fault per 2 MiB) at 1, 2, 4, 8
-//    CPUs, interleaved rounds, medians; 8 vs 2 CPUs;
+//    CPUs and at 8 CPUs with --cpu-slots (as many running at once as the
+//    host has cores), interleaved rounds, medians; 8 vs 2 CPUs;
 //  - zone lock acquisitions and contentions per op for both shapes with pcp
-//    on and off (--lockstat): what the per-CPU lists are for;
+//    on and off (--lockstat): what the per-CPU lists are for; zone lock wait
+//    per op with --cpu-slots off and on (lock-holder preemption);
 //  - reporting / off, aeration / off and an A/A control at the kernel's 2 s
 //    delay, both shapes, with bench/reporting.ts's bracketed method.
 
@@ -16,6 +18,7 @@ import { HDR_RUN_STATE, RUN_RUNNING, createShared } from '../src/shm/layout.js';
 import { runSimulation, sharedBufferFor } from '../src/sim/run.js';
 import { bracketRatios, median, medianInterval } from '../src/base/stats.js';
 import { type BenchReport, round } from './types.js';
+import { availableParallelism } from 'node:os';
 
 const MiB = 2 ** 20;
 const INNER = 10_000;
@@ -70,6 +73,11 @@ const pf1 = (cpus: number, thp: Shape, seed: number, durationMs: number, extra: 
   // core's scaling runs: the shapes and the locks are what is measured here.
   costProfile: 'none',
   hostCosts: null,
+  // --warm: every CPU count starts from the same steady state. With only
+  // --prefault, the host first backs each page as it is first touched, and
+  // 8 CPUs first-touch 4 times the memory 2 CPUs do (each faults its own
+  // region) within the run: unequal work, not scaling.
+  warm: true,
   ...extra,
 });
 
@@ -95,24 +103,35 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
     return r;
   };
 
-  // Scaling: both shapes at 1, 2, 4, 8 CPUs, interleaved rounds.
-  const reps = quick ? 1 : 3;
-  const cpusList = [1, 2, 4, 8];
+  // Scaling: both shapes at 1, 2, 4, 8 CPUs, and 8 CPUs with --cpu-slots
+  // (at most `cores` CPUs running at once, switched between ops), interleaved rounds.
+  const reps = quick ? 1 : 5;
+  const slots = Math.min(availableParallelism(), 8);
+  const points = [
+    { key: '1', cpus: 1, cpuSlots: 0 },
+    { key: '2', cpus: 2, cpuSlots: 0 },
+    { key: '4', cpus: 4, cpuSlots: 0 },
+    { key: '8', cpus: 8, cpuSlots: 0 },
+    { key: '8Slots', cpus: 8, cpuSlots: slots < 8 ? slots : 0 },
+  ];
   const ops: Record<string, number[]> = {};
   for (let rep = 0; rep < reps; rep++) {
     for (const thp of SHAPES) {
-      for (const cpus of cpusList) {
-        const r = await run(pf1(cpus, thp, 1000 + rep, quick ? 500 : 1500));
-        (ops[`${thp}.${cpus}`] ??= []).push(r.totals.opsPerSec);
+      for (const p of points) {
+        const r = await run(pf1(p.cpus, thp, 1000 + rep, quick ? 500 : 1500, { cpuSlots: p.cpuSlots }));
+        (ops[`${thp}.${p.key}`] ??= []).push(r.totals.opsPerSec);
         // --thp always: the share of 2 MiB faults that found no order-9 block (ops are 4 KiB pages).
-        if (thp === 'always') (ops[`${thp}.${cpus}.fallbackShare`] ??= []).push((r.totals.thpFallbacks * 512) / Math.max(1, r.totals.ops));
+        if (thp === 'always') (ops[`${thp}.${p.key}.fallbackShare`] ??= []).push((r.totals.thpFallbacks * 512) / Math.max(1, r.totals.ops));
       }
     }
   }
+  results.hostCores = availableParallelism();
+  results.cpuSlots = slots;
   for (const thp of SHAPES) {
-    for (const cpus of cpusList) results[`pageFault1OpsPerSec.thp-${thp}.cpus${cpus}`] = round(median(ops[`${thp}.${cpus}`]));
-    if (thp === 'always') for (const cpus of cpusList) results[`thpFallbackShare.cpus${cpus}`] = round(median(ops[`always.${cpus}.fallbackShare`]));
+    for (const p of points) results[`pageFault1OpsPerSec.thp-${thp}.cpus${p.key}`] = round(median(ops[`${thp}.${p.key}`]));
+    if (thp === 'always') for (const p of points) results[`thpFallbackShare.cpus${p.key}`] = round(median(ops[`always.${p.key}.fallbackShare`]));
     ratios[`pageFault1Cpus8VsCpus2.thp-${thp}`] = round(median(ops[`${thp}.8`]) / median(ops[`${thp}.2`]));
+    ratios[`pageFault1Cpus8SlotsVsCpus2.thp-${thp}`] = round(median(ops[`${thp}.8Slots`]) / median(ops[`${thp}.2`]));
   }
 
   // Zone lock traffic per op: both shapes, pcp on and off, 8 CPUs, lockstat on.
@@ -120,24 +139,27 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
   const lk: Record<string, number[]> = {};
   for (let rep = 0; rep < lockReps; rep++) {
     for (const thp of SHAPES) {
-      for (const pcp of [true, false]) {
-        const r = await run(pf1(8, thp, 2000 + rep, quick ? 500 : 1500, { pcp, lockstat: true }));
+      for (const side of ['pcp', 'noPcp', 'pcpSlots'] as const) {
+        const r = await run(pf1(8, thp, 2000 + rep, quick ? 500 : 1500, { pcp: side !== 'noPcp', cpuSlots: side === 'pcpSlots' && slots < 8 ? slots : 0, lockstat: true }));
         const z = r.locks?.find((l) => l.class === 'zone.lock');
         if (!z) throw new Error('bench: no zone.lock statistics (lockstat on?)');
-        const k = `thp-${thp}.${pcp ? 'pcp' : 'noPcp'}`;
+        const k = `thp-${thp}.${side}`;
         (lk[`${k}.acq`] ??= []).push(z.acquisitions / r.totals.ops);
         (lk[`${k}.con`] ??= []).push(z.contentions / r.totals.ops);
+        (lk[`${k}.wait`] ??= []).push(z.waitNs.total / r.totals.ops);
         (lk[`${k}.ops`] ??= []).push(r.totals.opsPerSec);
       }
     }
   }
   for (const thp of SHAPES) {
-    for (const side of ['pcp', 'noPcp']) {
+    for (const side of ['pcp', 'noPcp', 'pcpSlots']) {
       const k = `thp-${thp}.${side}`;
       results[`zoneLockAcquisitionsPerOp.${k}`] = round(median(lk[`${k}.acq`]));
       results[`zoneLockContentionsPerOp.${k}`] = round(median(lk[`${k}.con`]));
+      results[`zoneLockWaitNsPerOp.${k}`] = round(median(lk[`${k}.wait`]));
       results[`pageFault1OpsPerSecLockstat.${k}`] = round(median(lk[`${k}.ops`]));
     }
+    ratios[`zoneLockWaitPerOpSlotsVsFree.thp-${thp}`] = round(median(lk[`thp-${thp}.pcpSlots.wait`]) / median(lk[`thp-${thp}.pcp.wait`]));
     ratios[`zoneLockAcquisitionsPerOpPcpVsNoPcp.thp-${thp}`] = round(median(lk[`thp-${thp}.pcp.acq`]) / median(lk[`thp-${thp}.noPcp.acq`]));
   }
 
@@ -185,8 +207,9 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
     ratios,
     notes: [
       'targets: order0PcpPairsPerSec >= 20M (single thread, through the per-CPU list); pageFault1Cpus8VsCpus2 >= 0.7 for both shapes; zoneLockAcquisitionsPerOpPcpVsNoPcp well below 1 (the point of pcp)',
+      `host cores ${availableParallelism()}: 8 CPUs are 8 threads on them; cpus8Slots runs 8 CPUs with --cpu-slots ${slots} (at most ${slots} running at once, switched between ops, never inside a lock hold); zoneLockWaitPerOpSlotsVsFree: zone lock wait per op with slots over without (the share of the wait that is lock-holder preemption)`,
       `order-0 pairs: CPU 0 of a 256 MiB zone whose first 16 MiB is fragmented, ${INNER} pairs per sample, medians of the later half of ${quick ? 20 : 200} samples, pcp on and off interleaved 3 times`,
-      `page_fault1: 1 GiB, --prefault, --hinting off, ${quick ? 500 : 1500} ms runs, ${reps} interleaved rounds of both shapes at 1, 2, 4, 8 CPUs, medians; --thp never faults order 0 through pcp, --thp always order 9 (pcp's pageblock-order list), falling back to order 0`,
+      `page_fault1: 1 GiB, --warm (the same steady state at every CPU count), --hinting off, ${quick ? 500 : 1500} ms runs, ${reps} interleaved rounds of both shapes at 1, 2, 4, 8 CPUs, medians; --thp never faults order 0 through pcp, --thp always order 9 (pcp's pageblock-order list), falling back to order 0`,
       `zone lock per op: --cpus 8 --lockstat, both shapes with pcp on and off, ${lockReps} rounds, medians of acquisitions/ops and contentions/ops (ops = pages faulted)`,
       `kernelDelay: --report-delay 2s, --cpus 8, --warm, the default host cost profile (the other measurements here use none), ${durationMs} ms runs, ${brackets} brackets per shape (reporting, aeration, offControl in rotation), the bracketed method of bench/reporting.ts (tolerance 4%), one shared buffer`,
     ],

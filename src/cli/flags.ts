@@ -4,6 +4,7 @@
 
 import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { type Config, DEFAULT_CONFIG, DEFAULT_TRACE_EVENTS, HINT_DEVICES, HINT_UFFD_WP, HINTING_MODES, RANGES, SCHED_STRATEGIES, THP_MODES, WORKLOADS, choiceFlag, deviceFaultsFlag, durationFlag, hostileFlag, intFlag, powerOfTwoFlag, rerunCommand, sizeFlag } from '../sim/config.js';
@@ -62,6 +63,7 @@ export const RUN_OPTIONS = {
   'hint-shrink': { type: 'string', default: String(d.hintShrinkBlocks), describe: `hint: max-order blocks the balloon's shrinker frees per call, from reclaim below the low watermark and from a failed allocation (simplified: kswapd's work is done inline by the allocating CPU, no reclaim priorities) (${r.hintShrinkBlocks.min}..${r.hintShrinkBlocks.max})` },
   'hint-uffd-wp': { type: 'string', default: d.hintUffdWp, describe: `hint, firecracker: mitigation (a), userfaultfd write protection: pages written since the run started are not discarded: ${HINT_UFFD_WP.join(', ')} (split: check and discard are separate device steps; serialized: the write fault waits for the device's check+discard; simplified: one fault per block, taken before it is written, handled on the vCPU)` },
   'hint-shrink-acked-only': { type: 'boolean', default: d.hintShrinkAckedOnly, describe: 'hint: mitigation (b), guest side: a block goes on free_page_list only once the device used it, so the shrinker never frees a block in flight (upstream lists it at the kick)' },
+  'cpu-slots': { type: 'string', default: 'off', describe: `at most N CPU threads run at once, switched only between ops, never inside a lock hold (a kernel CPU holding a spinlock cannot be preempted; a thread can): off, auto (the host's cores, at most --cpus) or N (1..--cpus). Off (the default), the host schedules the threads freely and, with more CPUs than cores, preempts zone lock holders (lock-holder preemption, as in an overcommitted VM)` },
   sched: { type: 'string', default: d.sched, describe: `seeded scheduler: ${SCHED_STRATEGIES.join(', ')} (random/pct: one role runs at a time, the seed picks who runs at every sync point; logical time)` },
   'pct-depth': { type: 'string', default: String(d.pctDepth), describe: `--sched pct: bug depth d, d-1 priority change points (${r.pctDepth.min}..${r.pctDepth.max})` },
   replay: { type: 'string', describe: 'replay a schedule: a file or a bsched1.… string from a failing --sched run (same configuration); exit 3 if the run diverges from it' },
@@ -165,6 +167,7 @@ export function parseRunFlags(a: RawFlags): Config {
     hintShrinkBlocks: intFlag('hint-shrink', a['hint-shrink'], r.hintShrinkBlocks),
     hintUffdWp: choiceFlag('hint-uffd-wp', a['hint-uffd-wp'] ?? d.hintUffdWp, HINT_UFFD_WP),
     hintShrinkAckedOnly: Boolean(a['hint-shrink-acked-only']),
+    cpuSlots: cpuSlotsFlag(a['cpu-slots'], cpus),
     sched: choiceFlag('sched', a.sched ?? d.sched, SCHED_STRATEGIES),
     pctDepth: intFlag('pct-depth', a['pct-depth'] ?? d.pctDepth, r.pctDepth),
     replay: a.replay === undefined ? '' : String(a.replay),
@@ -194,6 +197,16 @@ export function costProfileFlag(raw: unknown): { costProfile: string; hostCosts:
 }
 
 /** --hint-device; the old --hint-action is refused with what replaced it. */
+/** --cpu-slots off | auto | N: the slots in force (auto: the host's cores, at most --cpus; the rerun command names the number). */
+function cpuSlotsFlag(raw: unknown, cpus: number): number {
+  if (raw === undefined || raw === 'off') return 0;
+  if (raw === 'auto') return Math.min(availableParallelism(), cpus);
+  const s = String(raw).trim();
+  const n = Number(s);
+  if (!/^\d+$/.test(s) || n > cpus) throw new UsageError(`--cpu-slots: '${raw}' is not accepted; accepted: off, auto or a whole number from 0 (off) to --cpus (${cpus})`);
+  return n;
+}
+
 function hintDeviceFlag(a: RawFlags): Config['hintDevice'] {
   if (a['hint-action'] !== undefined) throw new UsageError(`--hint-action: replaced by --hint-device; accepted: --hint-device ${HINT_DEVICES.join(' or ')} (discard = firecracker, migrate = qemu)`);
   return choiceFlag('hint-device', a['hint-device'] ?? d.hintDevice, HINT_DEVICES);

@@ -2,6 +2,7 @@
 // end-of-run tables and the verdict. JSON output is the RunResult itself,
 // shaped by toJson() to the docs/DESIGN.md §10 contract.
 
+import { availableParallelism } from 'node:os';
 import { type Config } from '../sim/config.js';
 import type { RunResult } from '../sim/run.js';
 import type { HintStats } from '../sim/modes/stats.js';
@@ -49,6 +50,8 @@ export function resultText(r: RunResult): string {
   out.push(runLine(r));
   out.push(table(textRows(cpuTable(r))));
   if (r.config.thp === 'always') out.push(`thp: ${num(r.totals.thpFallbacks)} of the 2 MiB faults fell back to order-0 pages (no order-9 block free)`);
+  const slotLine = cpuSlotsLine(r);
+  if (slotLine !== null) out.push(slotLine);
   out.push('');
   out.push(freeMemoryLine(r));
   out.push(table(textRows(freeBlocksTable(r))));
@@ -183,4 +186,16 @@ export function toJson(r: RunResult): Record<string, unknown> {
     ...(r.locks ? { locks: r.locks } : {}),
     ...(r.sched ? { sched: schedJson(r.sched) } : {}),
   };
+}
+
+/** --cpu-slots in force, or the note that lock waits include lock-holder preemption (more CPUs than host cores, slots off, lock statistics on). */
+export function cpuSlotsLine(r: RunResult): string | null {
+  const c = r.config;
+  const slots = c.cpuSlots ?? 0;
+  if (slots > 0 && slots < c.cpus) {
+    const yields = r.totals.cpuSlotYields;
+    return `cpu slots: ${slots} of ${c.cpus} CPUs run at once, switched between ops (${num(yields)} switches, ${ns(r.totals.cpuSlotWaitNs / Math.max(1, yields + c.cpus))} average wait for a slot)`;
+  }
+  if (slots === 0 && c.lockstat && c.sched === 'off' && c.cpus > availableParallelism()) return `note: ${c.cpus} CPU threads on ${availableParallelism()} host cores: lock waits include lock-holder preemption (the host preempting a CPU inside a zone lock hold); --cpu-slots auto keeps a holder on its core`;
+  return null;
 }

@@ -56,7 +56,7 @@ export const PAGEBLOCK_ORDER = 9;
 /** PAGE_ALLOC_COSTLY_ORDER: orders above it are costly; pcp lists hold orders up to it (and pageblock order). */
 export const PAGE_ALLOC_COSTLY_ORDER = 3;
 export const LAYOUT_MAGIC = 0x42414c4e; // 'BALN'
-export const LAYOUT_VERSION = 10; // 4: lockstat slot layout (LS_*), LOCK_SITE; 5: sched region; 6: pcp lists per order, aeration boundaries; 7: trace region; 8: host THP fault locks, DEV_TLB_FLUSH_GEN, DEV_HOST_FILL; 9: hinttrack region, uffd.lock; 10: device faults' reset words, tolerated-input counters, wake marks, the host cost words moved to their own line (device region 144 words)
+export const LAYOUT_VERSION = 11; // 11: --cpu-slots header words; 4: lockstat slot layout (LS_*), LOCK_SITE; 5: sched region; 6: pcp lists per order, aeration boundaries; 7: trace region; 8: host THP fault locks, DEV_TLB_FLUSH_GEN, DEV_HOST_FILL; 9: hinttrack region, uffd.lock; 10: device faults' reset words, tolerated-input counters, wake marks, the host cost words moved to their own line (device region 144 words)
 export const CACHE_LINE = 64;
 export const NIL = -1; // "no page" in free-list links
 
@@ -76,7 +76,17 @@ export const HDR_QUEUE_SIZE = 7;
  *  RMW publishes the plain stores to its lockstat slots; main Atomics.loads it
  *  before it reads the slots (src/locking/lockstat.ts). */
 export const HDR_LOCKSTAT_PUBLISHED = 8;
+/** --cpu-slots (src/locking/cpu-slots.ts): the next ticket, and slots released so far; ticket t runs once t < released + N. */
+export const HDR_SLOT_TICKET = 9;
+export const HDR_SLOT_RELEASED = 10;
+/** --cpu-slots: CPUs holding a slot now (an assertion: never more than N). */
+export const HDR_SLOT_HOLDERS = 11;
 export const HDR_WORDS = 16;
+/** The cpu-slots region: one wake word per CPU, then the ticket ring (2 * cpus words: at most cpus tickets are outstanding). */
+export const SLOT_WAKE_BASE = 0;
+export const slotMapBase = (cpus: number) => cpus;
+export const slotMapSize = (cpus: number) => 2 * cpus;
+export const slotWords = (cpus: number) => cpus + 2 * cpus;
 
 export const RUN_INIT = 0;
 export const RUN_RUNNING = 1;
@@ -395,6 +405,8 @@ export interface Layout {
   trace: Region;
   /** Free page hint's per-page maps (HINT_TRACK_MAPS x pages bytes; 0 bytes unless LayoutParams.hintTrack). */
   hintTrack: Region;
+  /** --cpu-slots (src/locking/cpu-slots.ts): SLOT_WAKE_BASE + cpu, one wake word per CPU; SLOT_MAP_BASE(cpus) + ticket mod 2*cpus, the CPU (+1) holding that ticket. */
+  cpuSlots: Region;
   guest: Region;
   totalBytes: number;
 }
@@ -547,6 +559,7 @@ export function computeLayout(params: LayoutParams): Layout {
   const sched = take(sParts.bytes);
   const trace = take(traceBytes(threads, params.traceEvents ?? 0));
   const hintTrack = take(params.hintTrack ? HINT_TRACK_MAPS * pages : 0);
+  const cpuSlots = take(slotWords(cpus) * 4);
   const guest = take(memoryBytes, PAGE_SIZE);
   const layout: Layout = {
     params: { ...params },
@@ -574,6 +587,7 @@ export function computeLayout(params: LayoutParams): Layout {
     schedParts: sParts,
     trace,
     hintTrack,
+    cpuSlots,
     guest,
     totalBytes: alignUp(off, PAGE_SIZE),
   };
@@ -598,6 +612,7 @@ export function assertLayout(l: Layout): void {
     ['sched', l.sched, 64],
     ['trace', l.trace, 64],
     ['hinttrack', l.hintTrack, 64],
+    ['cpuslots', l.cpuSlots, 64],
     ['guest', l.guest, PAGE_SIZE],
   ];
   let prevEnd = 0;
@@ -641,6 +656,8 @@ export function waitWordOffsets(l: Layout): number[] {
   for (let i = 0; i < l.locks; i++) out.push(l.locksRegion.offset + i * CACHE_LINE + LOCK_WORD * 4);
   // The host THP fault locks (one Int32 per 2 MiB): the first stands for all, they are contiguous.
   out.push(l.hostResident.offset + l.hostHugeLockBase * 4);
+  // The CPUs' slot wake words (--cpu-slots): contiguous, the first stands for all.
+  out.push(l.cpuSlots.offset + SLOT_WAKE_BASE * 4);
   return out;
 }
 
@@ -688,6 +705,8 @@ export interface Views {
   guestI32: Int32Array;
   /** Free page hint's per-page maps (HTM_*), map m at [m * pages, (m + 1) * pages); empty unless the layout has the hinttrack region. */
   hintTrack: Uint8Array;
+  /** --cpu-slots wake words and ticket map (SLOT_*). */
+  cpuSlots: Int32Array;
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -719,6 +738,7 @@ export function buildViews(sab: SharedArrayBuffer, layout: Layout): Views {
     guestF64: new Float64Array(sab, layout.guest.offset, layout.guest.bytes / 8),
     guestI32: new Int32Array(sab, layout.guest.offset, layout.guest.bytes / 4),
     hintTrack: new Uint8Array(sab, layout.hintTrack.offset, layout.hintTrack.bytes),
+    cpuSlots: i32(layout.cpuSlots),
   };
 }
 

@@ -103,6 +103,13 @@ export interface Config {
   hintShrinkAckedOnly: boolean;
   /** Blocks the balloon's shrinker gives back per call. */
   hintShrinkBlocks: number;
+  /**
+   * --cpu-slots: at most this many CPU threads run at once, switched only
+   * between ops (src/locking/cpu-slots.ts), so the host never preempts a CPU
+   * inside a lock hold for another CPU; 0: off (the host schedules the
+   * threads freely and may preempt a zone lock holder).
+   */
+  cpuSlots: number;
   /** Seeded scheduler (src/sched/): 'off' runs free; 'random' or 'pct' runs one role at a time. */
   sched: SchedStrategy;
   /** PCT: bug depth d (d-1 priority change points). */
@@ -171,6 +178,7 @@ export const RANGES = {
   hintDoneAfterMs: { min: 0, max: 3600 * 1000 },
   hintShrinkBlocks: { min: 1, max: 1024 },
   pctDepth: { min: 1, max: 16 },
+  cpuSlots: { min: 0, max: 64 },
   traceEvents: { min: 1024, max: 1 << 20 },
   reportInflight: { min: 1, max: 64 },
 } satisfies Record<string, Range>;
@@ -250,6 +258,7 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   hintUffdWp: 'off',
   hintShrinkAckedOnly: false,
   hintShrinkBlocks: 4,
+  cpuSlots: 0,
   sched: 'off',
   pctDepth: 3,
   replay: '',
@@ -311,6 +320,8 @@ export function checkConfig(c: Config): Config {
   const batch = c.pcpBatch > 0 ? c.pcpBatch : zoneBatchsize(c.memoryBytes / PAGE_SIZE);
   if (c.pcpHigh > 0 && c.pcpHigh <= batch) throw new UsageError(`--pcp-high: ${c.pcpHigh} must be greater than the pcp batch (${batch}${c.pcpBatch > 0 ? '' : ', the kernel\'s for this memory size'})`);
   if (c.regionBytes !== 0 && c.regionBytes % PAGE_SIZE !== 0) throw new UsageError(`--region: must be a multiple of 4KiB`);
+  if (c.cpuSlots > c.cpus) throw new UsageError(`--cpu-slots: ${c.cpuSlots} slots for ${c.cpus} CPUs; accepted: 0 (off) to --cpus`);
+  if (c.cpuSlots > 0 && c.sched !== 'off') throw new UsageError(`--cpu-slots: not with --sched ${c.sched} (the scheduler runs one thread at a time already)`);
   return c;
 }
 
@@ -349,6 +360,7 @@ export function rerunCommand(c: Config): string {
   if (c.hintShrinkBlocks !== d.hintShrinkBlocks) parts.push('--hint-shrink', String(c.hintShrinkBlocks));
   if (c.hintUffdWp !== d.hintUffdWp) parts.push('--hint-uffd-wp', c.hintUffdWp);
   if (c.hintShrinkAckedOnly !== d.hintShrinkAckedOnly) parts.push(c.hintShrinkAckedOnly ? '--hint-shrink-acked-only' : '--no-hint-shrink-acked-only');
+  if ((c.cpuSlots ?? 0) !== d.cpuSlots) parts.push('--cpu-slots', String(c.cpuSlots));
   if (c.sched !== d.sched) parts.push('--sched', c.sched);
   if (c.sched === 'pct' && c.pctDepth !== d.pctDepth) parts.push('--pct-depth', String(c.pctDepth));
   // --replay is not part of the configuration: the rerun reproduces the same

@@ -2,6 +2,7 @@
 // prints it, toJson() shapes it), and the per-thread metric slots read into
 // it once every role has stopped.
 
+import { CM_SLOT_WAIT_NS_TOTAL, CM_SLOT_YIELDS } from '../locking/cpu-slots.js';
 import { HIST_BUCKETS, accumulate, percentile, slotPercentiles } from '../base/hist.js';
 import type { OracleName, Violation } from '../base/errors.js';
 import type { DeviceCounters } from '../host/balloon-device.js';
@@ -45,6 +46,9 @@ export interface Totals {
   pagesTouched: number;
   /** --thp always: 2 MiB faults that fell back to order-0 pages (no order-9 block free). */
   thpFallbacks: number;
+  /** --cpu-slots: slots the CPUs gave up to a waiting CPU, and their time waiting for one (0 with slots off). */
+  cpuSlotYields: number;
+  cpuSlotWaitNs: number;
   allocLatencyNs: Percentiles;
 }
 
@@ -145,7 +149,7 @@ export function readCpuMetrics(views: Views, cpus: number, durationMs: number): 
   const runs = { stamp: 0, poison: 0, ownership: 0 };
   let refaults = 0;
   let firstTouchFaults = 0;
-  const sum = { ops: 0, allocs: 0, frees: 0, allocFailures: 0, pagesTouched: 0, thpFallbacks: 0 };
+  const sum = { ops: 0, allocs: 0, frees: 0, allocFailures: 0, pagesTouched: 0, thpFallbacks: 0, cpuSlotYields: 0, cpuSlotWaitNs: 0 };
   const secs = Math.max(durationMs, 1) / 1000;
   for (let c = 0; c < cpus; c++) {
     const b = metricBase(c);
@@ -167,6 +171,8 @@ export function readCpuMetrics(views: Views, cpus: number, durationMs: number): 
     sum.allocFailures += m[b + METRIC_ALLOC_FAILS];
     sum.pagesTouched += m[b + METRIC_PAGES_TOUCHED];
     sum.thpFallbacks += m[b + METRIC_THP_FALLBACKS];
+    sum.cpuSlotYields += m[b + CM_SLOT_YIELDS];
+    sum.cpuSlotWaitNs += m[b + CM_SLOT_WAIT_NS_TOTAL];
     runs.stamp += m[b + METRIC_STAMP_CHECKS];
     runs.poison += m[b + METRIC_POISON_CHECKS];
     runs.ownership += m[b + METRIC_OWNERSHIP_CHECKS];

@@ -9,12 +9,13 @@ import { type Zone } from '../mm/buddy.js';
 import type { Config } from './config.js';
 
 /** What a CPU's workload reads of the run's configuration. */
-export type WorkloadParams = Pick<Config, 'workload' | 'cpus' | 'regionBytes' | 'hogShare' | 'holdMs' | 'poison' | 'poisonByte' | 'thp'> & Partial<Pick<Config, 'warm'>>;
+export type WorkloadParams = Pick<Config, 'workload' | 'cpus' | 'regionBytes' | 'hogShare' | 'holdMs' | 'poison' | 'poisonByte' | 'thp'> & Partial<Pick<Config, 'warm' | 'cpuSlots' | 'waitTimeoutMs'>>;
 import { HDR_RUN_STATE, HDR_STATE_GEN, MAX_ORDER, METRIC_ALLOCS, METRIC_ALLOC_FAILS, METRIC_ALLOC_NS_MAX, METRIC_ALLOC_NS_TOTAL, METRIC_ALLOC_SAMPLES, METRIC_FREES, METRIC_HIST_BASE, METRIC_HOST_FAULTS, METRIC_LOOPS, METRIC_OPS, METRIC_OWNERSHIP_CHECKS, METRIC_PAGES_TOUCHED, METRIC_POISON_CHECKS, METRIC_REFAULTS, METRIC_STAMP_CHECKS, NIL, PAGE_SIZE, RUN_RUNNING, metricBase, type Views, METRIC_THP_FALLBACKS, PAGEBLOCK_ORDER, ZONE_ISOLATED_PAGES } from '../shm/layout.js';
 import { record } from '../base/hist.js';
 import { GuestMemory } from '../mm/memory.js';
 import { Rng } from '../base/rng.js';
 import { clockMs, waitWhileEquals } from '../locking/sync.js';
+import { CM_SLOT_WAIT_NS_TOTAL, CM_SLOT_YIELDS, CpuSlots } from '../locking/cpu-slots.js';
 import { OracleViolation } from '../base/errors.js';
 import { CM_ALLOC_FAIL_ISOLATED } from '../mm/reporter-common.js';
 import { burn } from '../base/burn.js';
@@ -94,6 +95,8 @@ export class Cpu {
   /** Remote TLB flushes (DEV_TLB_FLUSH_GEN) this CPU has paid for, and what one costs it (host cost model). */
   private tlbSeen: number;
   private readonly tlbFlushIters: number;
+  /** --cpu-slots: this CPU runs only while it holds a slot (src/locking/cpu-slots.ts); null: it runs freely. */
+  private readonly slots: CpuSlots | null;
 
   constructor(
     readonly views: Views,
@@ -113,9 +116,14 @@ export class Cpu {
     // until the host discards something, so give the fault path its type
     // feedback now, before the run (docs/DESIGN.md §14).
     if (cfg.warm === true || cfg.poison) warmFaultPath(this.mem.costs.hostThp);
+    const n = cfg.cpuSlots ?? 0;
+    this.slots = n > 0 && n < cfg.cpus ? new CpuSlots(this.header, views.cpuSlots, cpu, cfg.cpus, n, cfg.waitTimeoutMs ?? 20_000, () => Atomics.load(this.header, HDR_RUN_STATE) !== RUN_RUNNING) : null;
   }
 
   running(): boolean {
+    // Every workload loop asks this between ops, where this CPU holds no
+    // lock: the one place it may give its slot to a waiting CPU.
+    if (this.slots !== null) this.slots.between();
     return Atomics.load(this.header, HDR_RUN_STATE) === RUN_RUNNING;
   }
 
@@ -323,6 +331,16 @@ export class Cpu {
   idle(ms: number): void {
     // clockMs(): logical time when scheduled (--sched), wall time otherwise.
     const deadline = clockMs() + ms;
+    // A sleeping CPU needs no core: another one runs meanwhile.
+    this.slots?.release();
+    try {
+      this.sleep(deadline);
+    } finally {
+      this.slots?.acquire();
+    }
+  }
+
+  private sleep(deadline: number): void {
     while (this.running()) {
       const left = deadline - clockMs();
       if (left <= 0) return;
@@ -332,6 +350,7 @@ export class Cpu {
   }
 
   run(): void {
+    this.slots?.acquire();
     try {
       switch (this.cfg.workload) {
         case 'page_fault1':
@@ -355,6 +374,11 @@ export class Cpu {
       this.freeAll();
     } finally {
       this.zone.drainPcp(this.cpu);
+      if (this.slots !== null) {
+        this.slots.release();
+        this.m[this.mb + CM_SLOT_YIELDS] = this.slots.stats.yields;
+        this.m[this.mb + CM_SLOT_WAIT_NS_TOTAL] = this.slots.stats.waitNsTotal;
+      }
     }
   }
 
