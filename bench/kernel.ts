@@ -105,7 +105,12 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
 
   // Scaling: both shapes at 1, 2, 4, 8 CPUs, and 8 CPUs with --cpu-slots
   // (at most `cores` CPUs running at once, switched between ops), interleaved rounds.
-  const reps = quick ? 1 : 5;
+  // 5 s runs: in 1.5 s each of 8 threads gets about 0.37 s of a core, and
+  // their start (JIT warm-up of 8 isolates, the first convoys) is a large
+  // share of it (2.21 of 3 core-seconds used in a 1.5 s 8-CPU run, 14.70 of
+  // 16 in an 8 s one).
+  const reps = quick ? 1 : 3;
+  const scaleMs = quick ? 500 : 5000;
   const slots = Math.min(availableParallelism(), 8);
   const points = [
     { key: '1', cpus: 1, cpuSlots: 0 },
@@ -118,7 +123,7 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
   for (let rep = 0; rep < reps; rep++) {
     for (const thp of SHAPES) {
       for (const p of points) {
-        const r = await run(pf1(p.cpus, thp, 1000 + rep, quick ? 500 : 1500, { cpuSlots: p.cpuSlots }));
+        const r = await run(pf1(p.cpus, thp, 1000 + rep, scaleMs, { cpuSlots: p.cpuSlots }));
         (ops[`${thp}.${p.key}`] ??= []).push(r.totals.opsPerSec);
         // --thp always: the share of 2 MiB faults that found no order-9 block (ops are 4 KiB pages).
         if (thp === 'always') (ops[`${thp}.${p.key}.fallbackShare`] ??= []).push((r.totals.thpFallbacks * 512) / Math.max(1, r.totals.ops));
@@ -209,7 +214,7 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
       'targets: order0PcpPairsPerSec >= 20M (single thread, through the per-CPU list); pageFault1Cpus8VsCpus2 >= 0.7 for both shapes; zoneLockAcquisitionsPerOpPcpVsNoPcp well below 1 (the point of pcp)',
       `host cores ${availableParallelism()}: 8 CPUs are 8 threads on them; cpus8Slots runs 8 CPUs with --cpu-slots ${slots} (at most ${slots} running at once, switched between ops, never inside a lock hold); zoneLockWaitPerOpSlotsVsFree: zone lock wait per op with slots over without (the share of the wait that is lock-holder preemption)`,
       `order-0 pairs: CPU 0 of a 256 MiB zone whose first 16 MiB is fragmented, ${INNER} pairs per sample, medians of the later half of ${quick ? 20 : 200} samples, pcp on and off interleaved 3 times`,
-      `page_fault1: 1 GiB, --warm (the same steady state at every CPU count), --hinting off, ${quick ? 500 : 1500} ms runs, ${reps} interleaved rounds of both shapes at 1, 2, 4, 8 CPUs, medians; --thp never faults order 0 through pcp, --thp always order 9 (pcp's pageblock-order list), falling back to order 0`,
+      `page_fault1: 1 GiB, --warm (the same steady state at every CPU count), --hinting off, ${scaleMs} ms runs, ${reps} interleaved rounds of both shapes at 1, 2, 4, 8 CPUs, medians; --thp never faults order 0 through pcp, --thp always order 9 (pcp's pageblock-order list), falling back to order 0`,
       `zone lock per op: --cpus 8 --lockstat, both shapes with pcp on and off, ${lockReps} rounds, medians of acquisitions/ops and contentions/ops (ops = pages faulted)`,
       `kernelDelay: --report-delay 2s, --cpus 8, --warm, the default host cost profile (the other measurements here use none), ${durationMs} ms runs, ${brackets} brackets per shape (reporting, aeration, offControl in rotation), the bracketed method of bench/reporting.ts (tolerance 4%), one shared buffer`,
     ],
