@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { HINTING_MODES } from '../src/sim/config.js';
 import { LOCK_CLASSES } from '../src/shm/layout.js';
-import { CONTROL, compareSchedule, costVerdict } from '../src/cli/compare.js';
+import { CONTROL, compareSchedule, costVerdict, parseCompareModes } from '../src/cli/compare.js';
+import { UsageError } from '../src/base/errors.js';
 import { type RatioEstimate, bracketRatios, ratioEstimate } from '../src/base/stats.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -63,7 +64,24 @@ describe('sim compare (end to end)', () => {
     expect(r.stderr).toMatch(/^compare: running hinting=off \(the A\/A control\) \(run 10 of 11\)/m);
   });
 
+  it('--modes: only the modes asked for between the off runs, the A/A control still last', () => {
+    const r = sim(['compare', '--workload', 'churn', '--cpus', '2', '--memory', '16M', '--duration', '200ms', '--seed', '11', '--repeat', '1', '--modes', 'aeration', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.modes.map((m: { mode: string }) => m.mode)).toEqual(['off', 'aeration']);
+    expect(j.sequence.map((x: { label: string }) => x.label)).toEqual(['off', 'aeration', 'off', CONTROL, 'off']);
+    expect(r.stderr).toMatch(/^compare: modes off, aeration$/m);
+    expect(r.stderr).toMatch(/5 runs of 200ms/);
+    expect(parseCompareModes('all')).toEqual([...HINTING_MODES]);
+    expect(parseCompareModes('naive, reporting')).toEqual(['off', 'reporting', 'naive']);
+    expect(() => parseCompareModes('off')).toThrow(UsageError);
+    expect(() => parseCompareModes('reporting,reporting')).toThrow(/--modes: 'reporting,reporting' names a mode twice/);
+  });
+
   it('refuses --hinting and bad values with exit 2 and a one-line message', () => {
+    const m = sim(['compare', '--modes', 'reporting,balloon', '--memory', '16M']);
+    expect(m.code).toBe(2);
+    expect(m.stderr).toBe("sim: --modes: 'balloon' is not accepted; accepted: all, or a comma-separated list of reporting, aeration, hint, naive (off always runs)\n");
     const a = sim(['compare', '--hinting', 'reporting', '--memory', '16M']);
     expect(a.code).toBe(2);
     expect(a.stderr.trim().split('\n')).toHaveLength(1);

@@ -76,6 +76,8 @@ export interface CompareResult {
   ok: boolean;
   exitCode: ExitCode;
   modes: CompareRow[];
+  /** The modes asked for (--modes), off first. */
+  modeNames: HintingModeName[];
   /** Rounds asked for (--repeat) and the bracket tolerance. */
   repeat: number;
   bracketTolerance: number;
@@ -246,7 +248,7 @@ export async function runCompare(base: Config, modes: readonly HintingModeName[]
   }
   const why = hooks.interrupt?.aborted ? hooks.interrupt.reason : undefined;
   const exitCode = worstExit(sequence.map((r) => r.exitCode), why);
-  return { seed: base.seed, config: { ...base, lockstat: true }, ok: exitCode === 0, exitCode, modes: rows, repeat, bracketTolerance: BRACKET_TOLERANCE, sequence, verdicts, ...(why !== undefined ? { interrupted: String(why) } : {}) };
+  return { seed: base.seed, config: { ...base, lockstat: true }, ok: exitCode === 0, exitCode, modes: rows, modeNames: [...modes], repeat, bracketTolerance: BRACKET_TOLERANCE, sequence, verdicts, ...(why !== undefined ? { interrupted: String(why) } : {}) };
 }
 
 /** The exit status of several runs: a simulator failure, then a violation, then an interrupt (130/143), then 0. */
@@ -299,7 +301,7 @@ export function compareMethodLine(c: Pick<CompareResult, 'config' | 'seed' | 're
 }
 
 export function compareText(c: CompareResult): string {
-  const out = ['', compareMethodLine(c), table(compareTableRows(c)), '', ...c.verdicts];
+  const out = ['', compareMethodLine(c, c.modeNames), table(compareTableRows(c)), '', ...c.verdicts];
   for (const m of c.modes) {
     if (m.hint && m.mode === 'hint') out.push(`hint: ${m.hint.runs} runs, ${fmtBytes(m.hint.bytesPerRun)} hinted per run (p50 ${m.hint.runMsP50.toFixed(1)} ms), shrinker returned ${m.hint.shrinkerBlocksReturned} blocks, ${m.hint.allocFailuresBalloonHeld} allocation failures with the balloon holding pages; host-rss is after the last DONE`);
     if (m.hint && m.mode === 'naive') out.push(`naive: ${fmtBytes(m.hint.bytesHinted)} sent but only ${fmtBytes(m.hint.distinctBytes)} distinct (duplicate ratio ${m.hint.duplicateRatio.toFixed(3)}): the same block again and again`);
@@ -322,20 +324,39 @@ export const REPEAT_RANGE = { min: 1, max: 1000 };
 export const DEFAULT_REPEAT = 6;
 
 /** Flags of `sim compare` beyond the run flags: --repeat, and the steady-state defaults. */
+/** The modes `--modes` accepts (off always runs). */
+export const COMPARE_MODES = HINTING_MODES.filter((m) => m !== 'off');
+
 export const COMPARE_OPTIONS = {
-  hinting: { type: 'string', describe: 'not accepted: compare runs every hinting mode' },
+  hinting: { type: 'string', describe: 'not accepted: compare runs every mode of --modes' },
+  modes: { type: 'string', default: 'all', describe: `the hinting modes to bracket against off, comma-separated: ${COMPARE_MODES.join(', ')}, or all (off and the A/A control always run). hint with the default Firecracker device can hit the free page hint race, which ends the comparison with its violation` },
   repeat: { type: 'string', default: String(DEFAULT_REPEAT), describe: `rounds of bracketed runs (each: every mode and an A/A control between off runs); a 95% interval needs at least 6 usable brackets per mode (${REPEAT_RANGE.min}..${REPEAT_RANGE.max})` },
   prefault: { type: 'boolean', default: true, describe: "write all guest memory at set-up (the simulator process's own first-touch faults stay out of the runs); --no-prefault to include them" },
   warm: { type: 'boolean', default: true, describe: 'every run starts as a guest that touched all its memory (the host backs it all: no first-touch host faults with hinting off); --no-warm to include that warm-up' },
 } as const;
 
+/** --modes: 'all' or a comma-separated list of COMPARE_MODES; returns off and the chosen modes in HINTING_MODES order. */
+export function parseCompareModes(raw: unknown): HintingModeName[] {
+  const s = String(raw ?? 'all').trim();
+  if (s === 'all') return [...HINTING_MODES];
+  const names = s.split(',').map((x) => x.trim());
+  const accepted = `accepted: all, or a comma-separated list of ${COMPARE_MODES.join(', ')} (off always runs)`;
+  for (const n of names) {
+    if (!(COMPARE_MODES as readonly string[]).includes(n)) throw new UsageError(`--modes: '${n}' is not accepted; ${accepted}`);
+  }
+  if (new Set(names).size !== names.length) throw new UsageError(`--modes: '${s}' names a mode twice; ${accepted}`);
+  return HINTING_MODES.filter((m) => m === 'off' || names.includes(m));
+}
+
 /** The `compare` command body; cli.ts passes its flag parser (importing cli.ts would run the CLI). */
 export async function runCompareCommand(a: Record<string, unknown>, parse: (a: Record<string, unknown>) => Config, after?: (c: CompareResult) => void): Promise<void> {
   let base: Config;
   let repeat: number;
+  let modes: HintingModeName[];
   try {
     // The command sets --hinting itself, one run per mode.
-    if (a.hinting !== undefined) throw new UsageError(`--hinting: not accepted by compare, which runs every mode (${HINTING_MODES.join(', ')})`);
+    if (a.hinting !== undefined) throw new UsageError(`--hinting: not accepted by compare, which runs every mode of --modes (${HINTING_MODES.join(', ')} by default)`);
+    modes = parseCompareModes(a.modes);
     if (a.discard === false) throw new UsageError('--no-discard: not accepted by compare, which runs off, hint and naive too; use sim --hinting reporting|aeration --no-discard');
     const rawRepeat = String(a.repeat ?? DEFAULT_REPEAT).trim();
     if (!/^\d+$/.test(rawRepeat) || Number(rawRepeat) < REPEAT_RANGE.min || Number(rawRepeat) > REPEAT_RANGE.max) throw new UsageError(`--repeat: '${a.repeat}' is not accepted; accepted: a whole number of rounds from ${REPEAT_RANGE.min} to ${REPEAT_RANGE.max}`);
@@ -351,7 +372,7 @@ export async function runCompareCommand(a: Record<string, unknown>, parse: (a: R
   const json = Boolean(a.json);
   const human = json ? process.stderr : process.stdout;
   human.write(configLines({ ...base, lockstat: true }).join('\n') + '\n');
-  human.write(`compare: modes ${HINTING_MODES.join(', ')}\n${compareMethodLine({ config: base, seed: base.seed, repeat, bracketTolerance: BRACKET_TOLERANCE })}; --repeat N trades time for precision\n`);
+  human.write(`compare: modes ${modes.join(', ')}\n${compareMethodLine({ config: base, seed: base.seed, repeat, bracketTolerance: BRACKET_TOLERANCE }, modes)}; --repeat N trades time for precision\n`);
   let c: CompareResult;
   // First signal: the run in progress ends early and no further run starts; a second: abort (src/cli/signals.ts).
   const intr = installInterrupt({
@@ -360,7 +381,7 @@ export async function runCompareCommand(a: Record<string, unknown>, parse: (a: R
     },
   });
   try {
-    c = await runCompare(base, HINTING_MODES, (mode, i, n, control) => process.stderr.write(`compare: running hinting=${mode}${control ? ' (the A/A control)' : ''} (run ${i + 1} of ${n})...\n`), { interrupt: intr.signal }, repeat);
+    c = await runCompare(base, modes, (mode, i, n, control) => process.stderr.write(`compare: running hinting=${mode}${control ? ' (the A/A control)' : ''} (run ${i + 1} of ${n})...\n`), { interrupt: intr.signal }, repeat);
   } catch (e) {
     process.stderr.write(`sim: simulator failure: ${e instanceof Error ? e.message : String(e)}\nseed ${base.seed}\n`);
     process.exit(3);
