@@ -19,6 +19,7 @@ import { runSimulation, sharedBufferFor } from '../src/sim/run.js';
 import { bracketRatios, median, medianInterval } from '../src/base/stats.js';
 import { type BenchReport, round } from './types.js';
 import { availableParallelism } from 'node:os';
+import { autoCpuSlots, slotsInForce } from '../src/locking/cpu-slots.js';
 
 const MiB = 2 ** 20;
 const INNER = 10_000;
@@ -111,13 +112,15 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
   // 16 in an 8 s one).
   const reps = quick ? 1 : 3;
   const scaleMs = quick ? 500 : 5000;
-  const slots = Math.min(availableParallelism(), 8);
+  // --cpu-slots auto for 8 CPUs; 0 (no slotted point to speak of) on a host with 8 or more cores.
+  const slots = autoCpuSlots(8);
+  const slotted = slotsInForce({ cpus: 8, cpuSlots: slots });
   const points = [
     { key: '1', cpus: 1, cpuSlots: 0 },
     { key: '2', cpus: 2, cpuSlots: 0 },
     { key: '4', cpus: 4, cpuSlots: 0 },
     { key: '8', cpus: 8, cpuSlots: 0 },
-    { key: '8Slots', cpus: 8, cpuSlots: slots < 8 ? slots : 0 },
+    { key: '8Slots', cpus: 8, cpuSlots: slotted },
   ];
   const ops: Record<string, number[]> = {};
   for (let rep = 0; rep < reps; rep++) {
@@ -145,7 +148,7 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
   for (let rep = 0; rep < lockReps; rep++) {
     for (const thp of SHAPES) {
       for (const side of ['pcp', 'noPcp', 'pcpSlots'] as const) {
-        const r = await run(pf1(8, thp, 2000 + rep, quick ? 500 : 1500, { pcp: side !== 'noPcp', cpuSlots: side === 'pcpSlots' && slots < 8 ? slots : 0, lockstat: true }));
+        const r = await run(pf1(8, thp, 2000 + rep, quick ? 500 : 1500, { pcp: side !== 'noPcp', cpuSlots: side === 'pcpSlots' ? slotted : 0, lockstat: true }));
         const z = r.locks?.find((l) => l.class === 'zone.lock');
         if (!z) throw new Error('bench: no zone.lock statistics (lockstat on?)');
         const k = `thp-${thp}.${side}`;
@@ -177,8 +180,8 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
     const seq: { mode: string; opsPerSec: number }[] = [];
     const one = async (mode: string, seed: number) => {
       const hinting = mode === 'offControl' ? 'off' : (mode as Config['hinting']);
-      // As bench/reporting.ts: the default host cost profile, --warm (a guest that has touched its memory).
-      const r = await run(pf1(8, thp, seed, durationMs, { hinting, reportDelayMs: 2000, costProfile: DEFAULT_CONFIG.costProfile, hostCosts: DEFAULT_CONFIG.hostCosts, warm: true }));
+      // As bench/reporting.ts: the default host cost profile, and pf1's --warm (a guest that has touched its memory).
+      const r = await run(pf1(8, thp, seed, durationMs, { hinting, reportDelayMs: 2000, costProfile: DEFAULT_CONFIG.costProfile, hostCosts: DEFAULT_CONFIG.hostCosts }));
       seq.push({ mode, opsPerSec: r.totals.opsPerSec });
       (refaults[mode] ??= []).push(r.host.refaults / (r.durationMs / 1000));
     };

@@ -323,10 +323,10 @@ export function compareJson(c: CompareResult): Record<string, unknown> {
 export const REPEAT_RANGE = { min: 1, max: 1000 };
 export const DEFAULT_REPEAT = 6;
 
-/** Flags of `sim compare` beyond the run flags: --repeat, and the steady-state defaults. */
 /** The modes `--modes` accepts (off always runs). */
 export const COMPARE_MODES = HINTING_MODES.filter((m) => m !== 'off');
 
+/** Flags of `sim compare` beyond the run flags: --modes, --repeat, and the steady-state defaults. */
 export const COMPARE_OPTIONS = {
   hinting: { type: 'string', describe: 'not accepted: compare runs every mode of --modes' },
   modes: { type: 'string', default: 'all', describe: `the hinting modes to bracket against off, comma-separated: ${COMPARE_MODES.join(', ')}, or all (off and the A/A control always run). hint with the default Firecracker device can hit the free page hint race, which ends the comparison with its violation` },

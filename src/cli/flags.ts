@@ -4,7 +4,6 @@
 
 import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
 import { type Config, DEFAULT_CONFIG, DEFAULT_TRACE_EVENTS, HINT_DEVICES, HINT_UFFD_WP, HINTING_MODES, RANGES, SCHED_STRATEGIES, THP_MODES, WORKLOADS, choiceFlag, deviceFaultsFlag, durationFlag, hostileFlag, intFlag, powerOfTwoFlag, rerunCommand, sizeFlag } from '../sim/config.js';
@@ -18,6 +17,7 @@ import { fmtBytes, fmtDuration, parsePercent } from '../base/units.js';
 import { validateConfig } from '../sim/validate.js';
 import { DEFAULT_COST_PROFILE, type HostCostProfile, parseCostProfile } from '../mm/host-costs.js';
 import { DESC_POLICIES } from '../virtio/ring.js';
+import { autoCpuSlots } from '../locking/cpu-slots.js';
 
 const r = RANGES;
 const d = DEFAULT_CONFIG;
@@ -200,10 +200,11 @@ export function costProfileFlag(raw: unknown): { costProfile: string; hostCosts:
 /** --cpu-slots off | auto | N: the slots in force (auto: the host's cores, at most --cpus; the rerun command names the number). */
 function cpuSlotsFlag(raw: unknown, cpus: number): number {
   if (raw === undefined || raw === 'off') return 0;
-  if (raw === 'auto') return Math.min(availableParallelism(), cpus);
+  if (raw === 'auto') return autoCpuSlots(cpus);
+  // A whole number here; checkConfig holds it to --cpus with the other cross-flag rules.
   const s = String(raw).trim();
   const n = Number(s);
-  if (!/^\d+$/.test(s) || n > cpus) throw new UsageError(`--cpu-slots: '${raw}' is not accepted; accepted: off, auto or a whole number from 0 (off) to --cpus (${cpus})`);
+  if (!/^\d+$/.test(s) || n > r.cpuSlots.max) throw new UsageError(`--cpu-slots: '${raw}' is not accepted; accepted: off, auto or a whole number from 0 (off) to --cpus (${cpus})`);
   return n;
 }
 

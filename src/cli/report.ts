@@ -3,6 +3,7 @@
 // shaped by toJson() to the docs/DESIGN.md §10 contract.
 
 import { availableParallelism } from 'node:os';
+import { slotsInForce } from '../locking/cpu-slots.js';
 import { type Config } from '../sim/config.js';
 import type { RunResult } from '../sim/run.js';
 import type { HintStats } from '../sim/modes/stats.js';
@@ -191,11 +192,11 @@ export function toJson(r: RunResult): Record<string, unknown> {
 /** --cpu-slots in force, or the note that lock waits include lock-holder preemption (more CPUs than host cores, slots off, lock statistics on). */
 export function cpuSlotsLine(r: RunResult): string | null {
   const c = r.config;
-  const slots = c.cpuSlots ?? 0;
-  if (slots > 0 && slots < c.cpus) {
+  const slots = slotsInForce(c);
+  if (slots > 0) {
     const yields = r.totals.cpuSlotYields;
     return `cpu slots: ${slots} of ${c.cpus} CPUs run at once, switched between ops (${num(yields)} switches, ${ns(r.totals.cpuSlotWaitNs / Math.max(1, yields + c.cpus))} average wait for a slot)`;
   }
-  if (slots === 0 && c.lockstat && c.sched === 'off' && c.cpus > availableParallelism()) return `note: ${c.cpus} CPU threads on ${availableParallelism()} host cores: lock waits include lock-holder preemption (the host preempting a CPU inside a zone lock hold); --cpu-slots auto keeps a holder on its core`;
+  if ((c.cpuSlots ?? 0) === 0 && c.lockstat && c.sched === 'off' && c.cpus > availableParallelism()) return `note: ${c.cpus} CPU threads on ${availableParallelism()} host cores: lock waits include lock-holder preemption (the host preempting a CPU inside a zone lock hold); --cpu-slots auto keeps a holder on its core`;
   return null;
 }

@@ -26,8 +26,18 @@
 // run freely (they sleep most of the time). HDR_SLOT_HOLDERS counts the
 // holders and is asserted to stay within N.
 
+import { availableParallelism } from 'node:os';
 import { HDR_SLOT_HOLDERS, HDR_SLOT_RELEASED, HDR_SLOT_TICKET, METRIC_EXTRA, SLOT_WAKE_BASE, slotMapBase, slotMapSize } from '../shm/layout.js';
 import { LivenessError } from './sync.js';
+
+/** --cpu-slots auto: as many as the host has cores, at most `cpus`. */
+export const autoCpuSlots = (cpus: number): number => Math.min(availableParallelism(), cpus);
+
+/** The slots that constrain anything: N when 0 < N < cpus, else 0 (N = cpus lets every CPU run). */
+export const slotsInForce = (c: { cpus: number; cpuSlots?: number }): number => {
+  const n = c.cpuSlots ?? 0;
+  return n > 0 && n < c.cpus ? n : 0;
+};
 
 /** CPU metrics (the CPU's slot, written at its end): slots given up to a waiting CPU, and time waited for one. */
 export const CM_SLOT_YIELDS = METRIC_EXTRA + 24;
@@ -46,12 +56,13 @@ const WAIT_SLICE_MS = 50;
 export interface CpuSlotStats {
   /** Slots given up to a waiting CPU. */
   yields: number;
-  /** Time spent waiting for a slot (after the first), ns. */
+  /** Time spent waiting for a slot (the first wait, at the start, included), ns. */
   waitNsTotal: number;
 }
 
 export class CpuSlots {
   private held = false;
+  private ticket = 0;
   private sliceEndMs = 0;
   private countdown = CHECK_EVERY;
   private readonly mapBase: number;
@@ -74,8 +85,6 @@ export class CpuSlots {
     this.mapBase = slotMapBase(cpus);
     this.mapSize = slotMapSize(cpus);
   }
-
-  private ticket = 0;
 
   /** Take a ticket and wait (bounded) for its turn. */
   acquire(): void {
@@ -156,9 +165,5 @@ export class CpuSlots {
     this.stats.yields++;
     this.release();
     this.acquire();
-  }
-
-  get holding(): boolean {
-    return this.held;
   }
 }

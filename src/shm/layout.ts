@@ -56,7 +56,7 @@ export const PAGEBLOCK_ORDER = 9;
 /** PAGE_ALLOC_COSTLY_ORDER: orders above it are costly; pcp lists hold orders up to it (and pageblock order). */
 export const PAGE_ALLOC_COSTLY_ORDER = 3;
 export const LAYOUT_MAGIC = 0x42414c4e; // 'BALN'
-export const LAYOUT_VERSION = 11; // 11: --cpu-slots header words; 4: lockstat slot layout (LS_*), LOCK_SITE; 5: sched region; 6: pcp lists per order, aeration boundaries; 7: trace region; 8: host THP fault locks, DEV_TLB_FLUSH_GEN, DEV_HOST_FILL; 9: hinttrack region, uffd.lock; 10: device faults' reset words, tolerated-input counters, wake marks, the host cost words moved to their own line (device region 144 words)
+export const LAYOUT_VERSION = 11; // 11: --cpu-slots header words and region; 4: lockstat slot layout (LS_*), LOCK_SITE; 5: sched region; 6: pcp lists per order, aeration boundaries; 7: trace region; 8: host THP fault locks, DEV_TLB_FLUSH_GEN, DEV_HOST_FILL; 9: hinttrack region, uffd.lock; 10: device faults' reset words, tolerated-input counters, wake marks, the host cost words moved to their own line (device region 144 words)
 export const CACHE_LINE = 64;
 export const NIL = -1; // "no page" in free-list links
 
@@ -405,7 +405,7 @@ export interface Layout {
   trace: Region;
   /** Free page hint's per-page maps (HINT_TRACK_MAPS x pages bytes; 0 bytes unless LayoutParams.hintTrack). */
   hintTrack: Region;
-  /** --cpu-slots (src/locking/cpu-slots.ts): SLOT_WAKE_BASE + cpu, one wake word per CPU; SLOT_MAP_BASE(cpus) + ticket mod 2*cpus, the CPU (+1) holding that ticket. */
+  /** --cpu-slots (src/locking/cpu-slots.ts): SLOT_WAKE_BASE + cpu, one wake word per CPU; slotMapBase(cpus) + ticket mod slotMapSize(cpus), the CPU (+1) holding that ticket. */
   cpuSlots: Region;
   guest: Region;
   totalBytes: number;

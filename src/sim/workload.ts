@@ -6,7 +6,7 @@
 // struct-page array and its contents in guest memory.
 
 import { type Zone } from '../mm/buddy.js';
-import type { Config } from './config.js';
+import { type Config, DEFAULT_CONFIG } from './config.js';
 
 /** What a CPU's workload reads of the run's configuration. */
 export type WorkloadParams = Pick<Config, 'workload' | 'cpus' | 'regionBytes' | 'hogShare' | 'holdMs' | 'poison' | 'poisonByte' | 'thp'> & Partial<Pick<Config, 'warm' | 'cpuSlots' | 'waitTimeoutMs'>>;
@@ -15,7 +15,7 @@ import { record } from '../base/hist.js';
 import { GuestMemory } from '../mm/memory.js';
 import { Rng } from '../base/rng.js';
 import { clockMs, waitWhileEquals } from '../locking/sync.js';
-import { CM_SLOT_WAIT_NS_TOTAL, CM_SLOT_YIELDS, CpuSlots } from '../locking/cpu-slots.js';
+import { CM_SLOT_WAIT_NS_TOTAL, CM_SLOT_YIELDS, CpuSlots, slotsInForce } from '../locking/cpu-slots.js';
 import { OracleViolation } from '../base/errors.js';
 import { CM_ALLOC_FAIL_ISOLATED } from '../mm/reporter-common.js';
 import { burn } from '../base/burn.js';
@@ -116,8 +116,8 @@ export class Cpu {
     // until the host discards something, so give the fault path its type
     // feedback now, before the run (docs/DESIGN.md §14).
     if (cfg.warm === true || cfg.poison) warmFaultPath(this.mem.costs.hostThp);
-    const n = cfg.cpuSlots ?? 0;
-    this.slots = n > 0 && n < cfg.cpus ? new CpuSlots(this.header, views.cpuSlots, cpu, cfg.cpus, n, cfg.waitTimeoutMs ?? 20_000, () => Atomics.load(this.header, HDR_RUN_STATE) !== RUN_RUNNING) : null;
+    const n = slotsInForce(cfg);
+    this.slots = n > 0 ? new CpuSlots(this.header, views.cpuSlots, cpu, cfg.cpus, n, cfg.waitTimeoutMs ?? DEFAULT_CONFIG.waitTimeoutMs, () => Atomics.load(this.header, HDR_RUN_STATE) !== RUN_RUNNING) : null;
   }
 
   running(): boolean {
