@@ -4,7 +4,7 @@ import path from 'node:path';
 import { FA_HEAD, FA_NR_REPORTED, MAX_ORDER, NIL, PAGE_WORDS, PG_FLAGS, REP_REQUEST_GEN, REP_STATE, threadIds, REP_AER_REFCNT, ZONE_AERATION_REQUESTED } from '../src/shm/layout.js';
 import { GuestMemory } from '../src/mm/memory.js';
 import { checkConservation, checkFreeLists } from '../src/check/structure.js';
-import { PAGE_REPORTING_ACTIVE, PAGE_REPORTING_IDLE, PAGE_REPORTING_REQUESTED, PageReporting, makeFreeNotifier, requestReporting } from '../src/mm/page-reporting.js';
+import { PAGE_REPORTING_ACTIVE, PAGE_REPORTING_IDLE, PAGE_REPORTING_REQUESTED, PageReporting, makeFreeNotifier, passesToReportGuest, passesToReportList, requestReporting } from '../src/mm/page-reporting.js';
 import { Cpu } from '../src/sim/workload.js';
 import { makeWorld, zoneAs, type World } from './helpers.js';
 import { PG_ALLOCATED, PG_REPORTED } from '../src/mm/page.js';
@@ -85,6 +85,26 @@ describe('page reporting pass', () => {
     for (let i = 0; i < 40 && pr.process(); i++);
     expect(w.zone.freeArea(MAX_ORDER - 1, 3)).toBe(64);
     healthy(w);
+  });
+
+  it('takes exactly passesToReportList passes to report a whole list, within the guest bound --settle-timeout auto allows for', () => {
+    const w = makeWorld({ memoryBytes: 256 * MiB });
+    const { pr, sink } = reporter(w, 2);
+    // 64 order-10 blocks, capacity 2: 6 blocks a pass (budget 2, 3 reports), so 11 passes.
+    expect(passesToReportList(64, 2)).toBe(11);
+    let passes = 0;
+    while (w.zone.freeArea(MAX_ORDER - 1, FA_NR_REPORTED) < 64 && passes < 40) {
+      pr.process();
+      passes++;
+    }
+    expect(passes).toBe(passesToReportList(64, 2));
+    expect(sink.calls.flat()).toHaveLength(64);
+    // The guest bound takes every list at its longest (order 9: 128 blocks, 13 passes).
+    expect(passesToReportGuest(65536, 9, 2, MAX_ORDER)).toBe(13);
+    expect(passes).toBeLessThanOrEqual(passesToReportGuest(65536, 9, 2, MAX_ORDER));
+    // Upstream's own capacity on 8 GiB: 15 passes at most (order 9), 13 for the order-10 list.
+    expect(passesToReportGuest(8 * 262144, 9, 32, MAX_ORDER)).toBe(15);
+    expect(passesToReportList(2048, 32)).toBe(13);
   });
 
   it('does not flag a block that merged with its buddy on the way back (it is reported at the higher order later)', () => {

@@ -12,6 +12,7 @@ import { INJECTIONS, INJECTION_NAMES, type InjectionInfo, RACE_BASE_ARGS } from 
 import { HDR_READY, createShared } from '../src/shm/layout.js';
 import { initSched, schedOutcome, startSched } from '../src/sched/control.js';
 import { schedParams } from '../src/sim/config.js';
+import { settleTimeoutMs } from '../src/sim/modes/index.js';
 import { writeScheduleFile } from '../src/cli/schedule-file.js';
 import { searchSchedules } from '../src/sim/schedule-search.js';
 import { configFromArgs } from '../src/cli/flags.js';
@@ -158,7 +159,7 @@ async function abba(seed: number): Promise<{ outcomes: string[]; out: ReturnType
   const cfg: Config = { ...DEFAULT_CONFIG, seed, cpus: 2, hinting: 'off', sched: 'random', memoryBytes: 8 * 2 ** 20 };
   const params = { cpus: 2, memoryBytes: cfg.memoryBytes, queueSize: cfg.queueSize, ringAlign: cfg.ringAlign, schedLogSteps: 4096 };
   const views = createShared(params);
-  initSched(views, schedParams(cfg), null);
+  initSched(views, schedParams(cfg, settleTimeoutMs(cfg)), null);
   const workers = [0, 1].map((thread) => new Worker(PROBE, { workerData: { sab: views.sab, params, thread, rounds: 1 } }));
   const outcomes = workers.map(
     (w) =>
@@ -175,7 +176,7 @@ async function abba(seed: number): Promise<{ outcomes: string[]; out: ReturnType
   startSched(views);
   const done = await Promise.all(outcomes);
   await Promise.all(workers.map((w) => w.terminate()));
-  return { outcomes: done, out: schedOutcome(views, schedParams(cfg), null) };
+  return { outcomes: done, out: schedOutcome(views, schedParams(cfg, settleTimeoutMs(cfg)), null) };
 }
 
 describe('seeded scheduler: a lock deadlock is reported, never a hang', () => {

@@ -32,6 +32,7 @@ import { validateConfig } from '../sim/validate.js';
 import { FAULTS, formatDeviceFaults } from '../virtio/device-faults.js';
 import { installInterrupt } from './signals.js';
 import { simVersion } from './version.js';
+import { settleTimeoutMs } from '../sim/modes/index.js';
 
 type RawFlags = Record<string, unknown>;
 
@@ -289,7 +290,7 @@ function cliPath(): string {
 }
 
 /** The bound on a run after an interrupt was forwarded to it: settle, stop, collect, start-up slack. */
-const afterInterruptMs = (cfg: Config) => cfg.settleTimeoutMs + cfg.waitTimeoutMs + 15_000;
+const afterInterruptMs = (cfg: Config) => settleTimeoutMs(cfg) + cfg.waitTimeoutMs + 15_000;
 
 /**
  * One run in a child process; resolves with its outcome (never rejects).
@@ -303,7 +304,7 @@ function runChild(index: number, cfg: Config, track: Map<ChildProcess, Config>, 
   // --trace-dir: the child writes its trace only if it fails.
   const traceFile = traceDir === null ? null : path.join(traceDir, `run-${index}-seed-${cfg.seed}.trace.json`);
   // Bound: the workload, the settle phase and two wait bounds, plus start-up.
-  const limitMs = cfg.durationMs + cfg.settleTimeoutMs + 2 * cfg.waitTimeoutMs + 30_000;
+  const limitMs = cfg.durationMs + settleTimeoutMs(cfg) + 2 * cfg.waitTimeoutMs + 30_000;
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [cliPath(), 'run', ...rerunArgs(cfg), '--json', ...(traceFile ? ['--trace', traceFile, '--trace-when', 'failure'] : [])], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     track.set(child, cfg);

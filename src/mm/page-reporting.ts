@@ -28,6 +28,33 @@ export const PAGE_REPORTING_CAPACITY = 32;
 /** Aeration v1's trigger: unhinted blocks in a free area past this. */
 export const AERATION_HIGH_WATER = 32;
 
+/**
+ * The most passes page_reporting_process() can take to report every block
+ * of one free list of `blocks` blocks. page_reporting_cycle() gives each pass
+ * a budget of DIV_ROUND_UP(nr_free, PAGE_REPORTING_CAPACITY * 16) and checks
+ * it before each block, after the report that spent it: a pass sends at most
+ * budget + 1 full reports of `capacity` blocks from the list, and nr_free
+ * still counts the blocks already Reported, so the budget does not grow as
+ * the list is worked through. Pure (the default --settle-timeout uses it).
+ */
+export function passesToReportList(blocks: number, capacity: number): number {
+  if (blocks <= 0) return 0;
+  const budget = Math.ceil(blocks / (capacity * 16));
+  return Math.ceil(blocks / ((budget + 1) * capacity));
+}
+
+/**
+ * The most passes reporting can take to report a guest of `nrPages` pages:
+ * the slowest of the lists of `reportOrder` and up (page_reporting_process_zone()
+ * walks every such list in each pass), each taken at its largest possible
+ * length (every page of the guest in blocks of that order).
+ */
+export function passesToReportGuest(nrPages: number, reportOrder: number, capacity: number, maxOrder: number): number {
+  let passes = 0;
+  for (let order = reportOrder; order < maxOrder; order++) passes = Math.max(passes, passesToReportList(Math.floor(nrPages / 2 ** order), capacity));
+  return passes;
+}
+
 export interface ReportingOptions {
   capacity: number;
   reportOrder: number;

@@ -58,8 +58,8 @@ export interface Config {
   capacity: number;
   /** Smallest order reported (pageblock order, 9 on x86). */
   reportOrder: number;
-  /** After the workload stops, how long the reporter may take to settle before the quiescent check. */
-  settleTimeoutMs: number;
+  /** After the workload stops, how long the reporter may take to settle before the quiescent check; null: auto (src/sim/modes/index.ts settleTimeoutMs). */
+  settleTimeoutMs: number | null;
   /** The device offers VIRTIO_BALLOON_F_PAGE_POISON. */
   pagePoisonFeature: boolean;
   /** Write all guest memory once at set-up so the simulator process's own page faults stay out of the measurement. */
@@ -244,7 +244,7 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   reportDelayMs: null,
   capacity: 32,
   reportOrder: 9,
-  settleTimeoutMs: 10_000,
+  settleTimeoutMs: null,
   pagePoisonFeature: true,
   prefault: false,
   eventIdx: false,
@@ -346,7 +346,7 @@ export function rerunCommand(c: Config): string {
   if (c.reportDelayMs !== null) parts.push('--report-delay', fmtDuration(c.reportDelayMs));
   if (c.capacity !== d.capacity) parts.push('--capacity', String(c.capacity));
   if (c.reportOrder !== d.reportOrder) parts.push('--report-order', String(c.reportOrder));
-  if (c.settleTimeoutMs !== d.settleTimeoutMs) parts.push('--settle-timeout', fmtDuration(c.settleTimeoutMs));
+  if (c.settleTimeoutMs !== null) parts.push('--settle-timeout', fmtDuration(c.settleTimeoutMs));
   if (!c.pagePoisonFeature) parts.push('--no-page-poison-feature');
   if (c.prefault) parts.push('--prefault');
   if (c.eventIdx) parts.push('--event-idx');
@@ -386,9 +386,9 @@ function fmtSizeFlag(b: number): string {
 /** Steps the scheduler's decision log holds (a schedule longer than this is replayed from its seed, not its file). */
 export const SCHED_LOG_STEPS = 1 << 22;
 /** What the seeded scheduler needs of a configuration (src/sched/control.ts). */
-export function schedParams(c: Config): SchedParams {
+export function schedParams(c: Config, settleTimeoutMs: number): SchedParams {
   if (c.sched === 'off') throw new Error('schedParams: --sched is off');
-  return { seed: c.seed, cpus: c.cpus, hinting: c.hinting !== 'off', strategy: c.sched, pctDepth: c.pctDepth, durationMs: c.durationMs, settleTimeoutMs: c.settleTimeoutMs, checkIntervalMs: c.checkIntervalMs, waitTimeoutMs: c.waitTimeoutMs, rerun: rerunCommand(c) };
+  return { seed: c.seed, cpus: c.cpus, hinting: c.hinting !== 'off', strategy: c.sched, pctDepth: c.pctDepth, durationMs: c.durationMs, settleTimeoutMs, checkIntervalMs: c.checkIntervalMs, waitTimeoutMs: c.waitTimeoutMs, rerun: rerunCommand(c) };
 }
 
 export const layoutParams = (c: Config) => ({ cpus: c.cpus, memoryBytes: c.memoryBytes, queueSize: c.queueSize, ringAlign: c.ringAlign, schedLogSteps: c.sched !== undefined && c.sched !== 'off' ? SCHED_LOG_STEPS : 0, traceEvents: c.traceEvents ?? 0, hintTrack: hintTracks(c) });

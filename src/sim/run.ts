@@ -31,7 +31,7 @@ import type { ScheduleRecord } from '../sched/schedule.js';
 import { FA_NR_FREE, FA_NR_REPORTED, FA_WORDS, HDR_READY, HDR_RUN_STATE, LOCK_ZONE, MAX_ORDER, METRIC_FAULTS, METRIC_INJECTED, METRIC_OPS, METRIC_OS_TID, METRIC_REFAULTS, METRIC_WAKE_CHECKS, PAGE_SIZE, RUN_ABORT, RUN_RUNNING, RUN_SETTLING, RUN_STOPPING, ZONE_FREE_AREA, ZONE_REPORTED_PAGES, computeLayout, createShared, metricBase, threadIds, type Views } from '../shm/layout.js';
 import { type Config, layoutParams, rerunCommand, schedParams } from './config.js';
 import { type CpuTimeStats, type Schedstat, cpuTimeStats, ownTid, snapshot, threadDelta } from './cputime.js';
-import { modeOf } from './modes/index.js';
+import { modeOf, settleTimeoutMs } from './modes/index.js';
 import type { HintingMode, LivenessWatch, MainContext, SettleResult } from './modes/mode.js';
 import type { HintingStats } from './modes/stats.js';
 import { type CheckResult, type ExitCode, type FaultOutcome, type HostileOutcome, type RunResult, type SeriesPoint, interruptExitCode, readCpuMetrics } from './results.js';
@@ -184,14 +184,14 @@ class Run {
     this.zone.init();
     this.mem = new GuestMemory(views);
     this.mode = modeOf(cfg.hinting);
-    this.ctx = { views, zone: this.zone, sync: this.sync, mem: this.mem, config: cfg };
+    this.ctx = { views, zone: this.zone, sync: this.sync, mem: this.mem, config: cfg, settleTimeoutMs: settleTimeoutMs(cfg) };
     this.prepareMemory();
     // Device reset and feature negotiation before any role runs (DRIVER_OK).
     this.mode.setUpDevice(views, cfg);
     // --sched: the scheduler's region is set up before any role starts.
     if (cfg.sched !== 'off') {
       this.replay = cfg.replay ? loadReplay(cfg.replay, { rerun: rerunCommand(cfg), strategy: cfg.sched }, (p) => readFileSync(p, 'utf8')) : null;
-      initSched(views, schedParams(cfg), this.replay);
+      initSched(views, schedParams(cfg, this.ctx.settleTimeoutMs), this.replay);
     }
     this.liveness = this.mode.liveness(views, cfg);
     this.sampleMs = Math.max(1, hooks.sampleIntervalMs ?? 100);
@@ -513,7 +513,7 @@ class Run {
         // now; --settle-timeout bounds only states that may still move.
         if (this.settleResult.ok || reporterGone || (rule.stable?.(this.views) ?? false)) break;
       }
-      if (now - tSettle >= this.cfg.settleTimeoutMs) break;
+      if (now - tSettle >= this.ctx.settleTimeoutMs) break;
       await sleep(Math.min(20, this.sampleMs));
     }
     this.settleMs = performance.now() - tSettle;
@@ -558,7 +558,7 @@ class Run {
   private scheduledOutcome(): void {
     const { views, cfg } = this;
     const aborted = this.runState() === RUN_ABORT;
-    const s = (this.sched = schedOutcome(views, schedParams(cfg), this.replay));
+    const s = (this.sched = schedOutcome(views, schedParams(cfg, this.ctx.settleTimeoutMs), this.replay));
     this.noteCheck('liveness', s.violations, 0);
     this.errors.push(...s.errors);
     this.checks.get('free-list')!.runs += s.checks;
@@ -605,6 +605,7 @@ class Run {
       // Free page hint: the ranges the hint-cmd-id oracle checked (src/check/hint-cmd-id.ts).
       this.checks.get('hint-cmd-id')!.runs += views.metrics[metricBase(threadIds(cfg.cpus).reporter) + METRIC_HINT_ID_CHECKS];
       hinting.settleMs = Math.round(this.settleMs);
+      hinting.settleTimeoutMs = this.ctx.settleTimeoutMs;
       if (this.settleResult) hinting.settle = this.settleResult.summary;
     }
     const faults = this.faultOutcome(hinting);

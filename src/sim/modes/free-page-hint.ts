@@ -37,7 +37,7 @@ export const balloonSettle: SettleRule = {
   ready: () => true,
   check(ctx, final, settleMs) {
     const ok = balloonSettled(ctx.views);
-    const violations = final && !ok ? [balloonSettleViolation(ctx.views, settleMs, ctx.config.settleTimeoutMs)] : [];
+    const violations = final && !ok ? [balloonSettleViolation(ctx.views, settleMs, ctx.settleTimeoutMs)] : [];
     return { ok, violations, summary: { ok, rssBytes: ctx.mem.residentPages() * PAGE_SIZE, excuses: [], unreportedBlocks: 0 } };
   },
 };

@@ -15,3 +15,9 @@ export const modeOf = (name: HintingModeName): HintingMode => MODES[name];
 
 /** The request-to-pass delay of a run: --report-delay, or the mode's kernel value (0 where the mode has none). */
 export const reportDelayMs = (c: Config): number => c.reportDelayMs ?? modeOf(c.hinting).defaultReportDelayMs ?? 0;
+
+/** --settle-timeout auto never waits less than this (the fixed default before auto). */
+export const SETTLE_TIMEOUT_FLOOR_MS = 10_000;
+
+/** The settle bound of a run: --settle-timeout, or auto (the floor, or longer where the mode's upstream pacing needs it). */
+export const settleTimeoutMs = (c: Config): number => c.settleTimeoutMs ?? Math.max(SETTLE_TIMEOUT_FLOOR_MS, modeOf(c.hinting).settle?.autoTimeoutMs?.(c) ?? 0);

@@ -33,6 +33,8 @@ export interface MainContext {
   sync: Sync;
   mem: GuestMemory;
   config: Config;
+  /** The run's --settle-timeout, resolved (auto: src/sim/modes/index.ts settleTimeoutMs). */
+  settleTimeoutMs: number;
 }
 
 /** A device role: serves until `stop()`; a violation it found is returned. */
@@ -48,6 +50,8 @@ export interface SettleResult {
 
 /** How a mode's run settles after the workload (the reported-accounting oracle). */
 export interface SettleRule {
+  /** --settle-timeout auto: the longest this mode may take to settle a correct run of `c` (ms), where that exceeds the 10 s floor. */
+  autoTimeoutMs?(c: Config): number;
   /** Cheap, racy: is it worth checking now? (reporting: the reporter is idle with nothing isolated) */
   ready(views: Views): boolean;
   /** The quiescent property, checked now; takes the locks it needs. `final`: the last check, at the settle timeout. */

@@ -10,8 +10,9 @@ import { checkReportedAccounting, checkReporterQuiet, type SettleOptions } from 
 import { reportingAllowed } from '../../guest/balloon-driver.js';
 import { BalloonDevice, keepReason } from '../../host/balloon-device.js';
 import { SITE_CHECK } from '../../locking/sites.js';
+import { passesToReportGuest } from '../../mm/page-reporting.js';
 import { RM_BLOCKS, RM_ISOLATE_WMARK, RM_PASSES, RM_REPORTS } from '../../mm/reporter-common.js';
-import { DEV_POISON_VAL, LOCK_ZONE, PAGE_SIZE, REP_AER_HINT_PFN1, REP_HOSTILE_ARENA_PFN1, REP_LAST_PASS_FAILED, metricBase, threadIds, type Views } from '../../shm/layout.js';
+import { DEV_POISON_VAL, LOCK_ZONE, MAX_ORDER, PAGE_SIZE, REP_AER_HINT_PFN1, REP_HOSTILE_ARENA_PFN1, REP_LAST_PASS_FAILED, metricBase, threadIds, type Views } from '../../shm/layout.js';
 import type { Config } from '../config.js';
 import { deviceOptions } from './common.js';
 import type { DeviceRole, LivenessWatch, MainContext, RoleContext, SettleResult, SettleRule } from './mode.js';
@@ -105,6 +106,13 @@ export function teardownPfns(views: Views): number[] {
  */
 export function reportingSettle(mode: ReporterMode, quiet: (views: Views) => boolean, teardown: (views: Views) => readonly number[] = () => []): SettleRule {
   return {
+    // Upstream reporting waits PAGE_REPORTING_DELAY between passes and
+    // reports about a sixteenth of each list per pass (passesToReportGuest):
+    // a large guest needs more passes than the floor allows at the 2 s
+    // delay (8 GiB: 15 at most, 30 s). Two delays more: the first request's,
+    // and one for the reporter's own time. Aeration v1 repeats its cycles
+    // without delay while work remains: the floor.
+    autoTimeoutMs: mode === 'reporting' ? (c) => (passesToReportGuest(c.memoryBytes / PAGE_SIZE, c.reportOrder, c.capacity, MAX_ORDER) + 2) * delayOf(mode, c) : undefined,
     ready: quiet,
     // Settling runs after every CPU exited: no free path raises a request
     // any more, so an idle reporter (IDLE / refcnt 0, nothing isolated)
@@ -112,7 +120,7 @@ export function reportingSettle(mode: ReporterMode, quiet: (views: Views) => boo
     stable: quiet,
     check(ctx, final, settleMs) {
       const r = checkAccounting(mode, ctx, teardown(ctx.views));
-      if (final) r.violations = r.violations.map((x) => ({ ...x, message: `${x.message} (checked ${Math.round(settleMs)} ms after the workload stopped; --settle-timeout ${ctx.config.settleTimeoutMs} ms)` }));
+      if (final) r.violations = r.violations.map((x) => ({ ...x, message: `${x.message} (checked ${Math.round(settleMs)} ms after the workload stopped; --settle-timeout ${ctx.settleTimeoutMs} ms)` }));
       return r;
     },
     // Everything is reported but the reporter is still busy: it must not
@@ -129,7 +137,7 @@ export function reportingSettle(mode: ReporterMode, quiet: (views: Views) => boo
       // in the whole logical --settle-timeout: it keeps sending Reported memory.
       const c = ctx.config;
       if (v.length === 0 && settled === 'timeout' && reporterEnabled(ctx.views, c).allowed && !quiet(ctx.views)) {
-        v.push({ oracle: 'reported-accounting', message: `every free block was Reported and every CPU had exited, yet the reporter did not go idle within the logical --settle-timeout (${c.settleTimeoutMs} ms; ${ctx.views.metrics[metricBase(threadIds(c.cpus).reporter) + RM_BLOCKS]} blocks sent in all): Reported memory is being reported again (${where})` });
+        v.push({ oracle: 'reported-accounting', message: `every free block was Reported and every CPU had exited, yet the reporter did not go idle within the logical --settle-timeout (${ctx.settleTimeoutMs} ms; ${ctx.views.metrics[metricBase(threadIds(c.cpus).reporter) + RM_BLOCKS]} blocks sent in all): Reported memory is being reported again (${where})` });
       }
       return r;
     },

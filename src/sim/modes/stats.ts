@@ -49,6 +49,8 @@ export interface HintingStats {
   /** Most chains the driver had in flight on its ring at once (1 with upstream reporting and aeration; --report-inflight; hint: blocks and ids). */
   ringInFlightMax: number;
   settleMs?: number;
+  /** The bound settleMs ran against: --settle-timeout, resolved where auto. */
+  settleTimeoutMs?: number;
   settle?: SettleSummary;
   /** --hinting hint / naive (src/sim/modes/stats.ts). */
   hint?: HintStats;
