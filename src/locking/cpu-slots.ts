@@ -43,11 +43,17 @@ export const slotsInForce = (c: { cpus: number; cpuSlots?: number }): number => 
 export const CM_SLOT_YIELDS = METRIC_EXTRA + 24;
 export const CM_SLOT_WAIT_NS_TOTAL = METRIC_EXTRA + 25;
 /**
- * A slot holder's turn before it yields to a waiting CPU: the host
- * scheduler's own slice for 8 or more CPUs (EEVDF's base slice, 0.75 ms
- * scaled by 1 + ilog2(min(cpus, 8)), is 3 ms).
+ * A slot holder's turn before it yields to a waiting CPU. Nothing in the
+ * kernel matches it (a kernel CPU is never switched out for another); it
+ * only sets how often the simulator pays a handoff, and a handoff wakes a
+ * sleeping thread that must then find a core on a busy host: on the 2-core
+ * development machine `perf sched latency` put the wakeup-to-run delay at
+ * 2.9 ms on average, and with 3 ms slices (the host scheduler's own slice,
+ * the first choice) an 8-CPU page_fault1 run left a fifth of its core time
+ * idle. 20 ms: 5 interleaved rounds of 5 s gave 8 vs 2 CPUs 0.744 (median)
+ * against 0.660 at 3 ms (docs/BENCHMARKS.md, kernel paths).
  */
-export const CPU_SLOT_SLICE_MS = 3;
+export const CPU_SLOT_SLICE_MS = 20;
 /** Yield checks are this many between-op calls apart (a clock read each time would cost more than the op). */
 const CHECK_EVERY = 32;
 /** Wait slices: a stop of the run is noticed within this. */
