@@ -22,6 +22,7 @@ const modules: Record<string, () => Promise<{ bench: (o: { quick?: boolean }) =>
   'linux-v5': () => import('./linux-v5.js'),
   faults: () => import('./faults.js'),
   slips: () => import('./slips.js'),
+  rotation: () => import('./rotation.js'),
 };
 
 const args = process.argv.slice(2);
