@@ -6,7 +6,7 @@ import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import yargs, { type Argv } from 'yargs';
-import { type Config, DEFAULT_CONFIG, DEFAULT_TRACE_EVENTS, HINT_DEVICES, HINT_UFFD_WP, HINTING_MODES, RANGES, SCHED_STRATEGIES, THP_MODES, WORKLOADS, choiceFlag, deviceFaultsFlag, durationFlag, hostileFlag, intFlag, powerOfTwoFlag, rerunCommand, sizeFlag } from '../sim/config.js';
+import { type Config, DEFAULT_CONFIG, DEFAULT_TRACE_EVENTS, HINT_DEVICES, HINT_UFFD_WP, HINTING_MODES, RANGES, SCHED_STRATEGIES, THP_MODES, WORKLOADS, autoDurationFlag, choiceFlag, deviceFaultsFlag, durationFlag, hostileFlag, intFlag, powerOfTwoFlag, rerunCommand, sizeFlag } from '../sim/config.js';
 import { FAULT_GRAMMAR } from '../virtio/device-faults.js';
 import { PAGE_SIZE } from '../shm/layout.js';
 import { LOCKSTAT_FORMATS, LOCKSTAT_SORTS, parseLockstatFlags } from './lockstat-report.js';
@@ -147,10 +147,10 @@ export function parseRunFlags(a: RawFlags): Config {
     spin: intFlag('spin', a.spin, r.spin),
     queueSize: powerOfTwoFlag('queue-size', a['queue-size'], r.queueSize),
     ringAlign,
-    reportDelayMs: a['report-delay'] === undefined || a['report-delay'] === 'auto' ? null : durationFlag('report-delay', a['report-delay'], r.reportDelayMs),
+    reportDelayMs: autoDurationFlag('report-delay', a['report-delay'], r.reportDelayMs),
     capacity: powerOfTwoFlag('capacity', a.capacity, r.capacity),
     reportOrder: intFlag('report-order', a['report-order'], r.reportOrder),
-    settleTimeoutMs: a['settle-timeout'] === undefined || a['settle-timeout'] === 'auto' ? null : durationFlag('settle-timeout', a['settle-timeout'], r.settleTimeoutMs),
+    settleTimeoutMs: autoDurationFlag('settle-timeout', a['settle-timeout'], r.settleTimeoutMs),
     pagePoisonFeature: a['page-poison-feature'] !== false,
     prefault: Boolean(a.prefault),
     poison: Boolean(a.poison),

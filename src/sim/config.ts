@@ -208,6 +208,13 @@ export function durationFlag(flag: string, raw: unknown, r: Range): number {
   return inRange(flag, v, r, fmtDuration);
 }
 
+/** A duration flag whose default is `auto` (null): the flag absent or 'auto' gives null. */
+export function autoDurationFlag(flag: string, raw: unknown, r: Range): number | null {
+  if (raw === undefined || raw === 'auto') return null;
+  if (parseDuration(String(raw)) === null) throw new UsageError(`--${flag}: '${raw}' is not accepted; use auto or a number with ms, s or m (${fmtDuration(r.min)} to ${fmtDuration(r.max)})`);
+  return durationFlag(flag, raw, r);
+}
+
 export function choiceFlag<T extends string>(flag: string, raw: unknown, choices: readonly T[]): T {
   const s = String(raw);
   if (!(choices as readonly string[]).includes(s)) throw new UsageError(`--${flag}: '${s}' is not accepted; accepted: ${choices.join(', ')}`);
