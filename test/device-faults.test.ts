@@ -118,11 +118,17 @@ describe('--device-faults: runs', () => {
     expect(without.json.hinting.failedReports).toBe(0);
   });
 
-  it('irq-spurious: a driver that takes any interrupt for the ack is found (device-allocated-range)', () => {
+  it('irq-spurious: a driver that takes any interrupt for the ack is found (device-allocated-range, stamp or reported-accounting)', () => {
     const bad = firstFound((seed) => ['--memory', '32M', '--report-order', '5', '--cpus', '8', '--workload', 'churn', '--duration', '1s', '--report-delay', '0ms', '--hinting', 'reporting', '--device-faults', 'irq-spurious=30%,ack-delay=50%:50ms', '--seed', String(seed)], 'fault-trust-irq');
     expect(bad, 'not found in seeds 1..4').not.toBeNull();
     expect(bad!.status, bad!.stderr).toBe(1);
-    expect(['device-allocated-range', 'stamp']).toContain(bad!.json.violations[0].oracle);
+    // The slip puts a batch back, flagged Reported, before the device has
+    // discarded it. What shows first depends on when the (delayed) device
+    // gets to that chain: a CPU reallocated the memory (the device's range
+    // check, or a stamp the discard wiped), or the run settled first with
+    // Reported memory still host-resident (reported-accounting; seen once
+    // in CI on a loaded machine, never on a quiet one).
+    expect(['device-allocated-range', 'stamp', 'reported-accounting']).toContain(bad!.json.violations[0].oracle);
   });
 
   it('reset: a device that acknowledges a reset but keeps its queue indices is found (liveness: the driver is never answered)', () => {
