@@ -181,17 +181,17 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
   // cycle nearly all of the 1 GiB guest, so a block that waits 2 s on a free
   // list is soon taken again), and the THP shape on a guest larger than its
   // working set (--region 32M: 8 x 32 MiB, a quarter of it).
-  const variants = [
-    { key: 'never', thp: 'never' as Shape, regionBytes: 0 },
-    { key: 'always', thp: 'always' as Shape, regionBytes: 0 },
-    { key: 'always-region32M', thp: 'always' as Shape, regionBytes: 32 * MiB },
+  const variants: { key: string; thp: Shape; regionBytes: number }[] = [
+    { key: 'never', thp: 'never', regionBytes: 0 },
+    { key: 'always', thp: 'always', regionBytes: 0 },
+    { key: 'always-region32M', thp: 'always', regionBytes: 32 * MiB },
   ];
-  for (const { key: thp, thp: shape, regionBytes } of variants) {
+  for (const { key, thp, regionBytes } of variants) {
     const seq: { mode: string; opsPerSec: number }[] = [];
     const one = async (mode: string, seed: number) => {
       const hinting = mode === 'offControl' ? 'off' : (mode as Config['hinting']);
       // As bench/reporting.ts: the default host cost profile, and pf1's --warm (a guest that has touched its memory).
-      const r = await run(pf1(8, shape, seed, durationMs, { hinting, regionBytes, reportDelayMs: 2000, costProfile: DEFAULT_CONFIG.costProfile, hostCosts: DEFAULT_CONFIG.hostCosts }));
+      const r = await run(pf1(8, thp, seed, durationMs, { hinting, regionBytes, reportDelayMs: 2000, costProfile: DEFAULT_CONFIG.costProfile, hostCosts: DEFAULT_CONFIG.hostCosts }));
       seq.push({ mode, opsPerSec: r.totals.opsPerSec });
       (refaults[mode] ??= []).push(r.host.refaults / (r.durationMs / 1000));
     };
@@ -202,10 +202,10 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
       await one('off', 3001 + i);
     }
     const br = bracketRatios(seq);
-    for (const [mode, xs] of Object.entries(refaults)) results[`kernelDelay.thp-${thp}.${mode}.refaultsPerSec`] = round(median(xs));
+    for (const [mode, xs] of Object.entries(refaults)) results[`kernelDelay.thp-${key}.${mode}.refaultsPerSec`] = round(median(xs));
     for (const mode of modes) {
       const b = br[mode];
-      const k = `${mode}VsOff.kernelDelay.thp-${thp}`;
+      const k = `${mode}VsOff.kernelDelay.thp-${key}`;
       ratios[k] = round(median(b.accepted));
       ratios[`${k}.allBrackets`] = round(median(b.all));
       results[`${k}.bracketsAccepted`] = b.accepted.length;

@@ -196,7 +196,6 @@ export function costProfileFlag(raw: unknown): { costProfile: string; hostCosts:
   return { costProfile: s, hostCosts: parseCostProfile(readFileSync(s, 'utf8'), `--cost-profile ${s}`) };
 }
 
-/** --hint-device; the old --hint-action is refused with what replaced it. */
 /** --cpu-slots off | auto | N: the slots in force (auto: the host's cores, at most --cpus; the rerun command names the number). */
 function cpuSlotsFlag(raw: unknown, cpus: number): number {
   if (raw === undefined || raw === 'off') return 0;
@@ -208,6 +207,7 @@ function cpuSlotsFlag(raw: unknown, cpus: number): number {
   return n;
 }
 
+/** --hint-device; the old --hint-action is refused with what replaced it. */
 function hintDeviceFlag(a: RawFlags): Config['hintDevice'] {
   if (a['hint-action'] !== undefined) throw new UsageError(`--hint-action: replaced by --hint-device; accepted: --hint-device ${HINT_DEVICES.join(' or ')} (discard = firecracker, migrate = qemu)`);
   return choiceFlag('hint-device', a['hint-device'] ?? d.hintDevice, HINT_DEVICES);

@@ -47,10 +47,11 @@ export const CM_SLOT_WAIT_NS_TOTAL = METRIC_EXTRA + 25;
  * kernel matches it (a kernel CPU is never switched out for another); it
  * only sets how often the simulator pays a handoff, and a handoff wakes a
  * sleeping thread that must then find a core on a busy host: on the 2-core
- * development machine `perf sched latency` put the wakeup-to-run delay at
- * 2.9 ms on average, and with 3 ms slices (the host scheduler's own slice,
- * the first choice) an 8-CPU page_fault1 run left a fifth of its core time
- * idle. 20 ms: 5 interleaved rounds of 5 s gave 8 vs 2 CPUs 0.744 (median)
+ * development machine `perf sched latency` averaged 2.9 ms between a
+ * thread's wakeup and its running, and with 3 ms slices (the host
+ * scheduler's own slice, the first choice) the CPU threads of an 8-CPU
+ * page_fault1 run used 6.9 to 7.4 of its 10 core-seconds (9.1 to 9.2 at 2
+ * CPUs). 20 ms: 5 interleaved rounds of 5 s gave 8 vs 2 CPUs 0.744 (median)
  * against 0.660 at 3 ms (docs/BENCHMARKS.md, kernel paths).
  */
 export const CPU_SLOT_SLICE_MS = 20;

@@ -86,7 +86,7 @@ export const HDR_WORDS = 16;
 export const SLOT_WAKE_BASE = 0;
 export const slotMapBase = (cpus: number) => cpus;
 export const slotMapSize = (cpus: number) => 2 * cpus;
-export const slotWords = (cpus: number) => cpus + 2 * cpus;
+export const slotWords = (cpus: number) => slotMapBase(cpus) + slotMapSize(cpus);
 
 export const RUN_INIT = 0;
 export const RUN_RUNNING = 1;

@@ -367,7 +367,7 @@ export function rerunCommand(c: Config): string {
   if (c.hintShrinkBlocks !== d.hintShrinkBlocks) parts.push('--hint-shrink', String(c.hintShrinkBlocks));
   if (c.hintUffdWp !== d.hintUffdWp) parts.push('--hint-uffd-wp', c.hintUffdWp);
   if (c.hintShrinkAckedOnly !== d.hintShrinkAckedOnly) parts.push(c.hintShrinkAckedOnly ? '--hint-shrink-acked-only' : '--no-hint-shrink-acked-only');
-  if ((c.cpuSlots ?? 0) !== d.cpuSlots) parts.push('--cpu-slots', String(c.cpuSlots));
+  if (c.cpuSlots !== d.cpuSlots) parts.push('--cpu-slots', String(c.cpuSlots));
   if (c.sched !== d.sched) parts.push('--sched', c.sched);
   if (c.sched === 'pct' && c.pctDepth !== d.pctDepth) parts.push('--pct-depth', String(c.pctDepth));
   // --replay is not part of the configuration: the rerun reproduces the same

@@ -388,7 +388,7 @@ export class Cpu {
   }
 
   /** Pages of one page_fault1 / memfill iteration: --region, or 128 MiB scaled down to this CPU's share. */
-  private regionPages(): number {
+  regionPages(): number {
     return this.cfg.regionBytes > 0 ? this.cfg.regionBytes / PAGE_SIZE : Math.min(PAGE_FAULT1_REGION_BYTES / PAGE_SIZE, this.sharePages());
   }
 

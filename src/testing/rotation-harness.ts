@@ -12,9 +12,9 @@
 import { DEFAULT_ZONE_OPTIONS, Zone } from '../mm/buddy.js';
 import { GuestMemory } from '../mm/memory.js';
 import { Sync } from '../locking/sync.js';
-import { HDR_RUN_STATE, type LayoutParams, PAGE_SIZE, RUN_RUNNING, createShared, openShared } from '../shm/layout.js';
+import { HDR_RUN_STATE, type LayoutParams, RUN_RUNNING, createShared, openShared } from '../shm/layout.js';
 import { DEFAULT_CONFIG } from '../sim/config.js';
-import { Cpu, PAGE_FAULT1_REGION_BYTES, type WorkloadParams } from '../sim/workload.js';
+import { Cpu, type WorkloadParams } from '../sim/workload.js';
 
 export interface RotationProbeData {
   sab: SharedArrayBuffer;
@@ -55,8 +55,8 @@ export function runRotation(d: RotationProbeData): { turns: number } {
   const views = openShared(d.sab, d.params);
   const wp = workloadParams(d.params.cpus);
   const cpus = d.cpus.map((id) => new Cpu(views, new Zone(views, new Sync(views, id, { spin: 200, waitTimeoutMs: DEFAULT_CONFIG.waitTimeoutMs }), DEFAULT_ZONE_OPTIONS), id, wp, 1000 + id));
-  // page_fault1's region (Cpu.regionPages with no --region): 128 MiB, or the CPU's share of memory if smaller.
-  const region = Math.min(PAGE_FAULT1_REGION_BYTES / PAGE_SIZE, cpus[0].sharePages());
+  // page_fault1's region (no --region: 128 MiB, or the CPU's share of memory if smaller).
+  const region = cpus[0].regionPages();
   const faulted = cpus.map(() => 0);
   const t0 = performance.now();
   let cur = 0;
