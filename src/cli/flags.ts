@@ -18,6 +18,7 @@ import { validateConfig } from '../sim/validate.js';
 import { DEFAULT_COST_PROFILE, type HostCostProfile, parseCostProfile } from '../mm/host-costs.js';
 import { DESC_POLICIES } from '../virtio/ring.js';
 import { autoCpuSlots } from '../locking/cpu-slots.js';
+import { CPU_HOST_SLICE_MS } from '../sim/cpu-host.js';
 
 const r = RANGES;
 const d = DEFAULT_CONFIG;
@@ -64,6 +65,7 @@ export const RUN_OPTIONS = {
   'hint-uffd-wp': { type: 'string', default: d.hintUffdWp, describe: `hint, firecracker: mitigation (a), userfaultfd write protection: pages written since the run started are not discarded: ${HINT_UFFD_WP.join(', ')} (split: check and discard are separate device steps; serialized: the write fault waits for the device's check+discard; simplified: one fault per block, taken before it is written, handled on the vCPU)` },
   'hint-shrink-acked-only': { type: 'boolean', default: d.hintShrinkAckedOnly, describe: 'hint: mitigation (b), guest side: a block goes on free_page_list only once the device used it, so the shrinker never frees a block in flight (upstream lists it at the kick)' },
   'cpu-slots': { type: 'string', default: 'off', describe: `at most N CPU threads run at once, switched only between ops, never inside a lock hold (a kernel CPU holding a spinlock cannot be preempted; a thread can): off, auto (the host's cores, at most --cpus) or N (1..--cpus). Off (the default), the host schedules the threads freely and, with more CPUs than cores, preempts zone lock holders (lock-holder preemption, as in an overcommitted VM). Simplified: the reporter and the device take no slot` },
+  'cpu-threads': { type: 'string', default: 'off', describe: `run the simulated CPUs M:N on N threads, CPU i on thread i mod N, each thread switching between its CPUs between ops (every ${CPU_HOST_SLICE_MS} ms, or when one sleeps), never inside a lock hold: off, auto (the host's cores, at most --cpus) or N (1..--cpus). Like --cpu-slots it keeps a lock holder on its core; a switch here is a function call, not a thread handoff through the host. Simplified: a CPU stays on its thread (no migration); CPU time is per thread; not with --sched or --cpu-slots` },
   sched: { type: 'string', default: d.sched, describe: `seeded scheduler: ${SCHED_STRATEGIES.join(', ')} (random/pct: one role runs at a time, the seed picks who runs at every sync point; logical time)` },
   'pct-depth': { type: 'string', default: String(d.pctDepth), describe: `--sched pct: bug depth d, d-1 priority change points (${r.pctDepth.min}..${r.pctDepth.max})` },
   replay: { type: 'string', describe: 'replay a schedule: a file or a bsched1.… string from a failing --sched run (same configuration); exit 3 if the run diverges from it' },
@@ -167,7 +169,8 @@ export function parseRunFlags(a: RawFlags): Config {
     hintShrinkBlocks: intFlag('hint-shrink', a['hint-shrink'], r.hintShrinkBlocks),
     hintUffdWp: choiceFlag('hint-uffd-wp', a['hint-uffd-wp'] ?? d.hintUffdWp, HINT_UFFD_WP),
     hintShrinkAckedOnly: Boolean(a['hint-shrink-acked-only']),
-    cpuSlots: cpuSlotsFlag(a['cpu-slots'], cpus),
+    cpuSlots: cpuCountFlag('cpu-slots', a['cpu-slots'], cpus),
+    cpuThreads: cpuCountFlag('cpu-threads', a['cpu-threads'], cpus),
     sched: choiceFlag('sched', a.sched ?? d.sched, SCHED_STRATEGIES),
     pctDepth: intFlag('pct-depth', a['pct-depth'] ?? d.pctDepth, r.pctDepth),
     replay: a.replay === undefined ? '' : String(a.replay),
@@ -196,14 +199,14 @@ export function costProfileFlag(raw: unknown): { costProfile: string; hostCosts:
   return { costProfile: s, hostCosts: parseCostProfile(readFileSync(s, 'utf8'), `--cost-profile ${s}`) };
 }
 
-/** --cpu-slots off | auto | N: the slots in force (auto: the host's cores, at most --cpus; the rerun command names the number). */
-function cpuSlotsFlag(raw: unknown, cpus: number): number {
+/** --cpu-slots / --cpu-threads off | auto | N (auto: the host's cores, at most --cpus; the rerun command names the number). */
+function cpuCountFlag(name: 'cpu-slots' | 'cpu-threads', raw: unknown, cpus: number): number {
   if (raw === undefined || raw === 'off') return 0;
   if (raw === 'auto') return autoCpuSlots(cpus);
   // A whole number here; checkConfig holds it to --cpus with the other cross-flag rules.
   const s = String(raw).trim();
   const n = Number(s);
-  if (!/^\d+$/.test(s) || n > r.cpuSlots.max) throw new UsageError(`--cpu-slots: '${raw}' is not accepted; accepted: off, auto or a whole number from 0 (off) to --cpus (${cpus})`);
+  if (!/^\d+$/.test(s) || n > r.cpuSlots.max) throw new UsageError(`--${name}: '${raw}' is not accepted; accepted: off, auto or a whole number from 0 (off) to --cpus (${cpus})`);
   return n;
 }
 

@@ -4,7 +4,7 @@
 
 import { availableParallelism } from 'node:os';
 import { slotsInForce } from '../locking/cpu-slots.js';
-import { type Config } from '../sim/config.js';
+import { type Config, cpuThreadsInForce } from '../sim/config.js';
 import type { RunResult } from '../sim/run.js';
 import type { HintStats } from '../sim/modes/stats.js';
 import type { CpuTimeStats, RoleCpuTime } from '../sim/cputime.js';
@@ -20,7 +20,7 @@ export function configLines(c: Config): string[] {
     `balloon-sim: seed ${c.seed}`,
     `config: cpus=${c.cpus} workload=${c.workload} memory=${fmtBytes(c.memoryBytes)} duration=${fmtDuration(c.durationMs)} hinting=${c.hinting} ` +
       `pcp=${c.pcp ? `on(batch=${c.pcpBatch || 'auto'},high=${c.pcpHigh || 'auto'})` : 'off'} thp=${c.thp} region=${c.regionBytes ? fmtBytes(c.regionBytes) : 'auto'} hog=${Math.round(c.hogShare * 1000) / 10}% hold=${fmtDuration(c.holdMs)} ` +
-      `check-interval=${c.checkIntervalMs ? fmtDuration(c.checkIntervalMs) : 'end-only'} wait-timeout=${fmtDuration(c.waitTimeoutMs)} spin=${c.spin} cpu-slots=${c.cpuSlots > 0 ? c.cpuSlots : 'off'} queue-size=${c.queueSize} ring-align=${c.ringAlign} poison=${c.poison ? '0x' + c.poisonByte.toString(16) : 'off'} lockstat=${c.lockstat ? 'on' : 'off'} ` +
+      `check-interval=${c.checkIntervalMs ? fmtDuration(c.checkIntervalMs) : 'end-only'} wait-timeout=${fmtDuration(c.waitTimeoutMs)} spin=${c.spin} cpu-slots=${c.cpuSlots > 0 ? c.cpuSlots : 'off'} cpu-threads=${c.cpuThreads > 0 ? c.cpuThreads : 'off'} queue-size=${c.queueSize} ring-align=${c.ringAlign} poison=${c.poison ? '0x' + c.poisonByte.toString(16) : 'off'} lockstat=${c.lockstat ? 'on' : 'off'} ` +
       `event-idx=${c.eventIdx ? 'on' : 'off'} vq-numbering=${c.vqNumbering} poison-policy=${c.poisonPolicy} discard=${c.discard ? 'on' : 'off'} ` +
       `report-delay=${c.reportDelayMs === null ? `auto(${fmtDuration(reportDelayMs(c))})` : fmtDuration(c.reportDelayMs)} capacity=${c.capacity} report-order=${c.reportOrder} settle-timeout=${c.settleTimeoutMs === null ? `auto(${fmtDuration(settleTimeoutMs(c))})` : fmtDuration(c.settleTimeoutMs)} page-poison-feature=${c.pagePoisonFeature ? 'on' : 'off'} prefault=${c.prefault ? 'on' : 'off'} inject=${c.inject?.length ? c.inject.join(',') : 'none'}` +
       (c.hinting === 'hint' ? ` hint-device=${c.hintDevice} hint-interval=${fmtDuration(c.hintIntervalMs)}${c.hintDevice === 'firecracker' ? ` hint-ack-on-stop=${c.hintAckOnStop ? 'on' : 'off'} hint-done-after=${fmtDuration(c.hintDoneAfterMs)} hint-uffd-wp=${c.hintUffdWp}` : ''} hint-shrink=${c.hintShrinkBlocks} hint-shrink-acked-only=${c.hintShrinkAckedOnly ? 'on' : 'off'}` : '') +
@@ -189,7 +189,7 @@ export function toJson(r: RunResult): Record<string, unknown> {
   };
 }
 
-/** --cpu-slots in force, or the note that lock waits include lock-holder preemption (more CPUs than host cores, slots off, lock statistics on). */
+/** --cpu-slots or --cpu-threads in force, or the note that lock waits include lock-holder preemption (more CPUs than host cores, slots off, lock statistics on). */
 export function cpuSlotsLine(r: RunResult): string | null {
   const c = r.config;
   const slots = slotsInForce(c);
@@ -197,6 +197,8 @@ export function cpuSlotsLine(r: RunResult): string | null {
     const yields = r.totals.cpuSlotYields;
     return `cpu slots: ${slots} of ${c.cpus} CPUs run at once, switched between ops (${num(yields)} switches, ${ns(r.totals.cpuSlotWaitNs / Math.max(1, yields + c.cpus))} average wait for a slot)`;
   }
-  if (c.cpuSlots === 0 && c.lockstat && c.sched === 'off' && c.cpus > availableParallelism()) return `note: ${c.cpus} CPU threads on ${availableParallelism()} host cores: lock waits include lock-holder preemption (the host preempting a CPU inside a zone lock hold); --cpu-slots auto keeps a holder on its core`;
+  const threads = cpuThreadsInForce(c);
+  if (threads > 0) return `cpu threads: ${c.cpus} CPUs on ${threads} threads, switched between ops (${num(r.totals.cpuHostSwitches)} resumes, ${num(r.totals.cpuHostIdleSleeps)} thread sleeps with all its CPUs asleep)`;
+  if (c.cpuSlots === 0 && c.lockstat && c.sched === 'off' && c.cpus > availableParallelism()) return `note: ${c.cpus} CPU threads on ${availableParallelism()} host cores: lock waits include lock-holder preemption (the host preempting a CPU inside a zone lock hold); --cpu-threads auto or --cpu-slots auto keeps a holder on its core`;
   return null;
 }

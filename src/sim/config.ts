@@ -110,6 +110,12 @@ export interface Config {
    * threads freely and may preempt a zone lock holder).
    */
   cpuSlots: number;
+  /**
+   * --cpu-threads: the simulated CPUs run on this many threads, each thread
+   * switching between its CPUs between ops (src/sim/cpu-host.ts: CPU i on
+   * thread i mod N); 0: off, a thread per CPU.
+   */
+  cpuThreads: number;
   /** Seeded scheduler (src/sched/): 'off' runs free; 'random' or 'pct' runs one role at a time. */
   sched: SchedStrategy;
   /** PCT: bug depth d (d-1 priority change points). */
@@ -179,6 +185,7 @@ export const RANGES = {
   hintShrinkBlocks: { min: 1, max: 1024 },
   pctDepth: { min: 1, max: 16 },
   cpuSlots: { min: 0, max: 64 },
+  cpuThreads: { min: 0, max: 64 },
   traceEvents: { min: 1024, max: 1 << 20 },
   reportInflight: { min: 1, max: 64 },
 } satisfies Record<string, Range>;
@@ -266,6 +273,7 @@ export const DEFAULT_CONFIG: Omit<Config, 'seed'> = {
   hintShrinkAckedOnly: false,
   hintShrinkBlocks: 4,
   cpuSlots: 0,
+  cpuThreads: 0,
   sched: 'off',
   pctDepth: 3,
   replay: '',
@@ -329,8 +337,29 @@ export function checkConfig(c: Config): Config {
   if (c.regionBytes !== 0 && c.regionBytes % PAGE_SIZE !== 0) throw new UsageError(`--region: must be a multiple of 4KiB`);
   if (c.cpuSlots > c.cpus) throw new UsageError(`--cpu-slots: ${c.cpuSlots} slots for ${c.cpus} CPUs; accepted: 0 (off) to --cpus`);
   if (c.cpuSlots > 0 && c.sched !== 'off') throw new UsageError(`--cpu-slots: not with --sched ${c.sched} (the scheduler runs one thread at a time already)`);
+  if (c.cpuThreads > c.cpus) throw new UsageError(`--cpu-threads: ${c.cpuThreads} threads for ${c.cpus} CPUs; accepted: 0 (off) to --cpus`);
+  if (cpuThreadsInForce(c) > 0 && c.sched !== 'off') throw new UsageError(`--cpu-threads: not with --sched ${c.sched} (the scheduler switches threads, not the CPUs inside one)`);
+  if (cpuThreadsInForce(c) > 0 && c.cpuSlots > 0) throw new UsageError(`--cpu-threads: not with --cpu-slots (both bound the CPUs running at once; choose one)`);
   return c;
 }
+
+/** --cpu-threads in force: N when 0 < N < cpus, else 0 (N = cpus is a thread per CPU). */
+export const cpuThreadsInForce = (c: { cpus: number; cpuThreads?: number }): number => {
+  const n = c.cpuThreads ?? 0;
+  return n > 0 && n < c.cpus ? n : 0;
+};
+
+/** The CPUs thread `t` runs: t, t + N, t + 2N, ... (N = --cpu-threads in force; just t with a thread per CPU). */
+export function hostedCpus(c: { cpus: number; cpuThreads?: number }, t: number): number[] {
+  const n = cpuThreadsInForce(c);
+  if (n === 0) return [t];
+  const out: number[] = [];
+  for (let i = t; i < c.cpus; i += n) out.push(i);
+  return out;
+}
+
+/** Threads that run the simulated CPUs: --cpu-threads in force, or one per CPU. */
+export const cpuThreadCount = (c: { cpus: number; cpuThreads?: number }): number => cpuThreadsInForce(c) || c.cpus;
 
 /** The `sim` command line that reruns this configuration exactly. */
 export function rerunCommand(c: Config): string {
@@ -368,6 +397,7 @@ export function rerunCommand(c: Config): string {
   if (c.hintUffdWp !== d.hintUffdWp) parts.push('--hint-uffd-wp', c.hintUffdWp);
   if (c.hintShrinkAckedOnly !== d.hintShrinkAckedOnly) parts.push(c.hintShrinkAckedOnly ? '--hint-shrink-acked-only' : '--no-hint-shrink-acked-only');
   if (c.cpuSlots !== d.cpuSlots) parts.push('--cpu-slots', String(c.cpuSlots));
+  if (c.cpuThreads !== d.cpuThreads) parts.push('--cpu-threads', String(c.cpuThreads));
   if (c.sched !== d.sched) parts.push('--sched', c.sched);
   if (c.sched === 'pct' && c.pctDepth !== d.pctDepth) parts.push('--pct-depth', String(c.pctDepth));
   // --replay is not part of the configuration: the rerun reproduces the same

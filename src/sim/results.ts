@@ -3,6 +3,7 @@
 // it once every role has stopped.
 
 import { CM_SLOT_WAIT_NS_TOTAL, CM_SLOT_YIELDS } from '../locking/cpu-slots.js';
+import { CM_HOST_IDLE_SLEEPS, CM_HOST_SWITCHES } from './cpu-host.js';
 import { HIST_BUCKETS, accumulate, percentile, slotPercentiles } from '../base/hist.js';
 import type { OracleName, Violation } from '../base/errors.js';
 import type { DeviceCounters } from '../host/balloon-device.js';
@@ -49,6 +50,9 @@ export interface Totals {
   /** --cpu-slots: slots the CPUs gave up to a waiting CPU, and their time waiting for one (0 with slots off). */
   cpuSlotYields: number;
   cpuSlotWaitNs: number;
+  /** --cpu-threads: CPUs resumed by their thread (a slice or a wake-up each), and sleeps of a thread whose CPUs all slept (0 with a thread per CPU). */
+  cpuHostSwitches: number;
+  cpuHostIdleSleeps: number;
   allocLatencyNs: Percentiles;
 }
 
@@ -149,7 +153,7 @@ export function readCpuMetrics(views: Views, cpus: number, durationMs: number): 
   const runs = { stamp: 0, poison: 0, ownership: 0 };
   let refaults = 0;
   let firstTouchFaults = 0;
-  const sum = { ops: 0, allocs: 0, frees: 0, allocFailures: 0, pagesTouched: 0, thpFallbacks: 0, cpuSlotYields: 0, cpuSlotWaitNs: 0 };
+  const sum = { ops: 0, allocs: 0, frees: 0, allocFailures: 0, pagesTouched: 0, thpFallbacks: 0, cpuSlotYields: 0, cpuSlotWaitNs: 0, cpuHostSwitches: 0, cpuHostIdleSleeps: 0 };
   const secs = Math.max(durationMs, 1) / 1000;
   for (let c = 0; c < cpus; c++) {
     const b = metricBase(c);
@@ -173,6 +177,8 @@ export function readCpuMetrics(views: Views, cpus: number, durationMs: number): 
     sum.thpFallbacks += m[b + METRIC_THP_FALLBACKS];
     sum.cpuSlotYields += m[b + CM_SLOT_YIELDS];
     sum.cpuSlotWaitNs += m[b + CM_SLOT_WAIT_NS_TOTAL];
+    sum.cpuHostSwitches += m[b + CM_HOST_SWITCHES];
+    sum.cpuHostIdleSleeps += m[b + CM_HOST_IDLE_SLEEPS];
     runs.stamp += m[b + METRIC_STAMP_CHECKS];
     runs.poison += m[b + METRIC_POISON_CHECKS];
     runs.ownership += m[b + METRIC_OWNERSHIP_CHECKS];

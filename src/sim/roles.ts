@@ -2,7 +2,8 @@
 // workers/role.ts is the thin thread entry point around runRole().
 
 import { Zone } from '../mm/buddy.js';
-import { type Config, layoutParams } from './config.js';
+import { type Config, cpuThreadsInForce, hostedCpus, layoutParams } from './config.js';
+import { CM_HOST_IDLE_SLEEPS, CM_HOST_SWITCHES, type HostedCpu, hostCpus, hosted } from './cpu-host.js';
 import { ownTid } from './cputime.js';
 import { subSeed } from '../base/rng.js';
 import { LockStat } from '../locking/lockstat.js';
@@ -37,9 +38,34 @@ export interface RoleResult {
   notes?: string[];
 }
 
+/** A role's thread id (its metric slot): a CPU thread's is its first CPU's (src/sim/cpu-host.ts: thread t runs CPUs t, t + N, ...). */
 export function roleThreadId(task: Pick<RoleTask, 'role' | 'index' | 'config'>): number {
   const ids = threadIds(task.config.cpus);
   return task.role === 'cpu' ? task.index : task.role === 'reporter' ? ids.reporter : ids.device;
+}
+
+/** What one simulated CPU (or the reporter, or the device) syncs through: its lock owner id, lock statistics, trace ring and zone handle. */
+interface Parts {
+  sync: Sync;
+  lockStat: LockStat | null;
+  trace: TraceWriter | null;
+  zone: Zone;
+}
+
+/** Build a thread id's parts over the shared views (a CPU thread builds one set per CPU it runs). */
+function buildParts(views: Views, config: Config, thread: number): Parts {
+  const sync = new Sync(views, thread, { spin: config.spin, waitTimeoutMs: config.waitTimeoutMs, selfTestNoNotifyUnlock: process.env.BALLOON_SIM_SELFTEST === 'no-notify-unlock' });
+  const lockStat = config.lockstat ? new LockStat(views, thread) : null;
+  sync.observer = lockStat;
+  let trace: TraceWriter | null = null;
+  if (config.traceEvents > 0) {
+    // --trace: this thread id's ring; lock events through the lock observer (after lock statistics, when on).
+    trace = new TraceWriter(views, thread);
+    sync.observer = new TraceLockObserver(trace, views.layout.locks, lockStat);
+  }
+  const zone = new Zone(views, sync, { pcp: config.pcp, pcpBatch: config.pcpBatch, pcpHigh: config.pcpHigh });
+  zone.keepReportedOnMerge = injected(config, 'keep-reported-on-merge');
+  return { sync, lockStat, trace, zone };
 }
 
 /** Stop everyone at once: a violation or failure was found. */
@@ -61,26 +87,23 @@ export function runRole(task: RoleTask): RoleResult {
   let views: Views | null = null;
   let sched: Scheduler | null = null;
   let trace: TraceWriter | null = null;
+  // Every trace ring this thread writes (one per CPU it runs), published at the end.
+  const traces: TraceWriter[] = [];
   try {
     views = openShared(task.sab, layoutParams(config));
     // This thread's host costs (src/mm/host-costs.ts), before anything that
     // pays them is built: busy-work iterations at this thread's own rate.
     setHostCosts(hostCostModel(config.hostCosts?.costs ?? null, config.hostThp ?? false));
     const thread = roleThreadId(task);
-    const sync = new Sync(views, thread, { spin: config.spin, waitTimeoutMs: config.waitTimeoutMs, selfTestNoNotifyUnlock: process.env.BALLOON_SIM_SELFTEST === 'no-notify-unlock' });
     // Strict wake-ups (docs/DESIGN.md §4): this thread's strict waits check
     // that a wake-up ended them, counted as the lost-wakeup oracle's runs.
     setWakeChecks(views.metrics, metricBase(thread) + METRIC_WAKE_CHECKS);
-    const lockStat = config.lockstat ? new LockStat(views, thread) : null;
-    sync.observer = lockStat;
-    if (config.traceEvents > 0) {
-      // --trace: this thread's ring; lock events through the lock observer (after lock statistics, when on).
-      trace = new TraceWriter(views, thread);
+    const { sync, lockStat, trace: ownTrace, zone } = buildParts(views, config, thread);
+    trace = ownTrace;
+    if (trace !== null) {
+      traces.push(trace);
       setTracer(trace);
-      sync.observer = new TraceLockObserver(trace, views.layout.locks, lockStat);
     }
-    const zone = new Zone(views, sync, { pcp: config.pcp, pcpBatch: config.pcpBatch, pcpHigh: config.pcpHigh });
-    zone.keepReportedOnMerge = injected(config, 'keep-reported-on-merge');
     const mode = modeOf(config.hinting);
     if (config.sched !== 'off') {
       // The scheduler's mid-run checks and its settle probe come from the
@@ -119,7 +142,9 @@ export function runRole(task: RoleTask): RoleResult {
     };
     const notes: string[] = [];
     const ctx: RoleContext = { views, zone, sync, config, thread, serving };
-    if (role === 'cpu') {
+    if (role === 'cpu' && cpuThreadsInForce(config) > 0) {
+      return runHostedCpus(views, config, index, { zone, sync, lockStat, trace }, serving, traces);
+    } else if (role === 'cpu') {
       mode.installCpuHooks(ctx);
       new Cpu(views, zone, index, config, subSeed(config.seed, thread)).run();
     } else if (role === 'reporter') {
@@ -139,16 +164,57 @@ export function runRole(task: RoleTask): RoleResult {
     if (trace !== null) for (const v of res.violations) traceViolation(trace, v);
     return res;
   } finally {
-    if (trace !== null) {
-      trace.publish();
-      setTracer(null);
-    }
+    for (const t of traces) t.publish();
+    if (trace !== null) setTracer(null);
     if (sched !== null) {
       sched.exit();
       setScheduler(null);
     }
     setWakeChecks(null);
   }
+}
+
+/**
+ * --cpu-threads (src/sim/cpu-host.ts): this thread runs CPUs t, t + N, ...,
+ * each with parts of its own, as a thread per CPU would have them (its lock
+ * owner id, lock statistics, trace ring, zone hooks, metric slot); the first
+ * reuses the thread's. One result for the thread: every CPU's violations,
+ * and the failures of those that failed.
+ */
+function runHostedCpus(views: Views, config: Config, t: number, first: Parts, serving: () => boolean, traces: TraceWriter[]): RoleResult {
+  const mode = modeOf(config.hinting);
+  const violations: Violation[] = [];
+  const errors: string[] = [];
+  const entries: { h: HostedCpu; parts: Parts }[] = [];
+  for (const cpu of hostedCpus(config, t)) {
+    const parts = cpu === t ? first : buildParts(views, config, cpu);
+    if (parts.trace !== null && cpu !== t) traces.push(parts.trace);
+    mode.installCpuHooks({ views, zone: parts.zone, sync: parts.sync, config, thread: cpu, serving });
+    entries.push({ h: hosted(new Cpu(views, parts.zone, cpu, config, subSeed(config.seed, cpu))), parts });
+  }
+  const byCpu = new Map(entries.map((e) => [e.h, e.parts]));
+  const stats = hostCpus(
+    entries.map((e) => e.h),
+    views.header,
+    {
+      // The thread's globals follow the CPU it runs: trace events go to that CPU's ring.
+      switchTo: (h) => {
+        const tr = byCpu.get(h)!.trace;
+        if (tr !== null) setTracer(tr);
+      },
+      failed: (h, e) => {
+        const res = failureResult(views, 'cpu', h.cpu.cpu, e);
+        const tr = byCpu.get(h)!.trace;
+        if (tr !== null) for (const v of res.violations) traceViolation(tr, v);
+        violations.push(...res.violations);
+        if (res.error !== undefined) errors.push(res.error);
+      },
+    },
+  );
+  for (const e of entries) e.parts.lockStat?.publish();
+  views.metrics[metricBase(t) + CM_HOST_SWITCHES] = stats.switches;
+  views.metrics[metricBase(t) + CM_HOST_IDLE_SLEEPS] = stats.idleSleeps;
+  return { role: 'cpu', index: t, violations, ...(errors.length > 0 ? { error: errors.join('; ') } : {}) };
 }
 
 /**

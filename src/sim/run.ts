@@ -29,7 +29,7 @@ import { GuestMemory } from '../mm/memory.js';
 import { type SchedOutcome, driveScheduled, haltSched, initSched, interruptSched, loadReplay, schedOutcome, startSched } from '../sched/control.js';
 import type { ScheduleRecord } from '../sched/schedule.js';
 import { FA_NR_FREE, FA_NR_REPORTED, FA_WORDS, HDR_READY, HDR_RUN_STATE, LOCK_ZONE, MAX_ORDER, METRIC_FAULTS, METRIC_INJECTED, METRIC_OPS, METRIC_OS_TID, METRIC_REFAULTS, METRIC_WAKE_CHECKS, PAGE_SIZE, RUN_ABORT, RUN_RUNNING, RUN_SETTLING, RUN_STOPPING, ZONE_FREE_AREA, ZONE_REPORTED_PAGES, computeLayout, createShared, metricBase, threadIds, type Views } from '../shm/layout.js';
-import { type Config, layoutParams, rerunCommand, schedParams } from './config.js';
+import { type Config, cpuThreadCount, cpuThreadsInForce, hostedCpus, layoutParams, rerunCommand, schedParams } from './config.js';
 import { type CpuTimeStats, type Schedstat, cpuTimeStats, ownTid, snapshot, threadDelta } from './cputime.js';
 import { modeOf, settleTimeoutMs } from './modes/index.js';
 import type { HintingMode, LivenessWatch, MainContext, SettleResult } from './modes/mode.js';
@@ -196,7 +196,8 @@ class Run {
     this.liveness = this.mode.liveness(views, cfg);
     this.sampleMs = Math.max(1, hooks.sampleIntervalMs ?? 100);
     this.grace = hooks.stopGraceMs ?? cfg.waitTimeoutMs + 5000;
-    this.roles = [...Array.from({ length: cfg.cpus }, (_, i) => ({ role: 'cpu' as const, index: i })), ...(this.mode.hasDevice ? [{ role: 'reporter' as const, index: 0 }, { role: 'device' as const, index: 0 }] : [])];
+    // A thread per CPU, or --cpu-threads N of them, thread t running CPUs t, t + N, ... (src/sim/cpu-host.ts).
+    this.roles = [...Array.from({ length: cpuThreadCount(cfg) }, (_, i) => ({ role: 'cpu' as const, index: i })), ...(this.mode.hasDevice ? [{ role: 'reporter' as const, index: 0 }, { role: 'device' as const, index: 0 }] : [])];
     this.pool = new Piscina({
       filename: workerFile(),
       // Every role is a long-running task that rendezvous with the others, so
@@ -286,6 +287,11 @@ class Run {
     if (this.trace !== null) for (const v of found) traceViolation(this.trace, v);
   }
 
+  /** A role as messages name it: cpu[3], or with --cpu-threads the thread and its CPUs: cpu-thread[1](cpu 1,3,5,7). */
+  private roleName(r: { role: RoleName; index: number }): string {
+    return r.role === 'cpu' && cpuThreadsInForce(this.cfg) > 0 ? `cpu-thread[${r.index}](cpu ${hostedCpus(this.cfg, r.index).join(',')})` : `${r.role}[${r.index}]`;
+  }
+
   private roleRunning(role: RoleName): boolean {
     const i = this.roles.findIndex((r) => r.role === role);
     return i >= 0 && this.results[i] === null;
@@ -330,7 +336,7 @@ class Run {
   /** --trace: every ring read back (the roles have returned) as a Chrome trace. */
   chromeTrace(r: RunResult): ChromeTrace {
     this.trace!.publish();
-    return chromeTrace(readTrace(this.views), { cpus: this.cfg.cpus, seed: r.seed, rerun: r.rerun, hinting: this.cfg.hinting, violations: r.violations, errors: r.errors, roles: this.roles.map((x) => roleThreadId({ ...x, config: this.cfg })) });
+    return chromeTrace(readTrace(this.views), { cpus: this.cfg.cpus, seed: r.seed, rerun: r.rerun, hinting: this.cfg.hinting, violations: r.violations, errors: r.errors, roles: this.roles.flatMap((x) => (x.role === 'cpu' ? hostedCpus(this.cfg, x.index) : [roleThreadId({ ...x, config: this.cfg })])) });
   }
 
   /** Sample into the series (bounded: SERIES_MAX_POINTS) and the progress hook. */
@@ -494,7 +500,7 @@ class Run {
     if (rule === null || this.runState() !== RUN_RUNNING || this.errors.length > 0) return;
     this.publish(RUN_SETTLING);
     if (!(await within(Promise.all(this.tasks.filter((_, i) => this.roles[i].role === 'cpu')), this.grace))) {
-      const stuck = this.roles.filter((r, i) => r.role === 'cpu' && this.results[i] === null).map((r) => `${r.role}[${r.index}]`);
+      const stuck = this.roles.filter((r, i) => r.role === 'cpu' && this.results[i] === null).map((r) => this.roleName(r));
       this.errors.push(`CPUs did not stop within ${this.grace} ms after the workload ended: ${stuck.join(', ')} (hang)`);
     }
     const tSettle = performance.now();
@@ -537,7 +543,7 @@ class Run {
     const finalGrace = this.errors.some((e) => e.endsWith('(hang)')) ? Math.min(this.grace, 1000) : this.grace;
     this.stopped = await within(this.allDone, finalGrace);
     if (!this.stopped) {
-      const stuck = this.roles.filter((_, i) => this.results[i] === null).map((r) => `${r.role}[${r.index}]`);
+      const stuck = this.roles.filter((_, i) => this.results[i] === null).map((r) => this.roleName(r));
       this.errors.push(`roles did not stop within ${finalGrace} ms after the run ended: ${stuck.join(', ')} (hang)`);
     }
     for (const r of this.results) {

@@ -6,10 +6,19 @@
 // struct-page array and its contents in guest memory.
 
 import { type Zone } from '../mm/buddy.js';
-import { type Config, DEFAULT_CONFIG } from './config.js';
+import { type Config, DEFAULT_CONFIG, cpuThreadsInForce } from './config.js';
 
 /** What a CPU's workload reads of the run's configuration. */
-export type WorkloadParams = Pick<Config, 'workload' | 'cpus' | 'regionBytes' | 'hogShare' | 'holdMs' | 'poison' | 'poisonByte' | 'thp'> & Partial<Pick<Config, 'warm' | 'cpuSlots' | 'waitTimeoutMs'>>;
+export type WorkloadParams = Pick<Config, 'workload' | 'cpus' | 'regionBytes' | 'hogShare' | 'holdMs' | 'poison' | 'poisonByte' | 'thp'> & Partial<Pick<Config, 'warm' | 'cpuSlots' | 'cpuThreads' | 'waitTimeoutMs'>>;
+
+/**
+ * A workload as resumable steps (a generator). It yields between ops, where
+ * the CPU holds no lock: the time it sleeps until (a backoff, an idle
+ * period; Infinity: until the run stops), or 0 when it is runnable and only
+ * gives its thread to another CPU (--cpu-threads, src/sim/cpu-host.ts). It
+ * never yields inside an op.
+ */
+export type CpuSteps<T = void> = Generator<number, T, void>;
 import { HDR_RUN_STATE, HDR_STATE_GEN, MAX_ORDER, METRIC_ALLOCS, METRIC_ALLOC_FAILS, METRIC_ALLOC_NS_MAX, METRIC_ALLOC_NS_TOTAL, METRIC_ALLOC_SAMPLES, METRIC_FREES, METRIC_HIST_BASE, METRIC_HOST_FAULTS, METRIC_LOOPS, METRIC_OPS, METRIC_OWNERSHIP_CHECKS, METRIC_PAGES_TOUCHED, METRIC_POISON_CHECKS, METRIC_REFAULTS, METRIC_STAMP_CHECKS, NIL, PAGE_SIZE, RUN_RUNNING, metricBase, type Views, METRIC_THP_FALLBACKS, PAGEBLOCK_ORDER, ZONE_ISOLATED_PAGES } from '../shm/layout.js';
 import { record } from '../base/hist.js';
 import { GuestMemory } from '../mm/memory.js';
@@ -28,6 +37,8 @@ export const PAGE_FAULT1_REGION_BYTES = 128 * 2 ** 20;
 export const ALLOC_FAIL_BACKOFF_MS = 1;
 /** Free page hint: shrink-and-retry rounds after one failed allocation. */
 export const SHRINK_RETRIES_MAX = 64;
+/** Sharing a thread (--cpu-threads), a CPU reads the clock for its slice's end every this many ops (a read per op would cost more than a fault). */
+const SWITCH_CHECK_EVERY = 32;
 /** Share of guest memory the CPUs together may hold in page_fault1/churn. */
 const WORKING_SHARE = 0.8;
 
@@ -97,6 +108,16 @@ export class Cpu {
   private readonly tlbFlushIters: number;
   /** --cpu-slots: this CPU runs only while it holds a slot (src/locking/cpu-slots.ts); null: it runs freely. */
   private readonly slots: CpuSlots | null;
+  /**
+   * --cpu-threads: this CPU shares its thread with other CPUs (src/sim/cpu-host.ts)
+   * and gives the thread up between ops once its slice ends or it backs off;
+   * false: it has a thread of its own and never yields but to sleep.
+   */
+  private readonly hosted: boolean;
+  private sliceEndMs = 0;
+  private countdown = SWITCH_CHECK_EVERY;
+  /** Hosted: an order-0 allocation failed; the CPU sleeps until then at its next yield (0: no backoff pending). */
+  private backoffUntilMs = 0;
 
   constructor(
     readonly views: Views,
@@ -117,6 +138,8 @@ export class Cpu {
     // feedback now, before the run (docs/DESIGN.md §14).
     if (cfg.warm === true || cfg.poison) warmFaultPath(this.mem.costs.hostThp);
     const n = slotsInForce(cfg);
+    this.hosted = cpuThreadsInForce(cfg) > 0;
+    if (this.hosted && n > 0) throw new Error('cpu: --cpu-slots and --cpu-threads together');
     this.slots = n > 0 ? new CpuSlots(this.header, views.cpuSlots, cpu, cfg.cpus, n, cfg.waitTimeoutMs ?? DEFAULT_CONFIG.waitTimeoutMs, () => Atomics.load(this.header, HDR_RUN_STATE) !== RUN_RUNNING) : null;
   }
 
@@ -125,6 +148,32 @@ export class Cpu {
     // lock: the one place it may give its slot to a waiting CPU.
     if (this.slots !== null) this.slots.between();
     return Atomics.load(this.header, HDR_RUN_STATE) === RUN_RUNNING;
+  }
+
+  /** Hosted (src/sim/cpu-host.ts): the host resumes this CPU for a slice ending at `endMs`. */
+  beginSlice(endMs: number): void {
+    this.sliceEndMs = endMs;
+    this.countdown = SWITCH_CHECK_EVERY;
+  }
+
+  /**
+   * Between ops: whether this CPU gives its thread to another CPU now (its
+   * slice is over, or it backs off). Always false with a thread of its own:
+   * one load and a branch on the fault path.
+   */
+  private switchDue(): boolean {
+    if (!this.hosted) return false;
+    if (this.backoffUntilMs !== 0) return true;
+    if (--this.countdown > 0) return false;
+    this.countdown = SWITCH_CHECK_EVERY;
+    return performance.now() >= this.sliceEndMs;
+  }
+
+  /** What a due switch yields: the backoff's end, or 0 (runnable, the slice is over). */
+  private wakeAt(): number {
+    const t = this.backoffUntilMs;
+    this.backoffUntilMs = 0;
+    return t;
   }
 
   /** Allocate one block, timing it into the alloc-latency histogram. NIL on failure. */
@@ -159,7 +208,10 @@ export class Cpu {
         // again (the kernel's slow path would reclaim, stall, or OOM),
         // instead of spinning on a failing allocation. A bounded wait: a
         // scheduling point under --sched, where a spin would never yield.
-        this.idle(ALLOC_FAIL_BACKOFF_MS);
+        // Sharing a thread, the CPU backs off at its next yield (the op's
+        // end), so the other CPUs of its thread run meanwhile.
+        if (this.hosted) this.backoffUntilMs = clockMs() + ALLOC_FAIL_BACKOFF_MS;
+        else this.idle(ALLOC_FAIL_BACKOFF_MS);
       }
     } else {
       m[b + METRIC_ALLOCS]++;
@@ -276,10 +328,16 @@ export class Cpu {
    * Returns the pages faulted in; stops early at an allocation failure.
    */
   faultRegion(pages: number, countOps: boolean): number {
+    return this.finish(this.faulting(pages, countOps));
+  }
+
+  /** faultRegion() as steps: yields between faults. */
+  *faulting(pages: number, countOps: boolean): CpuSteps<number> {
     const huge = this.cfg.thp === 'always';
     const hugePages = 1 << PAGEBLOCK_ORDER;
     let got = 0;
     while (got < pages && this.running()) {
+      if (this.switchDue()) yield this.wakeAt();
       if (huge && pages - got >= hugePages) {
         const pfn = this.allocBlock(PAGEBLOCK_ORDER);
         if (pfn !== NIL) {
@@ -292,6 +350,7 @@ export class Cpu {
         // Fallback: this 2 MiB range is faulted in a page at a time.
         const end = got + hugePages;
         while (got < end && this.running()) {
+          if (this.switchDue()) yield this.wakeAt();
           if (!this.faultPage(countOps)) return got;
           got++;
         }
@@ -314,8 +373,14 @@ export class Cpu {
 
   /** Allocate up to `pages` pages in the largest blocks available, touching each. Returns pages obtained. */
   fillRegion(pages: number, countOps: boolean): number {
+    return this.finish(this.filling(pages, countOps));
+  }
+
+  /** fillRegion() as steps: yields between blocks. */
+  private *filling(pages: number, countOps: boolean): CpuSteps<number> {
     let got = 0;
     while (got < pages && this.running()) {
+      if (this.switchDue()) yield this.wakeAt();
       const want = Math.min(MAX_ORDER - 1, Math.floor(Math.log2(pages - got)));
       const [pfn, order] = this.allocLargest(want);
       if (pfn === NIL) break;
@@ -327,10 +392,34 @@ export class Cpu {
     return got;
   }
 
-  /** Sleep until the run leaves RUNNING or `ms` passes (bounded slices). */
-  idle(ms: number): void {
+  /** Idle for `ms` (Infinity: until the run stops) as steps: yields the deadline until it passes. */
+  private *idling(ms: number): CpuSteps {
     // clockMs(): logical time when scheduled (--sched), wall time otherwise.
     const deadline = clockMs() + ms;
+    // An idle period takes the place of a backoff still pending.
+    this.backoffUntilMs = 0;
+    while (this.running() && clockMs() < deadline) yield deadline;
+  }
+
+  /** Sleep until the run leaves RUNNING or `ms` passes (bounded slices). */
+  idle(ms: number): void {
+    this.sleepUntil(clockMs() + ms);
+  }
+
+  /**
+   * Run steps to their end on this CPU's own thread: each yield is a sleep
+   * until the time it names (a CPU with a thread of its own yields only to
+   * sleep; 0 would be a slice's end, which only a hosted CPU reaches).
+   */
+  private finish<T>(g: CpuSteps<T>): T {
+    for (;;) {
+      const r = g.next();
+      if (r.done === true) return r.value;
+      if (r.value > 0) this.sleepUntil(r.value);
+    }
+  }
+
+  private sleepUntil(deadline: number): void {
     // A sleeping CPU needs no core: another one runs meanwhile.
     this.slots?.release();
     try {
@@ -349,24 +438,30 @@ export class Cpu {
     }
   }
 
+  /** Run the workload to the end of the run on this CPU's own thread. */
   run(): void {
+    this.finish(this.steps());
+  }
+
+  /** The whole workload as steps, from start to the CPU's exit (src/sim/cpu-host.ts runs several on one thread). */
+  *steps(): CpuSteps {
     this.slots?.acquire();
     try {
       switch (this.cfg.workload) {
         case 'page_fault1':
-          this.pageFault1();
+          yield* this.pageFault1();
           break;
         case 'memfill':
-          this.memfill();
+          yield* this.memfill();
           break;
         case 'churn':
-          this.churn();
+          yield* this.churn();
           break;
         case 'memhog':
-          this.memhog();
+          yield* this.memhog();
           break;
         case 'fragment':
-          this.fragment();
+          yield* this.fragment();
           break;
       }
       // Process exit: give everything back and empty the pcp list so the
@@ -395,10 +490,10 @@ export class Cpu {
   // will-it-scale page_fault1: mmap a region, write one byte of every page
   // (a fault each: order 0, or order 9 with --thp always), munmap it; ops =
   // pages touched (will-it-scale's iterations).
-  private pageFault1(): void {
+  private *pageFault1(): CpuSteps {
     const regionPages = this.regionPages();
     while (this.running()) {
-      this.faultRegion(regionPages, true);
+      yield* this.faulting(regionPages, true);
       this.freeAll();
       this.m[this.mb + METRIC_LOOPS]++;
     }
@@ -409,10 +504,10 @@ export class Cpu {
   // pages touched. Not what a process's page faults do (see page_fault1):
   // it takes big blocks straight off the free lists, the shape that
   // exercises reporting hardest.
-  private memfill(): void {
+  private *memfill(): CpuSteps {
     const regionPages = this.regionPages();
     while (this.running()) {
-      this.fillRegion(regionPages, true);
+      yield* this.filling(regionPages, true);
       this.freeAll();
       this.m[this.mb + METRIC_LOOPS]++;
     }
@@ -420,7 +515,7 @@ export class Cpu {
 
   // Random orders weighted to small (P(order = k) = 2^-(k+1)), random lifetimes
   // (1..255 ticks) kept on a timing wheel; ops = allocations.
-  private churn(): void {
+  private *churn(): CpuSteps {
     const WHEEL = 256;
     const slotOf = new Int32Array(1024);
     let slotCap = 1024;
@@ -428,6 +523,7 @@ export class Cpu {
     const h = this.held;
     const cap = this.sharePages();
     for (let tick = 0; this.running(); tick++) {
+      if (this.switchDue()) yield this.wakeAt();
       const now = tick % WHEEL;
       // Free every block whose lifetime ends now.
       for (let i = h.n - 1; i >= 0; i--) {
@@ -460,22 +556,23 @@ export class Cpu {
   // memhog (numactl): map a share of memory, touch it (faults as
   // page_fault1's), hold it, free it all, then idle to the end (the memhog
   // check of the aeration cover letter); ops = pages touched.
-  private memhog(): void {
+  private *memhog(): CpuSteps {
     const target = Math.floor((this.views.layout.pages * this.cfg.hogShare) / this.cfg.cpus);
-    this.faultRegion(target, true);
-    this.idle(this.cfg.holdMs);
+    yield* this.faulting(target, true);
+    yield* this.idling(this.cfg.holdMs);
     this.freeAll();
     this.m[this.mb + METRIC_LOOPS]++;
-    this.idle(Infinity);
+    yield* this.idling(Infinity);
   }
 
   // Leave memory scattered: take order-0 pages up to the CPU's share, free
   // every other one (no buddy can merge), then keep swapping random held pages
   // for new order-0 pages; ops = allocations.
-  private fragment(): void {
+  private *fragment(): CpuSteps {
     const h = this.held;
     const cap = this.sharePages();
     while (h.pages < cap && this.running()) {
+      if (this.switchDue()) yield this.wakeAt();
       const pfn = this.allocBlock(0);
       if (pfn === NIL) break;
       h.push(pfn, 0, this.touchBlock(pfn, 0));
@@ -483,6 +580,7 @@ export class Cpu {
     }
     // Free every other page by pfn so the holes cannot merge.
     for (let i = h.n - 1; i >= 0 && this.running(); i--) {
+      if (this.switchDue()) yield this.wakeAt();
       if ((h.pfn[i] & 1) === 0) continue;
       const pfn = h.pfn[i];
       const seq = h.seq[i];
@@ -490,6 +588,7 @@ export class Cpu {
       this.freeBlock(pfn, 0, seq);
     }
     while (this.running()) {
+      if (this.switchDue()) yield this.wakeAt();
       if (h.n > 0) {
         const i = this.rng.below(h.n);
         const pfn = h.pfn[i];
