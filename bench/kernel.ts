@@ -3,11 +3,12 @@
 //  - single-thread order-0 alloc+free through the per-CPU lists (pcp on);
 //  - page_fault1 in both shapes (--thp never: an order-0 fault per page
 //    through pcp; --thp always: an order-9 fault per 2 MiB) at 1, 2, 4, 8
-//    CPUs and at 8 CPUs with --cpu-slots (as many running at once as the
-//    host has cores), interleaved rounds, medians; 8 vs 2 CPUs;
+//    CPUs, and at 8 CPUs with --cpu-slots and with --cpu-threads (as many
+//    running at once as the host has cores), interleaved rounds, medians;
+//    8 vs 2 CPUs;
 //  - zone lock acquisitions and contentions per op for both shapes with pcp
 //    on and off (--lockstat): what the per-CPU lists are for; zone lock wait
-//    per op with --cpu-slots off and on (lock-holder preemption);
+//    per op free-running, slotted and M:N (lock-holder preemption);
 //  - reporting / off, aeration / off and an A/A control at the kernel's 2 s
 //    delay, both shapes, and the THP shape on a guest four times its working
 //    set (--region 32M), with bench/reporting.ts's bracketed method.
@@ -25,6 +26,8 @@ import { autoCpuSlots, slotsInForce } from '../src/locking/cpu-slots.js';
 const MiB = 2 ** 20;
 const INNER = 10_000;
 const SHAPES = ['never', 'always'] as const;
+/** Zone lock traffic at 8 CPUs: pcp on free-running, pcp off, pcp on with --cpu-slots, pcp on with --cpu-threads. */
+const LOCK_SIDES = ['pcp', 'noPcp', 'pcpSlots', 'pcpThreads'] as const;
 type Shape = (typeof SHAPES)[number];
 
 /** Order-0 alloc+free pairs per second on CPU 0 of a 256 MiB zone with pcp on (the list refilled once, then every pair stays on it). */
@@ -122,12 +125,14 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
     { key: '4', cpus: 4, cpuSlots: 0 },
     { key: '8', cpus: 8, cpuSlots: 0 },
     { key: '8Slots', cpus: 8, cpuSlots: slotted },
+    // --cpu-threads auto: the 8 CPUs M:N on as many threads as cores (src/sim/cpu-host.ts).
+    { key: '8Threads', cpus: 8, cpuThreads: slotted },
   ];
   const ops: Record<string, number[]> = {};
   for (let rep = 0; rep < reps; rep++) {
     for (const thp of SHAPES) {
       for (const p of points) {
-        const r = await run(pf1(p.cpus, thp, 1000 + rep, scaleMs, { cpuSlots: p.cpuSlots }));
+        const r = await run(pf1(p.cpus, thp, 1000 + rep, scaleMs, { cpuSlots: p.cpuSlots ?? 0, cpuThreads: p.cpuThreads ?? 0 }));
         (ops[`${thp}.${p.key}`] ??= []).push(r.totals.opsPerSec);
         // --thp always: the share of 2 MiB faults that found no order-9 block (ops are 4 KiB pages).
         if (thp === 'always') (ops[`${thp}.${p.key}.fallbackShare`] ??= []).push((r.totals.thpFallbacks * 512) / Math.max(1, r.totals.ops));
@@ -141,6 +146,7 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
     if (thp === 'always') for (const p of points) results[`thpFallbackShare.cpus${p.key}`] = round(median(ops[`always.${p.key}.fallbackShare`]));
     ratios[`pageFault1Cpus8VsCpus2.thp-${thp}`] = round(median(ops[`${thp}.8`]) / median(ops[`${thp}.2`]));
     ratios[`pageFault1Cpus8SlotsVsCpus2.thp-${thp}`] = round(median(ops[`${thp}.8Slots`]) / median(ops[`${thp}.2`]));
+    ratios[`pageFault1Cpus8ThreadsVsCpus2.thp-${thp}`] = round(median(ops[`${thp}.8Threads`]) / median(ops[`${thp}.2`]));
   }
 
   // Zone lock traffic per op: both shapes, pcp on and off, 8 CPUs, lockstat on.
@@ -148,8 +154,8 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
   const lk: Record<string, number[]> = {};
   for (let rep = 0; rep < lockReps; rep++) {
     for (const thp of SHAPES) {
-      for (const side of ['pcp', 'noPcp', 'pcpSlots'] as const) {
-        const r = await run(pf1(8, thp, 2000 + rep, quick ? 500 : 1500, { pcp: side !== 'noPcp', cpuSlots: side === 'pcpSlots' ? slotted : 0, lockstat: true }));
+      for (const side of LOCK_SIDES) {
+        const r = await run(pf1(8, thp, 2000 + rep, quick ? 500 : 1500, { pcp: side !== 'noPcp', cpuSlots: side === 'pcpSlots' ? slotted : 0, cpuThreads: side === 'pcpThreads' ? slotted : 0, lockstat: true }));
         const z = r.locks?.find((l) => l.class === 'zone.lock');
         if (!z) throw new Error('bench: no zone.lock statistics (lockstat on?)');
         const k = `thp-${thp}.${side}`;
@@ -161,7 +167,7 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
     }
   }
   for (const thp of SHAPES) {
-    for (const side of ['pcp', 'noPcp', 'pcpSlots']) {
+    for (const side of LOCK_SIDES) {
       const k = `thp-${thp}.${side}`;
       results[`zoneLockAcquisitionsPerOp.${k}`] = round(median(lk[`${k}.acq`]));
       results[`zoneLockContentionsPerOp.${k}`] = round(median(lk[`${k}.con`]));
@@ -169,6 +175,7 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
       results[`pageFault1OpsPerSecLockstat.${k}`] = round(median(lk[`${k}.ops`]));
     }
     ratios[`zoneLockWaitPerOpSlotsVsFree.thp-${thp}`] = round(median(lk[`thp-${thp}.pcpSlots.wait`]) / median(lk[`thp-${thp}.pcp.wait`]));
+    ratios[`zoneLockWaitPerOpThreadsVsFree.thp-${thp}`] = round(median(lk[`thp-${thp}.pcpThreads.wait`]) / median(lk[`thp-${thp}.pcp.wait`]));
     ratios[`zoneLockAcquisitionsPerOpPcpVsNoPcp.thp-${thp}`] = round(median(lk[`thp-${thp}.pcp.acq`]) / median(lk[`thp-${thp}.noPcp.acq`]));
   }
 
@@ -224,8 +231,8 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
     results,
     ratios,
     notes: [
-      'targets: order0PcpPairsPerSec >= 20M (single thread, through the per-CPU list); pageFault1Cpus8VsCpus2 >= 0.7 for both shapes; zoneLockAcquisitionsPerOpPcpVsNoPcp well below 1 (the point of pcp)',
-      `host cores ${availableParallelism()}: 8 CPUs are 8 threads on them; cpus8Slots runs 8 CPUs with --cpu-slots ${slots} (at most ${slots} running at once, switched between ops, never inside a lock hold); zoneLockWaitPerOpSlotsVsFree: zone lock wait per op with slots over without (the share of the wait that is lock-holder preemption)`,
+      'targets: order0PcpPairsPerSec >= 20M (single thread, through the per-CPU list); 8 vs 2 CPUs >= 0.7 for both shapes (pageFault1Cpus8VsCpus2 free-running, Cpus8SlotsVsCpus2 with --cpu-slots, Cpus8ThreadsVsCpus2 with --cpu-threads); zoneLockAcquisitionsPerOpPcpVsNoPcp well below 1 (the point of pcp)',
+      `host cores ${availableParallelism()}: 8 CPUs are 8 threads on them; cpus8Slots runs 8 CPUs with --cpu-slots ${slots} (at most ${slots} running at once, switched between ops, never inside a lock hold); cpus8Threads runs them M:N with --cpu-threads ${slots} (${slots} threads, each switching between its CPUs between ops); zoneLockWaitPerOp{Slots,Threads}VsFree: zone lock wait per op with slots or M:N over free-running (the share of the wait that is lock-holder preemption)`,
       `order-0 pairs: CPU 0 of a 256 MiB zone whose first 16 MiB is fragmented, ${INNER} pairs per sample, medians of the later half of ${quick ? 20 : 200} samples, pcp on and off interleaved 3 times`,
       `page_fault1: 1 GiB, --warm (the same steady state at every CPU count), --hinting off, ${scaleMs} ms runs, ${reps} interleaved rounds of both shapes at 1, 2, 4, 8 CPUs, medians; --thp never faults order 0 through pcp, --thp always order 9 (pcp's pageblock-order list), falling back to order 0`,
       `zone lock per op: --cpus 8 --lockstat, both shapes with pcp on and off, ${lockReps} rounds, medians of acquisitions/ops and contentions/ops (ops = pages faulted)`,
