@@ -27,6 +27,10 @@ describe('stress campaign plan', () => {
     // Swarm really varies the configuration.
     expect(new Set(full.map((c) => `${c.cpus}/${c.workload}/${c.hinting}/${c.memoryBytes}`)).size).toBeGreaterThan(20);
     expect(new Set(full.map((c) => c.hinting)).size).toBeGreaterThan(1);
+    // Some runs put their CPUs M:N on fewer threads than CPUs, never with --sched.
+    const mn = full.filter((c) => c.cpuThreads > 0);
+    expect(mn.length).toBeGreaterThan(0);
+    for (const c of mn) expect(c.cpuThreads).toBeLessThan(c.cpus);
   });
 });
 

@@ -40,7 +40,7 @@ export const STRESS_OPTIONS = {
   runs: { type: 'string', describe: 'runs in the campaign (1..1000000); default 20 unless --duration is given (then unbounded)' },
   duration: { type: 'string', describe: 'stress: wall-time bound of the campaign, ms/s/m/h (1s..24h); each run\'s workload time is --run-duration' },
   'run-duration': { type: 'string', default: '500ms', describe: 'stress: how long each run\'s workload runs (10ms..10m)' },
-  swarm: { type: 'boolean', default: false, describe: 'stress: draw a random configuration per run (cpus, memory, workload, hinting, capacity, report order, delay, pcp, poison, device faults, a hostile guest, ...) from its seed' },
+  swarm: { type: 'boolean', default: false, describe: 'stress: draw a random configuration per run (cpus, memory, workload, hinting, capacity, report order, delay, pcp, poison, device faults, a hostile guest, M:N CPU threads, ...) from its seed' },
   jobs: { type: 'string', describe: 'stress: runs at a time (1..64; default min(2, cores))' },
   shard: { type: 'string', describe: 'stress: K/N: run only runs K, K+N, K+2N, ... of the campaign (0 <= K < N <= 100000), for batch schedulers' },
   'trace-dir': { type: 'string', describe: 'stress: every run records a --trace; the trace of a failing run is kept in DIR (run-<index>-seed-<seed>.trace.json; created if missing)' },
@@ -139,6 +139,10 @@ export function runConfig(base: Config, o: Pick<StressOptions, 'campaignSeed' | 
     // Drawn only once the configuration above is valid, so a seed whose
     // first attempt was refused draws its next attempt as it always did.
     drawRingDimensions(rng, cfg);
+    // The CPUs M:N (--cpu-threads, 1 to cpus - 1 threads) in a quarter of the
+    // runs with 2 or more CPUs: drawn after everything else, so those draws
+    // stay as they were for every seed.
+    if (cfg.cpus >= 2 && cfg.sched === 'off' && cfg.cpuSlots === 0 && rng.below(4) === 0) cfg.cpuThreads = 1 + rng.below(cfg.cpus - 1);
     try {
       return validateConfig(cfg);
     } catch (e) {
@@ -419,7 +423,7 @@ export async function runStress(base: Config, o: StressOptions, log: (line: stri
         acted.set(x.name, t);
       }
       const what = failed ? (r.violations.length ? `FAIL ${r.violations[0].oracle}` : `ERROR exit ${r.exitCode}`) : r.interrupted ? 'INTERRUPTED' : vacuous ? `VACUOUS (${r.injections.filter((x) => !x.acted).map((x) => x.name).join(', ')} never acted)` : 'ok';
-      log(`run ${i} seed ${r.seed} ${what} (${(r.wallMs / 1000).toFixed(1)}s) cpus=${cfg.cpus} workload=${cfg.workload} hinting=${cfg.hinting} memory=${cfg.memoryBytes / 2 ** 20}M${cfg.deviceFaults?.length ? ` faults=${formatDeviceFaults(cfg.deviceFaults)}` : ''}${cfg.hostile ? ` hostile=${cfg.hostile * 100}%` : ''}${cfg.descPolicy !== 'lifo' ? ` desc=${cfg.descPolicy}` : ''}${cfg.reportInflight > 1 ? ` inflight=${cfg.reportInflight}` : ''}${cfg.hinting === 'hint' ? ` hint-interval=${fmtDuration(cfg.hintIntervalMs)}` : ''}`);
+      log(`run ${i} seed ${r.seed} ${what} (${(r.wallMs / 1000).toFixed(1)}s) cpus=${cfg.cpus} workload=${cfg.workload} hinting=${cfg.hinting} memory=${cfg.memoryBytes / 2 ** 20}M${cfg.deviceFaults?.length ? ` faults=${formatDeviceFaults(cfg.deviceFaults)}` : ''}${cfg.hostile ? ` hostile=${cfg.hostile * 100}%` : ''}${cfg.descPolicy !== 'lifo' ? ` desc=${cfg.descPolicy}` : ''}${cfg.reportInflight > 1 ? ` inflight=${cfg.reportInflight}` : ''}${cfg.hinting === 'hint' ? ` hint-interval=${fmtDuration(cfg.hintIntervalMs)}` : ''}${cfg.cpuThreads > 0 ? ` cpu-threads=${cfg.cpuThreads}` : ''}`);
       entries.push({
         index: i,
         seed: r.seed,
