@@ -13,8 +13,10 @@ describe('rotation harness', () => {
   it('runs its CPUs in turn, each slice on one CPU, and leaves the zone whole', () => {
     const sab = rotationBuffer(PARAMS);
     const { turns } = runRotation({ sab, params: PARAMS, cpus: [0, 2, 3], sliceMs: 5, durationMs: 150 });
-    // 150 ms of 5 ms slices: about 30 turns (fewer if a step overran a slice).
-    expect(turns).toBeGreaterThan(10);
+    // 150 ms of 5 ms slices: about 30 turns on a quiet machine, but a loaded
+    // one (CI) overruns slices; every CPU had a turn (its ops below), so at
+    // least one switch to each of the other two happened.
+    expect(turns).toBeGreaterThanOrEqual(3);
     const v = openShared(sab, PARAMS);
     const ops = [0, 1, 2, 3].map((c) => v.metrics[metricBase(c) + METRIC_OPS]);
     for (const c of [0, 2, 3]) expect(ops[c], `cpu ${c}`).toBeGreaterThan(0);
