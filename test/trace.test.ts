@@ -81,6 +81,18 @@ describe('sim --trace FILE', () => {
     expect(t.otherData.seed).toBe(4);
   });
 
+  it('--cpu-threads: CPUs sharing a thread keep a track each, with their own allocations and lock holds', () => {
+    const f = path.join(tmp, 'cpu-threads.json');
+    const r = sim('--cpus', '4', '--cpu-threads', '2', '--workload', 'churn', '--memory', '64M', '--duration', '300ms', '--seed', '4', '--report-delay', '10ms', '--cost-profile', 'none', '--trace', f);
+    expect(r.status, r.stderr.slice(-500)).toBe(0);
+    const t = load(f);
+    expect(traceFormatErrors(t)).toEqual([]);
+    expect([...tracks(t).values()].sort()).toEqual(['cpu0', 'cpu1', 'cpu2', 'cpu3', 'device', 'main', 'reporter']);
+    const names = new Set(t.traceEvents.map((e) => `${tracks(t).get(e.tid)}:${e.name}`));
+    // cpu2 and cpu3 run on cpu0's and cpu1's threads: their events land on their own tracks.
+    for (const c of [0, 1, 2, 3]) for (const n of ['alloc', 'free']) expect(names, `cpu${c}:${n}`).toContain(`cpu${c}:${n}`);
+  });
+
   it('--hinting hint: hint runs on the driver, the device commands; --trace-when failure writes nothing for a passing run', () => {
     const f = path.join(tmp, 'hint.json');
     const r = sim('--cpus', '1', '--workload', 'memhog', '--memory', '64M', '--duration', '300ms', '--hold', '50ms', '--seed', '2', '--hinting', 'hint', '--hint-interval', '50ms', '--trace', f);
