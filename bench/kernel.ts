@@ -21,7 +21,7 @@ import { runSimulation, sharedBufferFor } from '../src/sim/run.js';
 import { bracketRatios, median, medianInterval } from '../src/base/stats.js';
 import { type BenchReport, round } from './types.js';
 import { availableParallelism } from 'node:os';
-import { autoCpuSlots, slotsInForce } from '../src/locking/cpu-slots.js';
+import { autoCpuBound, slotsInForce } from '../src/locking/cpu-slots.js';
 
 const MiB = 2 ** 20;
 const INNER = 10_000;
@@ -117,7 +117,7 @@ export async function bench(opts: { quick?: boolean } = {}): Promise<BenchReport
   const reps = quick ? 1 : 3;
   const scaleMs = quick ? 500 : 5000;
   // --cpu-slots auto for 8 CPUs; 0 (no slotted point to speak of) on a host with 8 or more cores.
-  const slots = autoCpuSlots(8);
+  const slots = autoCpuBound(8);
   const slotted = slotsInForce({ cpus: 8, cpuSlots: slots });
   const points = [
     { key: '1', cpus: 1, cpuSlots: 0 },

@@ -17,7 +17,7 @@ import { fmtBytes, fmtDuration, parsePercent } from '../base/units.js';
 import { validateConfig } from '../sim/validate.js';
 import { DEFAULT_COST_PROFILE, type HostCostProfile, parseCostProfile } from '../mm/host-costs.js';
 import { DESC_POLICIES } from '../virtio/ring.js';
-import { autoCpuSlots } from '../locking/cpu-slots.js';
+import { autoCpuBound } from '../locking/cpu-slots.js';
 import { CPU_HOST_SLICE_MS } from '../sim/cpu-host.js';
 
 const r = RANGES;
@@ -202,11 +202,11 @@ export function costProfileFlag(raw: unknown): { costProfile: string; hostCosts:
 /** --cpu-slots / --cpu-threads off | auto | N (auto: the host's cores, at most --cpus; the rerun command names the number). */
 function cpuCountFlag(name: 'cpu-slots' | 'cpu-threads', raw: unknown, cpus: number): number {
   if (raw === undefined || raw === 'off') return 0;
-  if (raw === 'auto') return autoCpuSlots(cpus);
+  if (raw === 'auto') return autoCpuBound(cpus);
   // A whole number here; checkConfig holds it to --cpus with the other cross-flag rules.
   const s = String(raw).trim();
   const n = Number(s);
-  if (!/^\d+$/.test(s) || n > r.cpuSlots.max) throw new UsageError(`--${name}: '${raw}' is not accepted; accepted: off, auto or a whole number from 0 (off) to --cpus (${cpus})`);
+  if (!/^\d+$/.test(s) || n > r[name === 'cpu-slots' ? 'cpuSlots' : 'cpuThreads'].max) throw new UsageError(`--${name}: '${raw}' is not accepted; accepted: off, auto or a whole number from 0 (off) to --cpus (${cpus})`);
   return n;
 }
 

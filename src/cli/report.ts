@@ -51,7 +51,7 @@ export function resultText(r: RunResult): string {
   out.push(runLine(r));
   out.push(table(textRows(cpuTable(r))));
   if (r.config.thp === 'always') out.push(`thp: ${num(r.totals.thpFallbacks)} of the 2 MiB faults fell back to order-0 pages (no order-9 block free)`);
-  const slotLine = cpuSlotsLine(r);
+  const slotLine = cpuBoundLine(r);
   if (slotLine !== null) out.push(slotLine);
   out.push('');
   out.push(freeMemoryLine(r));
@@ -190,7 +190,7 @@ export function toJson(r: RunResult): Record<string, unknown> {
 }
 
 /** --cpu-slots or --cpu-threads in force, or the note that lock waits include lock-holder preemption (more CPUs than host cores, slots off, lock statistics on). */
-export function cpuSlotsLine(r: RunResult): string | null {
+export function cpuBoundLine(r: RunResult): string | null {
   const c = r.config;
   const slots = slotsInForce(c);
   if (slots > 0) {

@@ -30,14 +30,14 @@ import { availableParallelism } from 'node:os';
 import { HDR_SLOT_HOLDERS, HDR_SLOT_RELEASED, HDR_SLOT_TICKET, METRIC_EXTRA, SLOT_WAKE_BASE, slotMapBase, slotMapSize } from '../shm/layout.js';
 import { LivenessError } from './sync.js';
 
-/** --cpu-slots auto: as many as the host has cores, at most `cpus`. */
-export const autoCpuSlots = (cpus: number): number => Math.min(availableParallelism(), cpus);
+/** --cpu-slots auto and --cpu-threads auto: as many as the host has cores, at most `cpus`. */
+export const autoCpuBound = (cpus: number): number => Math.min(availableParallelism(), cpus);
 
-/** The slots that constrain anything: N when 0 < N < cpus, else 0 (N = cpus lets every CPU run). */
-export const slotsInForce = (c: { cpus: number; cpuSlots?: number }): number => {
-  const n = c.cpuSlots ?? 0;
-  return n > 0 && n < c.cpus ? n : 0;
-};
+/** A bound on the CPUs running at once (--cpu-slots, --cpu-threads) that constrains anything: N when 0 < N < cpus, else 0 (N = cpus lets every CPU run). */
+export const cpuBoundInForce = (n: number | undefined, cpus: number): number => (n !== undefined && n > 0 && n < cpus ? n : 0);
+
+/** The slots in force (cpuBoundInForce of --cpu-slots). */
+export const slotsInForce = (c: { cpus: number; cpuSlots?: number }): number => cpuBoundInForce(c.cpuSlots, c.cpus);
 
 /** CPU metrics (the CPU's slot, written at its end): slots given up to a waiting CPU, and time waited for one. */
 export const CM_SLOT_YIELDS = METRIC_EXTRA + 24;

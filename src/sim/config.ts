@@ -6,6 +6,7 @@ import { fmtBytes, fmtDuration, parseDuration, parseSize } from '../base/units.j
 import { UsageError } from '../base/errors.js';
 import { PAGE_SIZE } from '../shm/layout.js';
 import { zoneBatchsize } from '../mm/buddy.js';
+import { cpuBoundInForce } from '../locking/cpu-slots.js';
 import type { InjectionName } from '../check/inject.js';
 import type { SchedParams } from '../sched/control.js';
 import { DEFAULT_COST_PROFILE, type HostCostProfile } from '../mm/host-costs.js';
@@ -344,10 +345,7 @@ export function checkConfig(c: Config): Config {
 }
 
 /** --cpu-threads in force: N when 0 < N < cpus, else 0 (N = cpus is a thread per CPU). */
-export const cpuThreadsInForce = (c: { cpus: number; cpuThreads?: number }): number => {
-  const n = c.cpuThreads ?? 0;
-  return n > 0 && n < c.cpus ? n : 0;
-};
+export const cpuThreadsInForce = (c: { cpus: number; cpuThreads?: number }): number => cpuBoundInForce(c.cpuThreads, c.cpus);
 
 /** The CPUs thread `t` runs: t, t + N, t + 2N, ... (N = --cpu-threads in force; just t with a thread per CPU). */
 export function hostedCpus(c: { cpus: number; cpuThreads?: number }, t: number): number[] {

@@ -34,12 +34,14 @@ export const CM_HOST_IDLE_SLEEPS = METRIC_EXTRA + 27;
 /**
  * A hosted CPU's turn before the host resumes the next one. No kernel
  * counterpart (a kernel CPU is never switched out for another). A switch is
- * a generator's resume, yet shorter slices measured slower: page_fault1
- * --thp never, 8 CPUs on 2 threads against 2 CPUs, 4 interleaved seeds of
- * 5 s, medians 0.78 at 1 ms, 0.80 at 3 ms (the host scheduler's base slice)
- * and 0.86 at 20 ms, 20 ms ahead of 3 ms in every seed (each CPU's data,
- * its held blocks and pcp lists, goes cold in between). 20 ms, as
- * --cpu-slots' CPU_SLOT_SLICE_MS.
+ * a generator's resume, yet shorter slices measured slower: `sim --workload
+ * page_fault1 --memory 1G --duration 5s --hinting off --warm`, 8 CPUs on 2
+ * threads against 2 CPUs, seeds 1 to 4 interleaved, with a temporary build
+ * that read the slice from the environment: medians 0.78 at 1 ms, 0.80 at
+ * 3 ms (the host scheduler's base slice) and 0.86 at 20 ms, 20 ms ahead of
+ * 3 ms in every seed (why is not measured; likely each CPU's data, its held
+ * blocks and pcp lists, going cold in between). 20 ms, as --cpu-slots'
+ * CPU_SLOT_SLICE_MS.
  */
 export const CPU_HOST_SLICE_MS = 20;
 /** Longest sleep of a host whose CPUs all sleep: a stop of the run is noticed within this. */
@@ -66,11 +68,12 @@ export interface HostStats {
   idleSleeps: number;
 }
 
-export interface HostHooks {
-  /** Before the host resumes `h` (install its per-CPU globals: tracer, wake-check counter). */
-  switchTo(h: HostedCpu): void;
+/** The caller's hooks, given its own entries (a HostedCpu with whatever the caller keeps beside it). */
+export interface HostHooks<H extends HostedCpu = HostedCpu> {
+  /** Before the host resumes `h` (install its per-CPU globals: the tracer). */
+  switchTo(h: H): void;
   /** `h` threw: its generator is finished; the host goes on with the others. */
-  failed(h: HostedCpu, e: unknown): void;
+  failed(h: H, e: unknown): void;
 }
 
 export function hosted(cpu: Cpu): HostedCpu {
@@ -82,7 +85,7 @@ export function hosted(cpu: Cpu): HostedCpu {
  * or thrown; the run's stop (RUN_RUNNING left) wakes every sleeping CPU, so
  * each leaves its loop, frees what it holds and returns.
  */
-export function hostCpus(list: HostedCpu[], header: Int32Array, hooks: HostHooks, sliceMs = CPU_HOST_SLICE_MS): HostStats {
+export function hostCpus<H extends HostedCpu>(list: H[], header: Int32Array, hooks: HostHooks<H>, sliceMs = CPU_HOST_SLICE_MS): HostStats {
   const stats: HostStats = { switches: 0, idleSleeps: 0 };
   const n = list.length;
   let alive = list.filter((h) => !h.done).length;

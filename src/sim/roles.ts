@@ -185,32 +185,25 @@ function runHostedCpus(views: Views, config: Config, t: number, first: Parts, se
   const mode = modeOf(config.hinting);
   const violations: Violation[] = [];
   const errors: string[] = [];
-  const entries: { h: HostedCpu; parts: Parts }[] = [];
+  const entries: (HostedCpu & { parts: Parts })[] = [];
   for (const cpu of hostedCpus(config, t)) {
     const parts = cpu === t ? first : buildParts(views, config, cpu);
     if (parts.trace !== null && cpu !== t) traces.push(parts.trace);
     mode.installCpuHooks({ views, zone: parts.zone, sync: parts.sync, config, thread: cpu, serving });
-    entries.push({ h: hosted(new Cpu(views, parts.zone, cpu, config, subSeed(config.seed, cpu))), parts });
+    entries.push({ ...hosted(new Cpu(views, parts.zone, cpu, config, subSeed(config.seed, cpu))), parts });
   }
-  const byCpu = new Map(entries.map((e) => [e.h, e.parts]));
-  const stats = hostCpus(
-    entries.map((e) => e.h),
-    views.header,
-    {
-      // The thread's globals follow the CPU it runs: trace events go to that CPU's ring.
-      switchTo: (h) => {
-        const tr = byCpu.get(h)!.trace;
-        if (tr !== null) setTracer(tr);
-      },
-      failed: (h, e) => {
-        const res = failureResult(views, 'cpu', h.cpu.cpu, e);
-        const tr = byCpu.get(h)!.trace;
-        if (tr !== null) for (const v of res.violations) traceViolation(tr, v);
-        violations.push(...res.violations);
-        if (res.error !== undefined) errors.push(res.error);
-      },
+  const stats = hostCpus(entries, views.header, {
+    // The thread's tracer follows the CPU it runs: trace events go to that CPU's ring.
+    switchTo: (h) => {
+      if (h.parts.trace !== null) setTracer(h.parts.trace);
     },
-  );
+    failed: (h, e) => {
+      const res = failureResult(views, 'cpu', h.cpu.cpu, e);
+      if (h.parts.trace !== null) for (const v of res.violations) traceViolation(h.parts.trace, v);
+      violations.push(...res.violations);
+      if (res.error !== undefined) errors.push(res.error);
+    },
+  });
   for (const e of entries) e.parts.lockStat?.publish();
   views.metrics[metricBase(t) + CM_HOST_SWITCHES] = stats.switches;
   views.metrics[metricBase(t) + CM_HOST_IDLE_SLEEPS] = stats.idleSleeps;
